@@ -1,0 +1,526 @@
+"""Load and validate the catalog YAML (contract section 2).
+
+An invalid catalog fails with every fault found, each naming the file, the entry and what is
+wrong, e.g. ``catalog/plans.yaml: plans[professional].prices[api_calls]: tiers out of order``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from babel.numbers import list_currencies
+
+from pipelines.catalog.models import (
+    AGGREGATIONS,
+    AGGREGATIONS_NEEDING_VALUE,
+    PERIOD_MONTHS,
+    BillingProfile,
+    Catalog,
+    Customer,
+    Discount,
+    Meter,
+    NotificationChannel,
+    Plan,
+    Price,
+    Subscription,
+    Tier,
+)
+
+SECTIONS = (
+    "meters",
+    "plans",
+    "customers",
+    "subscriptions",
+    "billing_profiles",
+    "notification_channels",
+)
+ID_FIELD = {"customers": "id", "subscriptions": "id"}
+
+ALLOWED_KEYS: dict[str, set[str]] = {
+    "meters": {"key", "event_name", "aggregation", "value_property", "unique_property", "filters",
+               "description", "name"},
+    "plans": {"key", "name", "currency", "billing_period", "minimum_commitment", "prices",
+              "description"},
+    "price": {"key", "type", "meter", "description", "amount", "cadence", "unit_price",
+              "included_units", "package_size", "package_price", "tier_mode", "tiers", "name"},
+    "tier": {"up_to", "unit_price", "flat_fee"},
+    "customers": {"id", "name", "email", "billing_profile", "metadata"},
+    "subscriptions": {"id", "customer", "plan", "start_date", "end_date", "billing_anchor",
+                      "collection_method", "days_until_due", "discounts"},
+    "discount": {"type", "percent", "amount", "periods"},
+    "billing_profiles": {"key", "default", "app", "grace_period", "draft_sync_hook",
+                         "issuing_sync_hook", "name"},
+    "notification_channels": {"key", "url", "secret_env", "event_types", "customers"},
+}
+
+_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+_KNOWN_CURRENCIES = frozenset(list_currencies())
+
+
+class CatalogError(ValueError):
+    """The catalog is invalid; `faults` lists every problem, one line each."""
+
+    def __init__(self, faults: list[str]) -> None:
+        self.faults = faults
+        super().__init__("invalid catalog:\n  " + "\n  ".join(faults))
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO-8601 duration of days/hours/minutes/seconds (PT1H, P2D, P1DT12H)."""
+    match = _DURATION.match(str(text).strip())
+    if not match or text.strip() in ("P", "PT"):
+        raise ValueError(f"{text!r} is not an ISO-8601 duration like PT1H or P2D")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+@dataclass
+class _Reader:
+    """Walks raw YAML entries, collecting faults instead of stopping at the first."""
+
+    faults: list[str] = field(default_factory=list)
+
+    def fault(self, where: str, message: str) -> None:
+        self.faults.append(f"{where}: {message}")
+
+    def check_keys(self, where: str, entry: dict[str, Any], kind: str) -> None:
+        unknown = sorted(set(entry) - ALLOWED_KEYS[kind])
+        if unknown:
+            self.fault(where, f"unknown key(s) {', '.join(unknown)}")
+
+    def text(self, where: str, entry: dict[str, Any], name: str, required: bool = True) -> str | None:
+        value = entry.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fault(where, f"{name} is required")
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            self.fault(where, f"{name} must be a string, got {value!r}")
+            return None
+        return str(value)
+
+    def decimal(
+        self, where: str, entry: dict[str, Any], name: str, required: bool = False,
+        minimum: Decimal | None = Decimal("0"), positive: bool = False,
+    ) -> Decimal | None:
+        value = entry.get(name)
+        if value is None:
+            if required:
+                self.fault(where, f"{name} is required")
+            return None
+        if isinstance(value, float) or isinstance(value, bool):
+            self.fault(where, f"{name} must be a decimal string such as \"{value}\", not a float")
+            return None
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.fault(where, f"{name} {value!r} is not a decimal number")
+            return None
+        if not number.is_finite():
+            self.fault(where, f"{name} {value!r} is not a finite number")
+            return None
+        if positive and number <= 0:
+            self.fault(where, f"{name} must be greater than 0, got {value}")
+            return None
+        if minimum is not None and number < minimum:
+            self.fault(where, f"{name} must be at least {minimum}, got {value}")
+            return None
+        return number
+
+    def choice(self, where: str, entry: dict[str, Any], name: str, options: Iterable[str],
+               default: str | None = None) -> str | None:
+        value = entry.get(name, default)
+        options = tuple(options)
+        if value not in options:
+            self.fault(where, f"{name} must be one of {' | '.join(options)}, got {value!r}")
+            return None
+        return value
+
+    def day(self, where: str, entry: dict[str, Any], name: str, required: bool) -> date | None:
+        value = entry.get(name)
+        if value is None:
+            if required:
+                self.fault(where, f"{name} is required")
+            return None
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fault(where, f"{name} {value!r} is not a date (YYYY-MM-DD)")
+            return None
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise CatalogError([f"{path}: catalog folder or file not found"])
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    if not files:
+        raise CatalogError([f"{path}: no .yaml files in the catalog folder"])
+    return files
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read every YAML file of the catalog folder, merge the sections, validate, and build it."""
+    reader = _Reader()
+    entries: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in SECTIONS}
+    for file in _yaml_files(Path(path)):
+        try:
+            document = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            reader.fault(str(file), f"not valid YAML: {exc}")
+            continue
+        if not isinstance(document, dict):
+            reader.fault(str(file), "the top level must be a mapping of sections")
+            continue
+        for section, items in document.items():
+            if section not in SECTIONS:
+                reader.fault(str(file), f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
+                continue
+            if not isinstance(items, list):
+                reader.fault(f"{file}: {section}", "must be a list of entries")
+                continue
+            for index, item in enumerate(items):
+                if not isinstance(item, dict):
+                    reader.fault(f"{file}: {section}[{index}]", "each entry must be a mapping")
+                    continue
+                entries[section].append((str(file), item))
+    catalog = _build(reader, entries)
+    if reader.faults:
+        raise CatalogError(reader.faults)
+    return catalog
+
+
+def _entry_name(section: str, index: int, item: dict[str, Any]) -> str:
+    ident = item.get(ID_FIELD.get(section, "key"))
+    return f"{section}[{ident if ident not in (None, '') else index}]"
+
+
+def _keyed(reader: _Reader, section: str, entries: list[tuple[str, dict[str, Any]]],
+           build: Callable[[str, str, dict[str, Any]], Any]) -> dict[str, Any]:
+    """Build each entry of a section, checking its identifier is present and unique."""
+    result: dict[str, Any] = {}
+    id_field = ID_FIELD.get(section, "key")
+    for index, (file, item) in enumerate(entries):
+        where = f"{file}: {_entry_name(section, index, item)}"
+        reader.check_keys(where, item, section)
+        ident = reader.text(where, item, id_field)
+        built = build(where, file, item)
+        if ident is None or built is None:
+            continue
+        if ident in result:
+            reader.fault(where, f"duplicate {id_field} {ident!r}")
+            continue
+        result[ident] = built
+    return result
+
+
+def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]) -> Catalog:
+    meters = _keyed(reader, "meters", entries["meters"], lambda w, f, i: _meter(reader, w, f, i))
+    profiles = _keyed(reader, "billing_profiles", entries["billing_profiles"],
+                      lambda w, f, i: _profile(reader, w, f, i))
+    plans = _keyed(reader, "plans", entries["plans"],
+                   lambda w, f, i: _plan(reader, w, f, i, meters))
+    customers = _keyed(reader, "customers", entries["customers"],
+                       lambda w, f, i: _customer(reader, w, f, i, profiles))
+    subscriptions = _keyed(reader, "subscriptions", entries["subscriptions"],
+                           lambda w, f, i: _subscription(reader, w, f, i, plans, customers))
+    channels = _keyed(reader, "notification_channels", entries["notification_channels"],
+                      lambda w, f, i: _channel(reader, w, f, i, customers))
+    defaults = [p for p in profiles.values() if p.default]
+    if len(defaults) > 1:
+        reader.fault(defaults[1].source_file,
+                     f"billing_profiles: more than one default ({', '.join(p.key for p in defaults)})")
+    _check_overlapping_meters(reader, subscriptions, plans)
+    return Catalog(meters=meters, plans=plans, customers=customers, subscriptions=subscriptions,
+                   billing_profiles=profiles, notification_channels=channels)
+
+
+def _meter(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Meter | None:
+    key = reader.text(where, item, "key")
+    event_name = reader.text(where, item, "event_name")
+    aggregation = reader.choice(where, item, "aggregation", AGGREGATIONS)
+    value_property = reader.text(where, item, "value_property", required=False)
+    unique_property = reader.text(where, item, "unique_property", required=False)
+    if aggregation in AGGREGATIONS_NEEDING_VALUE and not value_property:
+        reader.fault(where, f"a {aggregation} meter needs value_property")
+    if aggregation == "unique_count" and not unique_property:
+        reader.fault(where, "a unique_count meter needs unique_property")
+    filters = item.get("filters") or {}
+    if not isinstance(filters, dict) or any(
+        isinstance(v, dict | list) for v in filters.values()
+    ):
+        reader.fault(where, "filters must map property names to single values")
+        filters = {}
+    if not (key and event_name and aggregation):
+        return None
+    return Meter(key=key, event_name=event_name, aggregation=aggregation,  # type: ignore[arg-type]
+                 value_property=value_property, unique_property=unique_property,
+                 filters={str(k): v for k, v in filters.items()}, source_file=file)
+
+
+def _tiers(reader: _Reader, where: str, raw: Any) -> tuple[Tier, ...]:
+    if not isinstance(raw, list) or not raw:
+        reader.fault(where, "a tiered price needs a non-empty list of tiers")
+        return ()
+    tiers: list[Tier] = []
+    previous: Decimal | None = None
+    for index, item in enumerate(raw):
+        tier_where = f"{where}.tiers[{index}]"
+        if not isinstance(item, dict):
+            reader.fault(tier_where, "each tier must be a mapping")
+            return ()
+        reader.check_keys(tier_where, item, "tier")
+        up_to = reader.decimal(tier_where, item, "up_to", positive=True)
+        unit_price = reader.decimal(tier_where, item, "unit_price", required=True)
+        flat_fee = reader.decimal(tier_where, item, "flat_fee") or Decimal("0")
+        last = index == len(raw) - 1
+        if up_to is None and item.get("up_to") is None and not last:
+            reader.fault(tier_where, "only the last tier may have up_to: null")
+        if last and item.get("up_to") is not None:
+            reader.fault(tier_where, "the last tier must be open (up_to: null)")
+        if up_to is not None and previous is not None and up_to <= previous:
+            reader.fault(tier_where, f"tiers out of order: up_to {up_to} is not above {previous}")
+        if unit_price is None:
+            return ()
+        previous = up_to if up_to is not None else previous
+        tiers.append(Tier(up_to=up_to, unit_price=unit_price, flat_fee=flat_fee))
+    return tuple(tiers)
+
+
+def _price(reader: _Reader, where: str, item: dict[str, Any], meters: dict[str, Meter]
+           ) -> Price | None:
+    reader.check_keys(where, item, "price")
+    key = reader.text(where, item, "key")
+    price_type = reader.choice(where, item, "type", ("flat", "per_unit", "package", "tiered"))
+    if not key or not price_type:
+        return None
+    meter = reader.text(where, item, "meter", required=price_type != "flat")
+    if price_type == "flat" and meter:
+        reader.fault(where, "a flat price takes no meter")
+    if meter and meter not in meters:
+        reader.fault(where, f"unknown meter {meter!r}")
+    fields: dict[str, Any] = {"key": key, "type": price_type, "meter": meter,
+                              "description": item.get("description") or item.get("name")}
+    if price_type == "flat":
+        fields["amount"] = reader.decimal(where, item, "amount", required=True)
+        fields["cadence"] = reader.choice(where, item, "cadence", ("in_advance", "in_arrears"),
+                                          default="in_advance")
+    else:
+        if "cadence" in item and item["cadence"] != "in_arrears":
+            reader.fault(where, "usage prices are billed in_arrears")
+        fields["included_units"] = reader.decimal(where, item, "included_units") or Decimal("0")
+    if price_type == "per_unit":
+        fields["unit_price"] = reader.decimal(where, item, "unit_price", required=True)
+    elif price_type == "package":
+        fields["package_size"] = reader.decimal(where, item, "package_size", required=True,
+                                                positive=True)
+        fields["package_price"] = reader.decimal(where, item, "package_price", required=True)
+    elif price_type == "tiered":
+        fields["tier_mode"] = reader.choice(where, item, "tier_mode", ("graduated", "volume"))
+        fields["tiers"] = _tiers(reader, where, item.get("tiers"))
+    required = {"flat": ("amount",), "per_unit": ("unit_price",),
+                "package": ("package_size", "package_price"), "tiered": ("tier_mode",)}
+    if any(fields.get(name) is None for name in required[price_type]):
+        return None
+    return Price(**fields)
+
+
+def _plan(reader: _Reader, where: str, file: str, item: dict[str, Any],
+          meters: dict[str, Meter]) -> Plan | None:
+    key = reader.text(where, item, "key")
+    name = reader.text(where, item, "name", required=False) or key
+    currency = reader.text(where, item, "currency")
+    if currency and currency not in _KNOWN_CURRENCIES:
+        reader.fault(where, f"currency {currency!r} is not an ISO 4217 code")
+        currency = None
+    period = reader.choice(where, item, "billing_period", tuple(PERIOD_MONTHS), default="monthly")
+    minimum = reader.decimal(where, item, "minimum_commitment")
+    raw_prices = item.get("prices")
+    if not isinstance(raw_prices, list) or not raw_prices:
+        reader.fault(where, "a plan needs a non-empty list of prices")
+        return None
+    prices: list[Price] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_prices):
+        price_where = f"{where}.prices[{raw.get('key', index) if isinstance(raw, dict) else index}]"
+        if not isinstance(raw, dict):
+            reader.fault(price_where, "each price must be a mapping")
+            continue
+        price = _price(reader, price_where, raw, meters)
+        if price is None:
+            continue
+        if price.key in seen:
+            reader.fault(price_where, f"duplicate price key {price.key!r}")
+        seen.add(price.key)
+        prices.append(price)
+    if not (key and currency and period) or len(prices) != len(raw_prices):
+        return None
+    return Plan(key=key, name=name or key, currency=currency, billing_period=period,  # type: ignore[arg-type]
+                prices=tuple(prices), minimum_commitment=minimum, source_file=file)
+
+
+def _customer(reader: _Reader, where: str, file: str, item: dict[str, Any],
+              profiles: dict[str, BillingProfile]) -> Customer | None:
+    ident = reader.text(where, item, "id")
+    name = reader.text(where, item, "name", required=False) or ident
+    profile = reader.text(where, item, "billing_profile", required=False)
+    if profile and profile not in profiles:
+        reader.fault(where, f"unknown billing_profile {profile!r}")
+    metadata = item.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        reader.fault(where, "metadata must be a mapping")
+        metadata = {}
+    if not ident:
+        return None
+    return Customer(id=ident, name=name or ident, email=item.get("email"), billing_profile=profile,
+                    metadata={str(k): str(v) for k, v in metadata.items()}, source_file=file)
+
+
+def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        reader.fault(where, "discounts must be a list")
+        return ()
+    result: list[Discount] = []
+    for index, item in enumerate(raw):
+        d_where = f"{where}.discounts[{index}]"
+        if not isinstance(item, dict):
+            reader.fault(d_where, "each discount must be a mapping")
+            continue
+        reader.check_keys(d_where, item, "discount")
+        kind = reader.choice(d_where, item, "type", ("percentage", "fixed"))
+        periods = item.get("periods")
+        if periods is not None and (not isinstance(periods, int) or periods < 1):
+            reader.fault(d_where, f"periods must be a positive whole number or null, got {periods!r}")
+            continue
+        if kind == "percentage":
+            percent = reader.decimal(d_where, item, "percent", required=True)
+            if percent is not None and percent > 100:
+                reader.fault(d_where, f"percent must be at most 100, got {percent}")
+                continue
+            if percent is not None:
+                result.append(Discount(type="percentage", percent=percent, periods=periods))
+        elif kind == "fixed":
+            amount = reader.decimal(d_where, item, "amount", required=True)
+            if amount is not None:
+                result.append(Discount(type="fixed", amount=amount, periods=periods))
+    return tuple(result)
+
+
+def _subscription(reader: _Reader, where: str, file: str, item: dict[str, Any],
+                  plans: dict[str, Plan], customers: dict[str, Customer]) -> Subscription | None:
+    ident = reader.text(where, item, "id")
+    customer = reader.text(where, item, "customer")
+    plan = reader.text(where, item, "plan")
+    if customer and customer not in customers:
+        reader.fault(where, f"unknown customer {customer!r}")
+    if plan and plan not in plans:
+        reader.fault(where, f"unknown plan {plan!r}")
+    start = reader.day(where, item, "start_date", required=True)
+    end = reader.day(where, item, "end_date", required=False)
+    if start and end and end <= start:
+        reader.fault(where, f"end_date {end} must be after start_date {start}")
+    anchor = item.get("billing_anchor")
+    if anchor is not None and (not isinstance(anchor, int) or isinstance(anchor, bool)
+                               or not 1 <= anchor <= 31):
+        reader.fault(where, f"billing_anchor must be a day of month 1-31, got {anchor!r}")
+        anchor = None
+    method = reader.choice(where, item, "collection_method",
+                           ("charge_automatically", "send_invoice"), default="charge_automatically")
+    days_due = item.get("days_until_due")
+    if method == "send_invoice":
+        days_due = 30 if days_due is None else days_due
+        if not isinstance(days_due, int) or days_due < 0:
+            reader.fault(where, f"days_until_due must be a whole number of days, got {days_due!r}")
+    elif days_due is not None:
+        reader.fault(where, "days_until_due applies to send_invoice subscriptions only")
+        days_due = None
+    discounts = _discounts(reader, where, item.get("discounts"))
+    if not (ident and customer and plan and start and method):
+        return None
+    return Subscription(id=ident, customer=customer, plan=plan, start_date=start, end_date=end,
+                        billing_anchor=anchor, collection_method=method,  # type: ignore[arg-type]
+                        days_until_due=days_due, discounts=discounts, source_file=file)
+
+
+def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> BillingProfile | None:
+    key = reader.text(where, item, "key")
+    app = reader.choice(where, item, "app", ("stripe", "custom_invoicing", "none"))
+    grace = timedelta(0)
+    if item.get("grace_period") is not None:
+        try:
+            grace = parse_duration(str(item["grace_period"]))
+        except ValueError as exc:
+            reader.fault(where, f"grace_period: {exc}")
+    hooks = {}
+    for hook in ("draft_sync_hook", "issuing_sync_hook", "default"):
+        value = item.get(hook, False)
+        if not isinstance(value, bool):
+            reader.fault(where, f"{hook} must be true or false, got {value!r}")
+            value = False
+        hooks[hook] = value
+    if app != "custom_invoicing" and (hooks["draft_sync_hook"] or hooks["issuing_sync_hook"]):
+        reader.fault(where, "sync hooks apply to custom_invoicing profiles only")
+    if not (key and app):
+        return None
+    return BillingProfile(key=key, app=app, grace_period=grace, source_file=file,  # type: ignore[arg-type]
+                          **hooks)
+
+
+def _channel(reader: _Reader, where: str, file: str, item: dict[str, Any],
+             customers: dict[str, Customer]) -> NotificationChannel | None:
+    key = reader.text(where, item, "key")
+    url = reader.text(where, item, "url")
+    if url and not re.match(r"^https?://", url):
+        reader.fault(where, f"url must be http(s), got {url!r}")
+    secret_env = reader.text(where, item, "secret_env", required=False)
+    if "secret" in item:
+        reader.fault(where, "secrets come from the environment: name the variable in secret_env")
+    event_types = item.get("event_types") or []
+    if not isinstance(event_types, list) or not all(isinstance(e, str) for e in event_types):
+        reader.fault(where, "event_types must be a list of event type names")
+        event_types = []
+    scoped = item.get("customers") or []
+    for customer in scoped:
+        if customer not in customers:
+            reader.fault(where, f"unknown customer {customer!r}")
+    if not (key and url):
+        return None
+    return NotificationChannel(key=key, url=url, secret_env=secret_env,
+                               event_types=tuple(event_types), customers=tuple(scoped),
+                               source_file=file)
+
+
+def _check_overlapping_meters(reader: _Reader, subscriptions: dict[str, Subscription],
+                              plans: dict[str, Plan]) -> None:
+    """Two subscriptions of one customer active at once must not bill the same meter."""
+    by_customer: dict[str, list[Subscription]] = {}
+    for sub in subscriptions.values():
+        by_customer.setdefault(sub.customer, []).append(sub)
+    for subs in by_customer.values():
+        for i, first in enumerate(subs):
+            for second in subs[i + 1:]:
+                if first.plan not in plans or second.plan not in plans:
+                    continue
+                overlap = (first.end_date is None or second.start_date < first.end_date) and (
+                    second.end_date is None or first.start_date < second.end_date)
+                shared = plans[first.plan].meter_keys & plans[second.plan].meter_keys
+                if overlap and shared:
+                    reader.fault(
+                        f"{second.source_file}: subscriptions[{second.id}]",
+                        f"overlaps subscription {first.id!r} of customer {first.customer!r} "
+                        f"and both bill meter(s) {', '.join(sorted(shared))}",
+                    )

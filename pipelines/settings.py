@@ -1,0 +1,54 @@
+"""Settings users give through the environment (contract section 8).
+
+Every path has a default inside the working folder so a fresh checkout runs as is; `BILLING_NOW`
+pins "now" so that runs and tests are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_LANDING = "data/landing"
+DEFAULT_CATALOG = "catalog"
+
+
+def warehouse_path() -> str:
+    """The DuckDB file holding every warehouse table."""
+    return os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
+
+
+def landing_path() -> str:
+    """The folder where usage event files land."""
+    return os.environ.get("BILLING_LANDING") or DEFAULT_LANDING
+
+
+def catalog_path() -> str:
+    """The folder (or single YAML file) holding meters, plans, customers and subscriptions."""
+    return os.environ.get("BILLING_CATALOG") or DEFAULT_CATALOG
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant with an explicit UTC offset, as an aware UTC datetime."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"instant {text!r} has no UTC offset")
+    return value.astimezone(UTC)
+
+
+def now() -> datetime:
+    """The run's "now": `BILLING_NOW` when set, else the wall clock (always UTC)."""
+    pinned = os.environ.get("BILLING_NOW")
+    if pinned:
+        try:
+            return parse_instant(pinned)
+        except ValueError as exc:
+            raise ValueError(f"BILLING_NOW={pinned!r} is not an ISO-8601 instant with offset") from exc
+    return datetime.now(UTC)
+
+
+def ensure_parent(path: str) -> None:
+    """Create the folder a local file will be written into."""
+    Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
