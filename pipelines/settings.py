@@ -45,7 +45,8 @@ def now() -> datetime:
         try:
             return parse_instant(pinned)
         except ValueError as exc:
-            raise ValueError(f"BILLING_NOW={pinned!r} is not an ISO-8601 instant with offset") from exc
+            raise ValueError(
+                f"BILLING_NOW={pinned!r} is not an ISO-8601 instant with offset") from exc
     return datetime.now(UTC)
 
 

@@ -30,22 +30,29 @@ def sql(name: str) -> str:
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = '2GB'")
 
 
 @contextmanager
-def writer_lock(path: str, timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold the warehouse's writer lock: one writing process at a time, the others wait."""
+def warehouse_lock(path: str, *, exclusive: bool, timeout_s: float = 3600.0) -> Iterator[None]:
+    """Hold the lock file beside the warehouse: writers exclusively, readers shared.
+
+    DuckDB refuses a read-only open while another process writes (and a write open while others
+    read), so both wait their turn here instead of failing on DuckDB's own lock.
+    """
     settings.ensure_parent(path)
     lock_path = Path(path).expanduser().resolve().with_suffix(".writer.lock")
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     with open(lock_path, "a+") as handle:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another process holds the warehouse writer lock {lock_path}")
+                    raise TimeoutError(
+                        f"timed out waiting for the warehouse lock {lock_path}") from None
                 time.sleep(0.05)
         try:
             yield
@@ -56,7 +63,7 @@ def writer_lock(path: str, timeout_s: float = 3600.0) -> Iterator[None]:
 @contextmanager
 def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection with every schema and table in place."""
-    with writer_lock(path):
+    with warehouse_lock(path, exclusive=True):
         con = duckdb.connect(path)
         try:
             _configure(con)
@@ -69,9 +76,14 @@ def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
 @contextmanager
 def connect_reader(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection, for reports and CLI summaries after a run."""
-    con = duckdb.connect(path, read_only=True)
-    try:
-        _configure(con)
-        yield con
-    finally:
-        con.close()
+    if not Path(path).exists():
+        # nothing written yet: create the file with its schema so readers see empty tables
+        with connect_writer(path):
+            pass
+    with warehouse_lock(path, exclusive=False):
+        con = duckdb.connect(path, read_only=True)
+        try:
+            _configure(con)
+            yield con
+        finally:
+            con.close()

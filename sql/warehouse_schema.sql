@@ -15,8 +15,9 @@ CREATE TABLE IF NOT EXISTS raw.events (
     "timestamp"     TIMESTAMPTZ NOT NULL,
     properties      JSON NOT NULL,
     file_id         VARCHAR NOT NULL,
-    line_number     BIGINT NOT NULL,
-    ingested_at     TIMESTAMPTZ NOT NULL
+    line_number     BIGINT NOT NULL,     -- line (JSON Lines) or record/row number (CSV, Parquet)
+    ingested_at     TIMESTAMPTZ NOT NULL,
+    payload_hash    UHUGEINT NOT NULL    -- md5 of everything but the identity: tells duplicate from conflict
 );
 
 CREATE TABLE IF NOT EXISTS raw.rejected_events (
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS billing.prices (
     plan_key VARCHAR NOT NULL, price_key VARCHAR NOT NULL, price_type VARCHAR NOT NULL,
     meter_key VARCHAR, cadence VARCHAR, amount DECIMAL(38, 12), unit_price DECIMAL(38, 12),
     included_units DECIMAL(38, 12), package_size DECIMAL(38, 12), package_price DECIMAL(38, 12),
-    tier_mode VARCHAR, tiers JSON, PRIMARY KEY (plan_key, price_key)
+    tier_mode VARCHAR, tiers JSON, description VARCHAR, PRIMARY KEY (plan_key, price_key)
 );
 CREATE TABLE IF NOT EXISTS billing.customers (
     customer_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, email VARCHAR,

@@ -97,7 +97,8 @@ class _Reader:
         if unknown:
             self.fault(where, f"unknown key(s) {', '.join(unknown)}")
 
-    def text(self, where: str, entry: dict[str, Any], name: str, required: bool = True) -> str | None:
+    def text(self, where: str, entry: dict[str, Any], name: str,
+             required: bool = True) -> str | None:
         value = entry.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
@@ -117,7 +118,7 @@ class _Reader:
             if required:
                 self.fault(where, f"{name} is required")
             return None
-        if isinstance(value, float) or isinstance(value, bool):
+        if isinstance(value, float | bool):
             self.fault(where, f"{name} must be a decimal string such as \"{value}\", not a float")
             return None
         try:
@@ -186,7 +187,8 @@ def load_catalog(path: str | Path) -> Catalog:
             continue
         for section, items in document.items():
             if section not in SECTIONS:
-                reader.fault(str(file), f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
+                reader.fault(str(file),
+                             f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
                 continue
             if not isinstance(items, list):
                 reader.fault(f"{file}: {section}", "must be a list of entries")
@@ -241,7 +243,8 @@ def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]
     defaults = [p for p in profiles.values() if p.default]
     if len(defaults) > 1:
         reader.fault(defaults[1].source_file,
-                     f"billing_profiles: more than one default ({', '.join(p.key for p in defaults)})")
+                     "billing_profiles: more than one default "
+                     f"({', '.join(p.key for p in defaults)})")
     _check_overlapping_meters(reader, subscriptions, plans)
     return Catalog(meters=meters, plans=plans, customers=customers, subscriptions=subscriptions,
                    billing_profiles=profiles, notification_channels=channels)
@@ -404,7 +407,8 @@ def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:
         kind = reader.choice(d_where, item, "type", ("percentage", "fixed"))
         periods = item.get("periods")
         if periods is not None and (not isinstance(periods, int) or periods < 1):
-            reader.fault(d_where, f"periods must be a positive whole number or null, got {periods!r}")
+            reader.fault(d_where,
+                         f"periods must be a positive whole number or null, got {periods!r}")
             continue
         if kind == "percentage":
             percent = reader.decimal(d_where, item, "percent", required=True)

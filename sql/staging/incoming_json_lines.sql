@@ -1,20 +1,21 @@
--- Normalize JSON Lines into the common incoming shape (one row per non-blank line).
--- Reads the view `incoming_lines(line_number, raw)`; every JSON document is parsed once.
--- Both shapes are accepted, even mixed: a document with `specversion` is a CloudEvent.
+-- Normalize JSON Lines into the common incoming shape, one row per physical line, in file order
+-- (the caller materializes it, so rowid + 1 is the line number). Reads the relation
+-- `incoming_lines(raw)`; every JSON document is parsed once. Both shapes are accepted, even
+-- mixed: a document with `specversion` is a CloudEvent. Blank lines are kept (and flagged) so
+-- that line numbers stay true; they are not events and are not counted as received.
 WITH docs AS (
     SELECT
-        line_number,
         raw,
+        raw IS NULL OR trim(raw) = '' AS is_blank,
         TRY(from_json(raw, '{"event_id":"JSON","event_name":"JSON","customer_id":"JSON",
             "timestamp":"JSON","properties":"JSON","source":"JSON","subscription_id":"JSON",
             "specversion":"JSON","id":"JSON","type":"JSON","subject":"JSON","time":"JSON",
             "data":"JSON"}')) AS d
     FROM incoming_lines
-    WHERE raw IS NOT NULL AND trim(raw) <> ''
 ), shaped AS (
     SELECT
-        line_number,
         raw,
+        is_blank,
         d,
         d.specversion IS NOT NULL AS is_cloudevent,
         CASE WHEN d.specversion IS NOT NULL THEN d.id ELSE d.event_id END AS j_event_id,
@@ -27,12 +28,14 @@ WITH docs AS (
     FROM docs
 )
 SELECT
-    line_number,
+    is_blank,
     raw,
     CASE
+        WHEN is_blank THEN NULL
+        WHEN d IS NULL AND TRY(json_type(raw)) = 'NULL' THEN 'the line is JSON null, not an object'
         WHEN d IS NULL THEN 'the line is not valid JSON'
-        WHEN j_event_id IS NULL AND j_event_name IS NULL AND json_type(raw) <> 'OBJECT'
-            THEN 'the line is not a JSON object'
+        -- from_json accepts any valid document; only an object starts with '{'
+        WHEN left(ltrim(raw), 1) <> '{' THEN 'the line is JSON but not an object'
     END AS parse_error,
     CASE
         WHEN json_type(j_event_id) NOT IN ('VARCHAR', 'NULL') THEN 'event_id must be a string'
@@ -50,5 +53,6 @@ SELECT
     j_source ->> '$' AS source,
     j_subscription_id ->> '$' AS subscription_id,
     j_timestamp ->> '$' AS timestamp_text,
-    CASE WHEN json_type(j_properties) = 'NULL' THEN NULL ELSE j_properties END AS properties
+    CASE WHEN json_type(j_properties) = 'NULL' THEN NULL ELSE j_properties END AS properties,
+    CAST(NULL AS VARCHAR) AS properties_text
 FROM shaped

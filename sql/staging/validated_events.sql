@@ -1,9 +1,11 @@
--- Validate normalized incoming rows (view `incoming`) against contract section 1.
+-- Validate normalized incoming rows against contract section 1.
+-- Reads the temp table `incoming` (materialized in file order, so rowid + 1 is the line, record or
+-- row number), and temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
 -- One row per received line: `reason` is NULL for a valid event, else the first fault found.
--- Reads temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
 CREATE OR REPLACE TEMP TABLE validated_events AS
 WITH typed AS (
     SELECT
+        i.rowid + 1 AS line_number,
         i.*,
         coalesce(i.source, '') AS source_key,
         regexp_full_match(
@@ -12,6 +14,7 @@ WITH typed AS (
         ) AS timestamp_has_offset,
         TRY_CAST(i.timestamp_text AS TIMESTAMPTZ) AS ts
     FROM incoming i
+    WHERE NOT i.is_blank
 ), judged AS (
     SELECT
         t.*,
@@ -41,6 +44,10 @@ SELECT
     subscription_id,
     ts AS "timestamp",
     coalesce(json(properties), '{}'::JSON) AS properties,
+    -- what "the same payload" means for dedup: every field but the identity, properties minified
+    CASE WHEN reason IS NULL THEN md5_number(concat_ws(chr(31), event_name, customer_id,
+        coalesce(subscription_id, chr(30)), epoch_us(ts)::VARCHAR,
+        coalesce(json(properties), '{}'::JSON)::VARCHAR)) END AS payload_hash,
     reason,
     CASE reason
         WHEN 'malformed_line' THEN parse_error
@@ -65,6 +72,5 @@ SELECT
             THEN 'properties must be a JSON object, got ' || lower(json_type(properties))
         WHEN 'unknown_customer'
             THEN 'customer_id ' || customer_id || ' is not in the catalog (re-processable once it is)'
-    END AS detail,
-    CASE WHEN reason IS NOT NULL THEN raw END AS raw
+    END AS detail
 FROM judged

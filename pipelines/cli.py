@@ -1,0 +1,161 @@
+"""`billing`: the commands users run. Each pipeline command launches the same Dagster job that
+schedules and sensors launch, in this process, and prints what it did."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from pipelines import settings
+from pipelines.warehouse import connect_reader
+
+
+def _instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (runs are kept), else an ephemeral one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def run_job(job_name: str, run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+    """Execute a job of the code location in process; a failed run exits non-zero."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    with _instance() as instance:
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        result = job.execute_in_process(run_config={**quiet, **(run_config or {})},
+                                        instance=instance, raise_on_error=False)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure and event.step_key:
+                failure = event.event_specific_data
+                error = getattr(failure, "error", None)
+                message = error.message.strip() if error else str(event.message)
+                print(f"error in {event.step_key}: {message}", file=sys.stderr)
+        raise SystemExit(1)
+    return result
+
+
+def print_ingestion_summary(run_id: str) -> None:
+    """The files a run ingested and the warehouse's totals, as a small table."""
+    with connect_reader(settings.warehouse_path()) as con:
+        files = con.execute("""
+            SELECT path, received, accepted, duplicates, rejected, conflicts
+            FROM raw.ingestion_log WHERE run_id = $run_id ORDER BY path""",
+            {"run_id": run_id}).fetchall()
+        reasons = con.execute("""
+            SELECT reason, count(*) FROM raw.rejected_events r
+            JOIN raw.ingestion_log l USING (file_id)
+            WHERE l.run_id = $run_id AND r.rejected_at = l.ingested_at
+            GROUP BY reason ORDER BY count(*) DESC, reason""", {"run_id": run_id}).fetchall()
+        reprocessed = con.execute("""
+            SELECT candidates, accepted, duplicates, conflicts, still_rejected
+            FROM raw.reprocessing_log WHERE run_id = $run_id""", {"run_id": run_id}).fetchall()
+        totals = con.execute("""
+            SELECT (SELECT count(*) FROM raw.events),
+                   (SELECT count(*) FROM raw.rejected_events WHERE resolved_at IS NULL),
+                   (SELECT count(*) FROM raw.ingestion_log)""").fetchall()[0]
+    if not files:
+        print("no new files to ingest")
+    else:
+        header = ("file", "received", "accepted", "duplicates", "rejected", "conflicts")
+        width = max(len(header[0]), *(len(os.path.basename(f[0])) for f in files))
+        print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>10}" for h in header[1:]))
+        for path, *counts in files:
+            print(f"{os.path.basename(path):<{width}}  " + "  ".join(f"{c:>10}" for c in counts))
+        sums = [sum(f[i] for f in files) for i in range(1, 6)]
+        print(f"{'total':<{width}}  " + "  ".join(f"{c:>10}" for c in sums))
+    if reasons:
+        print("rejected by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
+    for candidates, accepted, duplicates, conflicts, still in reprocessed:
+        if candidates:
+            print(f"re-processed {candidates} unknown-customer events: accepted {accepted}, "
+                  f"duplicates {duplicates}, conflicts {conflicts}, still rejected {still}")
+    print(f"warehouse {settings.warehouse_path()}: {totals[0]} events, {totals[1]} open "
+          f"rejections, {totals[2]} files ingested")
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from pipelines.jobs import INGEST_JOB
+
+    config = {"files": args.files or None, "reprocess_rejected": not args.no_reprocess}
+    result = run_job(INGEST_JOB, {"ops": {"raw__events": {"config": config}}})
+    print_ingestion_summary(result.run_id)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> None:
+    from pipelines.jobs import INGEST_JOB
+
+    config = {"files": [], "reprocess_rejected": True}
+    result = run_job(INGEST_JOB, {"ops": {"raw__events": {"config": config}}})
+    print_ingestion_summary(result.run_id)
+
+
+def cmd_generate_events(args: argparse.Namespace) -> None:
+    from pipelines.catalog import load_catalog
+    from pipelines.sample_data import generate_events, write_csv, write_jsonl, write_parquet
+
+    catalog = load_catalog(args.catalog or settings.catalog_path())
+    sample = generate_events(catalog, customers=args.customers, events=args.events,
+                             month=args.month, seed=args.seed)
+    out_dir = args.out or settings.landing_path()
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, f"events_{args.month}_seed{args.seed}")
+    if args.format == "jsonl":
+        path = stem + ".jsonl"
+        write_jsonl(sample, path)
+    elif args.format == "jsonl.gz":
+        path = stem + ".jsonl.gz"
+        write_jsonl(sample, path, gzip=True)
+    elif args.format == "csv":
+        path = stem + ".csv"
+        write_csv(sample, path)
+    else:
+        path = stem + ".parquet"
+        write_parquet(sample, path)
+    print(f"wrote {path}")
+    print(sample.summary_text() if hasattr(sample, "summary_text") else sample.summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billing", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="ingest the files now in the landing zone")
+    ingest.add_argument("files", nargs="*", help="only these files (default: the landing zone)")
+    ingest.add_argument("--no-reprocess", action="store_true",
+                        help="do not re-try rejected unknown-customer events")
+    ingest.set_defaults(func=cmd_ingest)
+
+    reprocess = commands.add_parser(
+        "reprocess-rejected", help="re-try rejected unknown-customer events whose customer exists")
+    reprocess.set_defaults(func=cmd_reprocess)
+
+    generate = commands.add_parser("generate-events",
+                                   help="write a realistic sample month of events")
+    generate.add_argument("--customers", type=int, default=None,
+                          help="use at most this many catalog customers")
+    generate.add_argument("--events", type=int, default=10_000)
+    generate.add_argument("--month", required=True, help="YYYY-MM")
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--format", choices=("jsonl", "jsonl.gz", "csv", "parquet"),
+                          default="jsonl")
+    generate.add_argument("--out", help="folder (default: the landing zone)")
+    generate.add_argument("--catalog", help="catalog folder (default: BILLING_CATALOG)")
+    generate.set_defaults(func=cmd_generate_events)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

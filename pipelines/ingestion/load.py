@@ -1,0 +1,197 @@
+"""Set-based ingestion of one landed file into the warehouse (contract section 1).
+
+DuckDB reads the file; validation, dedup against all history and the counts are SQL in `sql/`.
+One file is one transaction: it is either fully ingested (events, rejects, log row) or not at all,
+and the log row (keyed by the file's sha256) makes landing the same file again a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from pipelines.ingestion.landing import LandedFile
+from pipelines.warehouse import sql
+
+# Columns understood in CSV and Parquet files: the native shape and CloudEvents.
+RECORD_COLUMNS = (
+    "event_id", "event_name", "customer_id", "timestamp", "properties", "source",
+    "subscription_id", "specversion", "id", "type", "subject", "time", "data",
+)
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """What became of one file's lines; received = accepted + duplicates + rejected."""
+
+    file_id: str
+    path: str
+    received: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    conflicts: int
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
+                    now: datetime) -> None:
+    """Temp tables the validation reads: the catalog's customers and the ingestion clock."""
+    con.execute("CREATE OR REPLACE TEMP TABLE known_customers (customer_id VARCHAR PRIMARY KEY)")
+    ids = sorted(set(customers))
+    if ids:
+        con.execute("INSERT INTO known_customers SELECT unnest($ids)", {"ids": ids})
+    con.execute("CREATE OR REPLACE TEMP TABLE ingestion_clock AS SELECT $now::TIMESTAMPTZ AS now",
+                {"now": now})
+
+
+def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW incoming_lines AS
+        SELECT raw FROM read_csv({_literal(path)}, columns = {{'raw': 'VARCHAR'}}, header = false,
+            delim = '\\0', quote = '', escape = '', comment = '', auto_detect = false,
+            strict_mode = false, max_line_size = {MAX_LINE_BYTES})
+    """)
+    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS " + sql("staging/incoming_json_lines"))
+    con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
+                "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
+
+
+def _record_projection(described: list[tuple[str, str]]) -> str:
+    """SELECT list giving every known column as VARCHAR (NULL when absent); nested → JSON text."""
+    by_name = {name.lower(): (name, typ) for name, typ in described}
+    parts = []
+    for column in RECORD_COLUMNS:
+        if column not in by_name:
+            parts.append(f'CAST(NULL AS VARCHAR) AS "{column}"')
+            continue
+        name, typ = by_name[column]
+        quoted = '"' + name.replace('"', '""') + '"'
+        if typ.startswith(("STRUCT", "MAP", "UNION")) or typ.endswith("]"):
+            parts.append(f'CAST(to_json({quoted}) AS VARCHAR) AS "{column}"')
+        else:
+            parts.append(f'CAST({quoted} AS VARCHAR) AS "{column}"')
+    return ", ".join(parts)
+
+
+def _stage_records(con: duckdb.DuckDBPyConnection, reader: str) -> None:
+    described = [(row[0], row[1])
+                 for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_records AS "
+                f"SELECT {_record_projection(described)} FROM {reader}")
+    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS " + sql("staging/incoming_records"))
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    con.execute("DROP TABLE IF EXISTS csv_rejects")
+    con.execute("DROP TABLE IF EXISTS csv_reject_scans")
+    reader = (f"read_csv({_literal(path)}, header = true, all_varchar = true, delim = ',', "
+              f"quote = '\"', escape = '\"', store_rejects = true, rejects_table = 'csv_rejects', "
+              f"rejects_scan = 'csv_reject_scans', max_line_size = {MAX_LINE_BYTES})")
+    _stage_records(con, reader)
+    # a record the CSV parser refused is one received line, rejected as malformed
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE parser_rejects AS
+        SELECT line AS line_number, any_value(csv_line) AS raw,
+               'CSV line ' || line || ': ' || string_agg(DISTINCT error_message, '; ') AS detail
+        FROM csv_rejects GROUP BY line
+    """)
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    _stage_records(con, f"read_parquet({_literal(path)})")
+    con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
+                "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
+
+
+STAGERS = {"jsonl": _stage_json_lines, "csv": _stage_csv, "parquet": _stage_parquet}
+
+
+def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
+    return con.execute("SELECT count(*) FROM raw.ingestion_log WHERE file_id = $file_id",
+                       {"file_id": file_id}).fetchall()[0][0] > 0
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, file_id: str,
+                size: int, now: datetime, run_id: str | None) -> FileCounts | None:
+    """Ingest one file; None when this content was ingested before.
+
+    All its writes (events, rejects, log row) commit together or not at all. The caller holds
+    the warehouse's single writer, so history cannot change between dedup and insert.
+    `prepare_session` must have run on the connection (customers and clock).
+    """
+    if already_ingested(con, file_id):
+        return None
+    try:
+        # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
+        # order only once committed, and rowid + 1 is the line number every table keeps.
+        STAGERS[file_format](con, path)
+        con.execute(sql("staging/validated_events"))
+        con.execute(sql("staging/event_outcomes"))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
+            con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})
+            con.execute(sql("raw/ingestion_log"), {
+                "file_id": file_id, "path": path, "format": file_format, "bytes": size,
+                "ingested_at": now, "run_id": run_id,
+            })
+            counts = file_counts(con, file_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for table in ("incoming", "validated_events", "event_outcomes", "parser_rejects"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    return counts
+
+
+def file_counts(con: duckdb.DuckDBPyConnection, file_id: str) -> FileCounts:
+    row = con.execute("""
+        SELECT file_id, path, received, accepted, duplicates, rejected, conflicts
+        FROM raw.ingestion_log WHERE file_id = $file_id
+    """, {"file_id": file_id}).fetchall()[0]
+    return FileCounts(*row)
+
+
+@dataclass(frozen=True)
+class LandingIngestion:
+    """What one pass over the landing zone did."""
+
+    ingested: list[FileCounts]
+    skipped: list[str]            # paths whose content was ingested before
+    failed: dict[str, str]        # path -> error; the file stays in the landing zone
+
+    @property
+    def totals(self) -> dict[str, int]:
+        keys = ("received", "accepted", "duplicates", "rejected", "conflicts")
+        return {k: sum(getattr(c, k) for c in self.ingested) for k in keys}
+
+
+def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
+                        now: datetime, run_id: str | None) -> LandingIngestion:
+    """Ingest each file once; a file that cannot be read is reported, not half-loaded."""
+    ingested: list[FileCounts] = []
+    skipped: list[str] = []
+    failed: dict[str, str] = {}
+    for landed in files:
+        try:
+            counts = ingest_file(con, path=landed.path, file_format=landed.format,
+                                 file_id=landed.file_id, size=landed.size, now=now,
+                                 run_id=run_id)
+        except (duckdb.Error, OSError) as exc:
+            failed[landed.path] = f"{landed.path}: {type(exc).__name__}: {exc}".splitlines()[0]
+            continue
+        if counts is None:
+            skipped.append(landed.path)
+        else:
+            ingested.append(counts)
+    return LandingIngestion(ingested, skipped, failed)

@@ -1,0 +1,61 @@
+"""Re-processing of rejected unknown-customer events once their customer is in the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from pipelines.warehouse import sql
+
+STAGING_TABLES = ("reprocess_candidates", "incoming", "validated_events", "event_outcomes",
+                  "parser_rejects")
+
+
+@dataclass(frozen=True)
+class ReprocessCounts:
+    """candidates = accepted + duplicates + conflicts + still_rejected."""
+
+    candidates: int
+    accepted: int
+    duplicates: int
+    conflicts: int
+    still_rejected: int
+
+
+def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
+                       run_id: str | None) -> ReprocessCounts:
+    """Run rejected unknown-customer lines through validation and dedup again.
+
+    They take the same path as a landed JSON Lines file (CSV and Parquet rejects are kept in the
+    native JSON shape), and keep the file and line they first arrived with.
+    `prepare_session` must have run on the connection (customers and clock).
+    """
+    try:
+        con.execute(sql("staging/reprocess_candidates"))
+        con.execute("CREATE OR REPLACE TEMP VIEW incoming_lines AS "
+                    "SELECT raw FROM reprocess_candidates ORDER BY rowid")
+        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS "
+                    + sql("staging/incoming_json_lines"))
+        con.execute(sql("staging/validated_events"))
+        con.execute(sql("staging/event_outcomes"))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql("raw/events_reprocessed"), {"ingested_at": now})
+            con.execute(sql("raw/rejected_events_conflicts"), {"rejected_at": now})
+            con.execute(sql("raw/rejected_events_resolved"), {"resolved_at": now})
+            con.execute(sql("raw/reprocessing_log"), {"reprocessed_at": now, "run_id": run_id})
+            row = con.execute("""
+                SELECT candidates, accepted, duplicates, conflicts, still_rejected
+                FROM raw.reprocessing_log WHERE reprocessed_at = $now
+                ORDER BY rowid DESC LIMIT 1""", {"now": now}).fetchall()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for table in STAGING_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute("DROP VIEW IF EXISTS incoming_lines")
+    return ReprocessCounts(*row)

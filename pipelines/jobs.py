@@ -1,0 +1,13 @@
+"""Jobs: what schedules, sensors and the `billing` CLI launch."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+INGEST_JOB = "ingest_events"
+
+ingest_events_job = dg.define_asset_job(
+    INGEST_JOB,
+    selection=dg.AssetSelection.groups("catalog", "ingestion"),
+    description="Load the catalog into billing.* and ingest landed usage event files into raw.*.",
+)

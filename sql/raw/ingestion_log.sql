@@ -1,0 +1,19 @@
+-- Record the landed file once, with counts that add up:
+-- received = accepted + duplicates + rejected (conflicts are part of rejected).
+-- Parameters: $file_id, $path, $format, $bytes, $ingested_at, $run_id.
+INSERT INTO raw.ingestion_log (
+    file_id, path, format, bytes, received, accepted, duplicates, rejected, conflicts,
+    ingested_at, run_id
+)
+WITH counts AS (
+    SELECT
+        (SELECT count(*) FROM validated_events)
+            + (SELECT count(*) FROM parser_rejects) AS received,
+        (SELECT count(*) FROM raw.events WHERE file_id = $file_id) AS accepted,
+        (SELECT count(*) FROM event_outcomes WHERE outcome = 'duplicate') AS duplicates,
+        (SELECT count(*) FROM raw.rejected_events WHERE file_id = $file_id) AS rejected,
+        (SELECT count(*) FROM event_outcomes WHERE outcome = 'conflict') AS conflicts
+)
+SELECT $file_id, $path, $format, $bytes, received, accepted, duplicates, rejected, conflicts,
+       $ingested_at, $run_id
+FROM counts

@@ -1,0 +1,32 @@
+-- Normalize CSV and Parquet records into the common incoming shape, one row per record, in file
+-- order (the caller materializes it, so rowid + 1 is the record number). Reads the relation
+-- `incoming_records`, which has every column below (NULL where the file lacks it) as VARCHAR;
+-- `properties` / `data` hold JSON text. Both shapes are accepted, even mixed: a record with a
+-- non-empty `specversion` is a CloudEvent. `raw` is rebuilt only for rejected records, later.
+SELECT
+    false AS is_blank,
+    CAST(NULL AS VARCHAR) AS raw,
+    CAST(NULL AS VARCHAR) AS parse_error,
+    CASE
+        WHEN nullif(trim(props_text), '') IS NOT NULL AND TRY(json(props_text)) IS NULL
+            THEN props_column || ' is not valid JSON'
+    END AS type_error,
+    is_cloudevent,
+    nullif(CASE WHEN is_cloudevent THEN id ELSE event_id END, '') AS event_id,
+    nullif(CASE WHEN is_cloudevent THEN "type" ELSE event_name END, '') AS event_name,
+    nullif(CASE WHEN is_cloudevent THEN subject ELSE customer_id END, '') AS customer_id,
+    nullif(source, '') AS source,
+    nullif(subscription_id, '') AS subscription_id,
+    nullif(CASE WHEN is_cloudevent THEN "time" ELSE "timestamp" END, '') AS timestamp_text,
+    TRY(json(nullif(trim(props_text), ''))) AS properties,
+    props_text AS properties_text
+FROM (
+    SELECT
+        r.*,
+        coalesce(trim(r.specversion), '') <> '' AS is_cloudevent,
+        CASE WHEN coalesce(trim(r.specversion), '') <> '' THEN r.data ELSE r.properties END
+            AS props_text,
+        CASE WHEN coalesce(trim(r.specversion), '') <> '' THEN 'data' ELSE 'properties' END
+            AS props_column
+    FROM incoming_records r
+)
