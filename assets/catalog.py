@@ -24,5 +24,5 @@ def catalog_tables(context: dg.AssetExecutionContext, catalog: CatalogResource,
             counts = write_catalog_tables(con, loaded)
     except CatalogError as exc:
         raise dg.Failure(description=str(exc), metadata={"faults": len(exc.faults)}) from None
-    context.log.info(f"catalog loaded from {catalog.path}: {counts}")
+    context.log.info(f"catalog loaded from {catalog.location}: {counts}")
     return dg.MaterializeResult(metadata={f"{table}_rows": n for table, n in counts.items()})

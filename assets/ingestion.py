@@ -36,7 +36,7 @@ class IngestConfig(dg.Config):
 
 def _selected_files(landing: LandingZoneResource, files: list[str] | None) -> list[LandedFile]:
     if files is None:
-        return landed_files(landing.path)
+        return landed_files(landing.location)
     selected = []
     for path in files:
         fmt = file_format(path)
@@ -67,8 +67,8 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     files = _selected_files(landing, config.files)
     with warehouse.writer() as con:
         prepare_session(con, customers, now)
-        result = ingest_landed_files(con, files, now=now, run_id=context.run_id)
-        reprocessed = (reprocess_rejected(con, now=now, run_id=context.run_id)
+        result = ingest_landed_files(con, files, now=now, run_id=context.run.run_id)
+        reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
                        if config.reprocess_rejected else None)
     for counts in result.ingested:
         context.log.info(

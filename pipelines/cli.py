@@ -52,7 +52,7 @@ def print_ingestion_summary(run_id: str) -> None:
         reasons = con.execute("""
             SELECT reason, count(*) FROM raw.rejected_events r
             JOIN raw.ingestion_log l USING (file_id)
-            WHERE l.run_id = $run_id AND r.rejected_at = l.ingested_at
+            WHERE l.run_id = $run_id AND r.origin = 'file'
             GROUP BY reason ORDER BY count(*) DESC, reason""", {"run_id": run_id}).fetchall()
         reprocessed = con.execute("""
             SELECT candidates, accepted, duplicates, conflicts, still_rejected
@@ -123,6 +123,32 @@ def cmd_generate_events(args: argparse.Namespace) -> None:
     print(sample.summary_text() if hasattr(sample, "summary_text") else sample.summary)
 
 
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Rows as an aligned text table (numbers right-aligned)."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row[i], int | float) or row[i] is None or
+                   type(row[i]).__name__ == "Decimal" for row in rows) and rows
+               for i in range(len(columns))]
+
+    def fmt(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
+
+    print(fmt(list(columns)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print(fmt(row))
+
+
+def cmd_sql(args: argparse.Namespace) -> None:
+    with connect_reader(settings.warehouse_path()) as con:
+        relation = con.sql(args.query)
+        columns = relation.columns
+        rows = relation.fetchall()
+    print_table(columns, rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="billing", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", help="folder (default: the landing zone)")
     generate.add_argument("--catalog", help="catalog folder (default: BILLING_CATALOG)")
     generate.set_defaults(func=cmd_generate_events)
+
+    query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
+    query.add_argument("query")
+    query.set_defaults(func=cmd_sql)
     return parser
 
 

@@ -1,4 +1,8 @@
-"""Dagster resources: the warehouse (the one route for writes) and the catalog."""
+"""Dagster resources: the warehouse (the one route for writes), the catalog and the landing zone.
+
+Paths left unset are read from the environment (contract section 8) when used, not when the
+code location is imported, so one process can serve runs with different settings.
+"""
 
 from __future__ import annotations
 
@@ -14,38 +18,47 @@ from pipelines.catalog import Catalog, load_catalog
 from pipelines.warehouse import connect_reader, connect_writer
 
 WAREHOUSE_POOL = "warehouse"
-"""Concurrency pool of every step that writes the warehouse; dagster.yaml limits it to 1."""
+"""Concurrency pool of every step that opens the warehouse; dagster.yaml limits it to 1."""
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (`BILLING_WAREHOUSE`). All writes go through `writer()`."""
 
-    path: str = Field(default_factory=settings.warehouse_path,
-                      description="DuckDB file of the warehouse")
+    path: str | None = Field(default=None, description="DuckDB file (default: BILLING_WAREHOUSE)")
+
+    @property
+    def location(self) -> str:
+        return self.path or settings.warehouse_path()
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect_writer(self.path) as con:
+        with connect_writer(self.location) as con:
             yield con
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect_reader(self.path) as con:
+        with connect_reader(self.location) as con:
             yield con
 
 
 class CatalogResource(dg.ConfigurableResource):
     """The catalog folder (`BILLING_CATALOG`), parsed and validated on use."""
 
-    path: str = Field(default_factory=settings.catalog_path,
-                      description="folder (or file) of catalog YAML")
+    path: str | None = Field(default=None, description="catalog folder (default: BILLING_CATALOG)")
+
+    @property
+    def location(self) -> str:
+        return self.path or settings.catalog_path()
 
     def load(self) -> Catalog:
-        return load_catalog(self.path)
+        return load_catalog(self.location)
 
 
 class LandingZoneResource(dg.ConfigurableResource):
     """The folder where usage event files land (`BILLING_LANDING`)."""
 
-    path: str = Field(default_factory=settings.landing_path,
-                      description="landing folder of usage event files")
+    path: str | None = Field(default=None, description="landing folder (default: BILLING_LANDING)")
+
+    @property
+    def location(self) -> str:
+        return self.path or settings.landing_path()

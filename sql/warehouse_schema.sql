@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS raw.events (
     file_id         VARCHAR NOT NULL,
     line_number     BIGINT NOT NULL,     -- line (JSON Lines) or record/row number (CSV, Parquet)
     ingested_at     TIMESTAMPTZ NOT NULL,
-    payload_hash    UHUGEINT NOT NULL    -- md5 of everything but the identity: tells duplicate from conflict
+    payload_hash    UHUGEINT NOT NULL,   -- md5 of everything but the identity: tells duplicate from conflict
+    origin          VARCHAR NOT NULL DEFAULT 'file'  -- file | reprocessed (accepted on a later pass)
 );
 
 CREATE TABLE IF NOT EXISTS raw.rejected_events (
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS raw.rejected_events (
     customer_id     VARCHAR,
     rejected_at     TIMESTAMPTZ NOT NULL,
     resolved_at     TIMESTAMPTZ,        -- set when a re-processing accepted or deduplicated the line
-    resolution      VARCHAR
+    resolution      VARCHAR,
+    origin          VARCHAR NOT NULL DEFAULT 'file'  -- file | reprocessed (found on a later pass)
 );
 
 CREATE TABLE IF NOT EXISTS raw.ingestion_log (

@@ -9,9 +9,10 @@ WITH counts AS (
     SELECT
         (SELECT count(*) FROM validated_events)
             + (SELECT count(*) FROM parser_rejects) AS received,
-        (SELECT count(*) FROM raw.events WHERE file_id = $file_id) AS accepted,
+        (SELECT count(*) FROM raw.events WHERE file_id = $file_id AND origin = 'file') AS accepted,
         (SELECT count(*) FROM event_outcomes WHERE outcome = 'duplicate') AS duplicates,
-        (SELECT count(*) FROM raw.rejected_events WHERE file_id = $file_id) AS rejected,
+        (SELECT count(*) FROM raw.rejected_events WHERE file_id = $file_id AND origin = 'file')
+            AS rejected,
         (SELECT count(*) FROM event_outcomes WHERE outcome = 'conflict') AS conflicts
 )
 SELECT $file_id, $path, $format, $bytes, received, accepted, duplicates, rejected, conflicts,
