@@ -1,0 +1,37 @@
+"""The rating library: pure functions from catalog and usage quantities to invoice drafts.
+
+No Dagster, no DuckDB: service periods (``periods``), money and rounding (``money``), the
+pricing models (``pricing``) and the invoice cut at each boundary (``invoices``). The choices
+the contract leaves open are written down in ``docs/billing-semantics.md``.
+"""
+
+from pipelines.rating.invoices import (
+    InvoiceDraft,
+    InvoiceLine,
+    build_invoice,
+    build_invoices,
+    invoice_id,
+    line_id,
+)
+from pipelines.rating.money import minor_units, round_money
+from pipelines.rating.periods import ServicePeriod, billing_month, boundaries, service_periods
+from pipelines.rating.pricing import RatedAmount, TierCharge, rate_flat, rate_usage
+
+__all__ = [
+    "InvoiceDraft",
+    "InvoiceLine",
+    "RatedAmount",
+    "ServicePeriod",
+    "TierCharge",
+    "billing_month",
+    "boundaries",
+    "build_invoice",
+    "build_invoices",
+    "invoice_id",
+    "line_id",
+    "minor_units",
+    "rate_flat",
+    "rate_usage",
+    "round_money",
+    "service_periods",
+]

@@ -1,0 +1,342 @@
+"""Invoice drafts: what a subscription owes at one cut date B, as pure data (contract section 3).
+
+At each boundary B (``start_date`` and every period end, see ``periods.boundaries``) one invoice
+is cut with:
+
+1. in-arrears lines for the service period *ending* at B: every usage price (a zero line when
+   there was no usage) and every ``in_arrears`` flat fee (prorated for a partial period);
+2. a ``minimum_commitment`` top-up for that same period when its charges fall short
+   (see ``docs/billing-semantics.md`` for which charges count);
+3. in-advance flat fees for the service period *starting* at B (none at ``end_date``);
+4. discounts, as negative lines, per service period.
+
+Every line amount is rounded once; invoice totals are sums of rounded lines. Invoice and line
+ids are derived from the subscription, the boundary, the price and the period, so re-rating
+the same cut yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
+
+from pipelines.catalog.models import Discount, Meter, Plan, Price, Subscription
+from pipelines.rating.money import round_money, zero
+from pipelines.rating.periods import (
+    ServicePeriod,
+    billing_month,
+    boundaries,
+    period_ending_at,
+    period_starting_at,
+)
+from pipelines.rating.pricing import RatedAmount, TierCharge, rate_flat, rate_usage
+
+LineType = Literal["usage", "flat", "minimum_commitment", "discount"]
+UsageQuantities = Mapping[tuple[str, date], Decimal]
+"""Measured quantity per (meter_key, period_start); a missing entry means no usage (0)."""
+
+MINIMUM_COMMITMENT_KEY = "minimum_commitment"
+DEFAULT_DAYS_UNTIL_DUE = 30  # the catalog loader's default for send_invoice subscriptions
+_DASH = "\u2013"
+_MODEL_LABEL = {"per_unit": "per unit", "package": "package"}
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One line of an invoice, with what finance needs to explain its amount.
+
+    ``amount`` is rounded to the currency's minor units; discount lines are negative.
+    ``quantity`` is the metered quantity for usage lines and 1 for flat fees; ``unit_price`` is
+    the per-unit price where one explains the amount (per_unit, volume) and the full-period
+    amount of a flat fee (a prorated line says so in its description). Minimum commitment and
+    discount lines carry neither. ``tiers`` is the per-tier breakdown of a tiered price.
+    """
+
+    line_id: str
+    line_type: LineType
+    price_key: str
+    meter_key: str | None
+    description: str
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    amount: Decimal
+    period_start: date
+    period_end: date
+    tiers: tuple[TierCharge, ...] = ()
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """The invoice cut for one subscription at one boundary, before it is issued.
+
+    ``period_start``/``period_end`` is the service period closed by this invoice (the period
+    ending at the boundary), or, for the first cut at ``start_date``, the period it opens.
+    ``subtotal`` is the sum of the non-discount lines, ``discount_total`` the amount taken off
+    by discount lines (a positive number, or zero) and ``total`` the sum of all lines, i.e.
+    ``subtotal - discount_total``; it is never negative.
+    """
+
+    invoice_id: str
+    customer_id: str
+    subscription_id: str
+    plan_key: str
+    billing_month: str
+    boundary: date
+    period_start: date
+    period_end: date
+    currency: str
+    subtotal: Decimal
+    discount_total: Decimal
+    total: Decimal
+    collection_method: str
+    due_date: date
+    lines: tuple[InvoiceLine, ...]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def invoice_id(subscription_id: str, boundary: date) -> str:
+    """The invoice's id: ``inv_`` + sha256(subscription_id|boundary)[:24]; stable across re-runs."""
+    return "inv_" + _digest(f"{subscription_id}|{boundary.isoformat()}")
+
+
+def line_id(invoice: str, price_key: str, line_type: str, period_start: date) -> str:
+    """A line's id: ``il_`` + sha256(invoice_id|price_key|line_type|period_start)[:24]."""
+    return "il_" + _digest(f"{invoice}|{price_key}|{line_type}|{period_start.isoformat()}")
+
+
+def _span(period: ServicePeriod) -> str:
+    return f"{period.start.isoformat()} {_DASH} {period.end.isoformat()}"
+
+
+def _label(price: Price) -> str:
+    return price.description or price.key.replace("_", " ").capitalize()
+
+
+def _proration_note(period: ServicePeriod) -> str:
+    return f" (prorated {period.days}/{period.full_days} days)" if period.is_partial else ""
+
+
+@dataclass(frozen=True)
+class _Charge:
+    """A charge before discounts, not yet given its invoice's ids."""
+
+    line_type: LineType
+    price_key: str
+    meter_key: str | None
+    description: str
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    amount: Decimal
+    period: ServicePeriod
+    tiers: tuple[TierCharge, ...] = ()
+
+
+def _flat_charge(price: Price, period: ServicePeriod, currency: str) -> _Charge:
+    rated = rate_flat(price, currency, period.days, period.full_days)
+    return _Charge("flat", price.key, None, f"{_label(price)} {_span(period)}"
+                   f"{_proration_note(period)}", rated.quantity, rated.unit_price, rated.amount,
+                   period)
+
+
+def _usage_charge(price: Price, period: ServicePeriod, currency: str,
+                  usage: UsageQuantities) -> _Charge:
+    if price.meter is None:
+        raise ValueError(f"usage price {price.key!r} names no meter")
+    quantity = usage.get((price.meter, period.start), Decimal(0))
+    rated: RatedAmount = rate_usage(price, quantity, currency)
+    model = price.tier_mode if price.type == "tiered" else _MODEL_LABEL[price.type]
+    return _Charge("usage", price.key, price.meter,
+                   f"{_label(price)} ({model}) {_span(period)}", quantity, rated.unit_price,
+                   rated.amount, period, rated.tiers)
+
+
+def _advance_charges(plan: Plan, period: ServicePeriod) -> list[_Charge]:
+    """The in-advance flat fees of a period, billed on the invoice cut at its start."""
+    return [_flat_charge(p, period, plan.currency) for p in plan.prices
+            if p.type == "flat" and p.cadence == "in_advance"]
+
+
+def _arrears_charges(plan: Plan, period: ServicePeriod, usage: UsageQuantities) -> list[_Charge]:
+    """The in-arrears charges of a period (usage prices and in_arrears flat fees), in plan order."""
+    charges: list[_Charge] = []
+    for price in plan.prices:
+        if price.type == "flat":
+            if price.cadence == "in_arrears":
+                charges.append(_flat_charge(price, period, plan.currency))
+        else:
+            charges.append(_usage_charge(price, period, plan.currency, usage))
+    return charges
+
+
+def minimum_commitment_for(plan: Plan, period: ServicePeriod) -> Decimal | None:
+    """The plan's minimum commitment for one period, prorated by days like a flat fee."""
+    if plan.minimum_commitment is None:
+        return None
+    return round_money(Fraction(plan.minimum_commitment) * period.fraction, plan.currency)
+
+
+def _commitment_charge(plan: Plan, period: ServicePeriod, arrears: list[_Charge]
+                       ) -> _Charge | None:
+    """The top-up of a closed period whose charges fall short of the minimum commitment.
+
+    The charges that count are everything billed for that period before discounts: its
+    in-advance flat fees (billed on the earlier invoice at the period's start) plus its
+    in-arrears flat fees and usage lines (billed now), each as rounded on its invoice.
+    """
+    commitment = minimum_commitment_for(plan, period)
+    if commitment is None:
+        return None
+    counted = sum((c.amount for c in _advance_charges(plan, period)), zero(plan.currency))
+    counted += sum((c.amount for c in arrears), zero(plan.currency))
+    shortfall = commitment - counted
+    if shortfall <= 0:
+        return None
+    description = (f"Minimum commitment top-up to {commitment} {plan.currency} "
+                   f"{_span(period)}{_proration_note(period)}")
+    return _Charge("minimum_commitment", MINIMUM_COMMITMENT_KEY, None, description, None, None,
+                   shortfall, period)
+
+
+def discount_applies(discount: Discount, period: ServicePeriod) -> bool:
+    """A discount covers the first ``periods`` service periods (index < periods); None: all."""
+    return discount.periods is None or period.index < discount.periods
+
+
+def _apply_discounts(discounts: tuple[Discount, ...], period: ServicePeriod, base: Decimal,
+                     currency: str, used: list[Decimal] | None = None) -> list[Decimal]:
+    """What each discount takes off one period's charges on one invoice (positive, rounded).
+
+    Discounts apply in the order the subscription lists them, each to what the previous ones
+    left. A percentage takes that share, rounded once. A fixed amount takes at most its amount
+    per service period — less what it already took off the same period's in-advance fees
+    (``used``) — and never more than what is left, so no total goes below zero.
+    """
+    remaining = base
+    taken: list[Decimal] = []
+    for index, discount in enumerate(discounts):
+        cut = zero(currency)
+        if discount_applies(discount, period) and remaining > 0:
+            if discount.type == "percentage" and discount.percent is not None:
+                cut = round_money(Fraction(remaining) * Fraction(discount.percent) / 100, currency)
+            elif discount.type == "fixed" and discount.amount is not None:
+                allowance = round_money(discount.amount, currency)
+                if used is not None:
+                    allowance -= used[index]
+                cut = max(allowance, zero(currency))
+            cut = min(cut, remaining)
+        remaining -= cut
+        taken.append(cut)
+    return taken
+
+
+def _discount_charges(subscription: Subscription, plan: Plan, period: ServicePeriod,
+                      charges: list[_Charge], in_advance_part: bool) -> list[_Charge]:
+    """Negative discount lines for one period's charges on this invoice."""
+    currency = plan.currency
+    base = sum((c.amount for c in charges), zero(currency))
+    used: list[Decimal] | None = None
+    if not in_advance_part:
+        # The in-advance fees of this period were billed (and discounted) at its start.
+        advance = sum((c.amount for c in _advance_charges(plan, period)), zero(currency))
+        used = _apply_discounts(subscription.discounts, period, advance, currency)
+    taken = _apply_discounts(subscription.discounts, period, base, currency, used)
+    lines: list[_Charge] = []
+    for index, (discount, cut) in enumerate(zip(subscription.discounts, taken, strict=True)):
+        if cut == 0:
+            continue
+        if discount.type == "percentage":
+            what = f"{discount.percent}%"
+        else:
+            what = f"{round_money(discount.amount or Decimal(0), currency)} {currency} off"
+        lines.append(_Charge("discount", f"discount_{index}", None,
+                             f"Discount {what} {_span(period)}", None, None, -cut, period))
+    return lines
+
+
+def build_invoice(subscription: Subscription, plan: Plan, meters: Mapping[str, Meter],
+                  boundary: date, usage: UsageQuantities) -> InvoiceDraft:
+    """The invoice draft cut for ``subscription`` at ``boundary``, as pure data.
+
+    ``usage`` maps (meter_key, period_start) to the measured quantity of that service period;
+    a missing entry is no usage and still gives a zero line. Raises ValueError when the
+    boundary is not one of the subscription's cut dates or a price names an unknown meter.
+    """
+    if subscription.plan != plan.key:
+        raise ValueError(f"subscription {subscription.id!r} is on plan {subscription.plan!r}, "
+                         f"not {plan.key!r}")
+    unknown = sorted(m for m in plan.meter_keys if m not in meters)
+    if unknown:
+        raise ValueError(f"plan {plan.key!r} bills unknown meter(s) {', '.join(unknown)}")
+    if boundary not in boundaries(subscription, plan, boundary):
+        raise ValueError(f"{boundary} is not an invoice boundary of subscription "
+                         f"{subscription.id!r}")
+    closing = period_ending_at(subscription, plan, boundary)
+    opening = period_starting_at(subscription, plan, boundary)
+    charges: list[_Charge] = []
+    discounts: list[_Charge] = []
+    if closing is not None:
+        arrears = _arrears_charges(plan, closing, usage)
+        commitment = _commitment_charge(plan, closing, arrears)
+        closing_charges = arrears + ([commitment] if commitment else [])
+        charges += closing_charges
+        discounts += _discount_charges(subscription, plan, closing, closing_charges, False)
+    if opening is not None:
+        advance = _advance_charges(plan, opening)
+        charges += advance
+        discounts += _discount_charges(subscription, plan, opening, advance, True)
+
+    inv = invoice_id(subscription.id, boundary)
+    lines = tuple(
+        InvoiceLine(line_id(inv, c.price_key, c.line_type, c.period.start), c.line_type,
+                    c.price_key, c.meter_key, c.description, c.quantity, c.unit_price, c.amount,
+                    c.period.start, c.period.end, c.tiers)
+        for c in charges + discounts
+    )
+    currency = plan.currency
+    subtotal = sum((line.amount for line in lines if line.line_type != "discount"),
+                   zero(currency))
+    total = sum((line.amount for line in lines), zero(currency))
+    main = closing or opening
+    assert main is not None  # every boundary closes or opens a period
+    if subscription.collection_method == "send_invoice":
+        days = subscription.days_until_due
+        due = boundary + timedelta(days=DEFAULT_DAYS_UNTIL_DUE if days is None else days)
+    else:
+        due = boundary
+    return InvoiceDraft(
+        invoice_id=inv,
+        customer_id=subscription.customer,
+        subscription_id=subscription.id,
+        plan_key=plan.key,
+        billing_month=billing_month(boundary),
+        boundary=boundary,
+        period_start=main.start,
+        period_end=main.end,
+        currency=currency,
+        subtotal=subtotal,
+        discount_total=subtotal - total,
+        total=total,
+        collection_method=subscription.collection_method,
+        due_date=due,
+        lines=lines,
+    )
+
+
+def build_invoices(subscription: Subscription, plan: Plan, meters: Mapping[str, Meter],
+                   usage: UsageQuantities, until: date) -> list[InvoiceDraft]:
+    """Every invoice draft of a subscription cut on or before ``until``, in date order.
+
+    A cut with no line at all is skipped: the ``start_date`` cut of a plan with no in-advance
+    fee has nothing to bill.
+    """
+    drafts = (build_invoice(subscription, plan, meters, b, usage)
+              for b in boundaries(subscription, plan, until))
+    return [d for d in drafts if d.lines]
