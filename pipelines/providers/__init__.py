@@ -1,0 +1,1 @@
+"""Payment/invoicing provider integrations and their local test doubles."""
