@@ -42,8 +42,13 @@ def run_job(job_name: str, run_config: dict[str, Any] | None = None) -> dg.Execu
     return result
 
 
-def print_ingestion_summary(run_id: str) -> None:
+def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
     """The files a run ingested and the warehouse's totals, as a small table."""
+    run_id = result.run_id
+    materialized = {e.asset_key: e.materialization.metadata
+                    for e in result.get_asset_materialization_events() if e.asset_key}
+    raw_meta = materialized.get(dg.AssetKey(["raw", "events"]), {})
+    skipped = raw_meta.get("files_skipped")
     with connect_reader(settings.warehouse_path()) as con:
         files = con.execute("""
             SELECT path, received, accepted, duplicates, rejected, conflicts
@@ -71,6 +76,8 @@ def print_ingestion_summary(run_id: str) -> None:
             print(f"{os.path.basename(path):<{width}}  " + "  ".join(f"{c:>10}" for c in counts))
         sums = [sum(f[i] for f in files) for i in range(1, 6)]
         print(f"{'total':<{width}}  " + "  ".join(f"{c:>10}" for c in sums))
+    if skipped is not None and skipped.value:
+        print(f"{skipped.value} file(s) skipped: the same content was ingested before")
     if reasons:
         print("rejected by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
     for candidates, accepted, duplicates, conflicts, still in reprocessed:
@@ -86,7 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
     config = {"files": args.files or None, "reprocess_rejected": not args.no_reprocess}
     result = run_job(INGEST_JOB, {"ops": {"raw__events": {"config": config}}})
-    print_ingestion_summary(result.run_id)
+    print_ingestion_summary(result)
 
 
 def cmd_reprocess(args: argparse.Namespace) -> None:
@@ -94,7 +101,7 @@ def cmd_reprocess(args: argparse.Namespace) -> None:
 
     config = {"files": [], "reprocess_rejected": True}
     result = run_job(INGEST_JOB, {"ops": {"raw__events": {"config": config}}})
-    print_ingestion_summary(result.run_id)
+    print_ingestion_summary(result)
 
 
 def cmd_generate_events(args: argparse.Namespace) -> None:
@@ -106,21 +113,17 @@ def cmd_generate_events(args: argparse.Namespace) -> None:
                              month=args.month, seed=args.seed)
     out_dir = args.out or settings.landing_path()
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"events_{args.month}_seed{args.seed}")
-    if args.format == "jsonl":
-        path = stem + ".jsonl"
-        write_jsonl(sample, path)
-    elif args.format == "jsonl.gz":
-        path = stem + ".jsonl.gz"
-        write_jsonl(sample, path, gzip=True)
+    path = os.path.join(out_dir, f"events_{args.month}_seed{args.seed}.{args.format}")
+    if args.format in ("jsonl", "jsonl.gz"):
+        written = write_jsonl(sample, path, gzip=args.format == "jsonl.gz")
     elif args.format == "csv":
-        path = stem + ".csv"
-        write_csv(sample, path)
+        written = write_csv(sample, path)
     else:
-        path = stem + ".parquet"
-        write_parquet(sample, path)
-    print(f"wrote {path}")
-    print(sample.summary_text() if hasattr(sample, "summary_text") else sample.summary)
+        written = write_parquet(sample, path)
+    rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(written.rejected.items()))
+    print(f"wrote {path}: {written.lines} lines for {sample.summary.customers} customers "
+          f"(by design: {written.accepted} valid events, {written.duplicates} duplicates, "
+          f"rejects: {rejected or 'none'})")
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -179,10 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
     query.set_defaults(func=cmd_sql)
+
+    commands.add_parser(
+        "stripe-emulator",
+        help="run the local Stripe-compatible server (--port N, fault knobs; --help for all)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["stripe-emulator"]:
+        # its options (port, fault knobs) belong to the emulator's own parser
+        from pipelines.providers.stripe_emulator.__main__ import main as emulator_main
+
+        emulator_main(argv[1:])
+        return
     args = build_parser().parse_args(argv)
     args.func(args)
 
