@@ -19,7 +19,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext,
     """The cursor remembers each file's size and mtime; content identity (sha256) is decided
     by the ingestion itself, so a file renamed or touched is launched but ingested only once."""
     seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-    current = {f.path: [f.size, f.mtime_ns] for f in landed_files(landing.path)}
+    current = {f.path: [f.size, f.mtime_ns] for f in landed_files(landing.location)}
     new = sorted(path for path, stamp in current.items() if seen.get(path) != stamp)
     if not new:
         return dg.SensorResult(skip_reason="no new files in the landing zone",

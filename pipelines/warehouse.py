@@ -9,8 +9,9 @@ instead of failing on DuckDB's own lock.
 from __future__ import annotations
 
 import fcntl
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,24 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 def sql(name: str) -> str:
     """The text of `sql/<name>.sql` (e.g. ``sql("raw/events")``)."""
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def statements(name: str) -> list[str]:
+    """The statements of a multi-statement SQL file, split at semicolons that end a line."""
+    return [part.strip() for part in re.split(r";\s*(?:\n|$)", sql(name)) if part.strip()
+            and not all(line.strip().startswith("--") or not line.strip()
+                        for line in part.strip().splitlines())]
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str,
+            params: Mapping[str, object] | None = None) -> None:
+    """Execute every statement of `sql/<name>.sql`, each with the named parameters it uses
+    (DuckDB binds parameters for one statement at a time)."""
+    for statement in statements(name):
+        code = "\n".join(line for line in statement.splitlines()
+                         if not line.strip().startswith("--"))
+        used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", code)}
+        con.execute(code, used).fetchall()
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
