@@ -284,3 +284,17 @@ def test_unknown_customer_is_reprocessed_once_the_customer_exists(billing_env, i
         SELECT event_id, resolution FROM raw.rejected_events WHERE resolved_at IS NOT NULL
         ORDER BY event_id""")
     assert resolved == [("n1", "accepted"), ("n2", "conflict"), ("n4", "accepted")]
+
+
+def test_escaped_and_unicode_strings_are_read_exactly(billing_env, ingest):
+    write_lines(billing_env["landing"] / "esc.jsonl", [
+        event('evt_"quoted"\\back', source="gw/\u00e9t\u00e9", name="api.request"),
+        '{"event_id": "evt_\\u00e9", "event_name": "api\\/request", "customer_id": '
+        '"acme_corp_001", "timestamp": "2026-01-21T14:30:00Z"}',
+    ])
+    [counts] = ingest().ingested
+    assert counts.accepted == 2
+    assert query(billing_env["warehouse"],
+                 "SELECT source, event_id, event_name FROM raw.events ORDER BY line_number") == [
+        ("gw/\u00e9t\u00e9", 'evt_"quoted"\\back', "api.request"),
+        ("", "evt_\u00e9", "api/request")]

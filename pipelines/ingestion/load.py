@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines.ingestion.landing import LandedFile
-from pipelines.warehouse import sql
+from pipelines.warehouse import run_sql, sql
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
 RECORD_COLUMNS = (
@@ -43,7 +43,8 @@ def _literal(text: str) -> str:
 
 def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
                     now: datetime) -> None:
-    """Temp tables the validation reads: the catalog's customers and the ingestion clock."""
+    """What staging and validation read: JSON macros, the catalog's customers, the clock."""
+    run_sql(con, "staging/json_macros")
     con.execute("CREATE OR REPLACE TEMP TABLE known_customers (customer_id VARCHAR PRIMARY KEY)")
     ids = sorted(set(customers))
     if ids:

@@ -8,7 +8,7 @@ SELECT
     CAST(NULL AS VARCHAR) AS raw,
     CAST(NULL AS VARCHAR) AS parse_error,
     CASE
-        WHEN nullif(trim(props_text), '') IS NOT NULL AND TRY(json(props_text)) IS NULL
+        WHEN nullif(trim(props_text), '') IS NOT NULL AND NOT json_valid(props_text)
             THEN props_column || ' is not valid JSON'
     END AS type_error,
     is_cloudevent,
@@ -18,7 +18,7 @@ SELECT
     nullif(source, '') AS source,
     nullif(subscription_id, '') AS subscription_id,
     nullif(CASE WHEN is_cloudevent THEN "time" ELSE "timestamp" END, '') AS timestamp_text,
-    TRY(json(nullif(trim(props_text), ''))) AS properties,
+    CASE WHEN json_valid(nullif(trim(props_text), '')) THEN json(props_text) END AS properties,
     props_text AS properties_text
 FROM (
     SELECT

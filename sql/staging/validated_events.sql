@@ -43,11 +43,11 @@ SELECT
     customer_id,
     subscription_id,
     ts AS "timestamp",
-    coalesce(json(properties), '{}'::JSON) AS properties,
+    coalesce(properties, '{}'::JSON) AS properties,
     -- what "the same payload" means for dedup: every field but the identity, properties minified
     CASE WHEN reason IS NULL THEN md5_number(concat_ws(chr(31), event_name, customer_id,
         coalesce(subscription_id, chr(30)), epoch_us(ts)::VARCHAR,
-        coalesce(json(properties), '{}'::JSON)::VARCHAR)) END AS payload_hash,
+        coalesce(properties, '{}'::JSON)::VARCHAR)) END AS payload_hash,
     reason,
     CASE reason
         WHEN 'malformed_line' THEN parse_error
