@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets import billing as billing_assets
 from assets import catalog as catalog_assets
 from assets import ingestion as ingestion_assets
-from pipelines.jobs import ingest_events_job
+from pipelines.jobs import billing_run_job, ingest_events_job
 from pipelines.resources import CatalogResource, LandingZoneResource, WarehouseResource
+from pipelines.schedules import daily_billing_schedule
 from pipelines.sensors import landing_zone_sensor
 
+STAGES = [catalog_assets, ingestion_assets, billing_assets]
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([catalog_assets, ingestion_assets]),
-    asset_checks=dg.load_asset_checks_from_modules([ingestion_assets]),
-    jobs=[ingest_events_job],
+    assets=dg.load_assets_from_modules(STAGES),
+    asset_checks=dg.load_asset_checks_from_modules(STAGES),
+    jobs=[ingest_events_job, billing_run_job],
+    schedules=[daily_billing_schedule],
     sensors=[landing_zone_sensor],
     resources={
         "warehouse": WarehouseResource(),

@@ -11,3 +11,11 @@ ingest_events_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("catalog", "ingestion"),
     description="Load the catalog into billing.* and ingest landed usage event files into raw.*.",
 )
+
+BILLING_JOB = "billing_run"
+
+billing_run_job = dg.define_asset_job(
+    BILLING_JOB,
+    selection=dg.AssetSelection.groups("billing"),
+    description="Measure a billing month's usage, rate it into invoices and issue what is due.",
+)

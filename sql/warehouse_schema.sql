@@ -90,3 +90,86 @@ CREATE TABLE IF NOT EXISTS billing.billing_profiles (
     grace_period_seconds BIGINT NOT NULL, draft_sync_hook BOOLEAN NOT NULL,
     issuing_sync_hook BOOLEAN NOT NULL, source_file VARCHAR
 );
+
+-- Usage per subscription × meter × service period, as rated (one row per billed meter and
+-- closed period, zero usage included), kept per billing month for finance to explain lines.
+CREATE TABLE IF NOT EXISTS billing.usage_quantities (
+    billing_month   VARCHAR NOT NULL,    -- YYYY-MM of the invoice boundary closing the period
+    subscription_id VARCHAR NOT NULL,
+    customer_id     VARCHAR NOT NULL,
+    meter_key       VARCHAR NOT NULL,
+    period_start    DATE NOT NULL,
+    period_end      DATE NOT NULL,
+    quantity        DECIMAL(38, 12) NOT NULL,
+    events_counted  BIGINT NOT NULL,
+    rated_at        TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (subscription_id, meter_key, period_start)
+);
+
+CREATE TABLE IF NOT EXISTS billing.invoices (
+    invoice_id        VARCHAR PRIMARY KEY,  -- inv_ + sha256(subscription|boundary): same on re-runs
+    invoice_number    VARCHAR,              -- INV-YYYYMM-NNNNN, given at issue (gap-free per month)
+    customer_id       VARCHAR NOT NULL,
+    subscription_id   VARCHAR NOT NULL,
+    plan_key          VARCHAR NOT NULL,
+    billing_month     VARCHAR NOT NULL,     -- YYYY-MM (UTC) of the boundary: the partition
+    boundary          DATE NOT NULL,
+    period_start      DATE NOT NULL,
+    period_end        DATE NOT NULL,
+    currency          VARCHAR NOT NULL,
+    subtotal          DECIMAL(38, 12) NOT NULL,
+    discount_total    DECIMAL(38, 12) NOT NULL,
+    total             DECIMAL(38, 12) NOT NULL,
+    status            VARCHAR NOT NULL,
+    collection_method VARCHAR NOT NULL,
+    due_date          DATE NOT NULL,
+    billing_profile   VARCHAR NOT NULL,
+    app               VARCHAR NOT NULL,     -- stripe | custom_invoicing | none
+    issue_after       TIMESTAMPTZ NOT NULL, -- boundary + the profile's grace period
+    issued_at         TIMESTAMPTZ,
+    created_at        TIMESTAMPTZ NOT NULL,
+    rated_at          TIMESTAMPTZ NOT NULL   -- one invoice per (subscription, boundary): its id
+);
+
+CREATE TABLE IF NOT EXISTS billing.invoice_lines (
+    line_id       VARCHAR PRIMARY KEY,
+    invoice_id    VARCHAR NOT NULL,
+    line_type     VARCHAR NOT NULL,         -- usage | flat | minimum_commitment | discount | adjustment
+    price_key     VARCHAR NOT NULL,
+    meter_key     VARCHAR,
+    description   VARCHAR NOT NULL,
+    quantity      DECIMAL(38, 12),
+    unit_price    DECIMAL(38, 12),
+    amount        DECIMAL(38, 12) NOT NULL, -- rounded once to the currency's minor units
+    period_start  DATE NOT NULL,
+    period_end    DATE NOT NULL,
+    tiers         JSON,                     -- per-tier units, unit price, flat fee and amount
+    position      INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS billing.invoice_status_history (
+    invoice_id  VARCHAR NOT NULL,
+    from_status VARCHAR,
+    to_status   VARCHAR NOT NULL,
+    "at"        TIMESTAMPTZ NOT NULL,
+    cause       VARCHAR NOT NULL,
+    actor       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS billing.invoice_number_sequences (
+    billing_month VARCHAR PRIMARY KEY,
+    last_number   BIGINT NOT NULL
+);
+
+-- A re-run whose result differs from an issued invoice: the issued invoice never changes; the
+-- difference waits here to become an adjustment document.
+CREATE TABLE IF NOT EXISTS billing.invoice_differences (
+    invoice_id     VARCHAR NOT NULL,
+    line_id        VARCHAR,                 -- NULL for the invoice total
+    item           VARCHAR NOT NULL,        -- total | line amount | line added | line removed
+    issued_amount  DECIMAL(38, 12),
+    rerated_amount DECIMAL(38, 12),
+    first_seen     TIMESTAMPTZ NOT NULL,
+    last_seen      TIMESTAMPTZ NOT NULL,
+    run_id         VARCHAR
+);

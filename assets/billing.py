@@ -1,0 +1,134 @@
+"""Billing stage: usage measured and rated into invoices, by monthly partition.
+
+The partition is the UTC month of the invoice boundary. A run rates the month's cuts that are
+due by "now" (re-rating drafts in place), leaves issued invoices untouched, and issues drafts of
+profiles without a provider app once their grace period is over.
+"""
+
+from datetime import datetime
+
+import dagster as dg
+
+from pipelines import settings
+from pipelines.catalog import CatalogError
+from pipelines.catalog.models import Catalog
+from pipelines.catalog.tables import write_catalog_tables
+from pipelines.invoicing import audit
+from pipelines.invoicing.ledger import write_month
+from pipelines.invoicing.month import draft_invoices, due_cuts
+from pipelines.invoicing.usage import measure_month, stored_usage
+from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
+
+BILLING_MONTHS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+NOW_TAG = "billing/now"
+
+
+def billing_month(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
+    """'YYYY-MM' of the run's partition (Dagster's monthly keys are the month's first day)."""
+    return context.partition_key[:7]
+
+
+def run_now(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
+    """The run's "now": the tag the launcher pinned (CLI, schedule), else BILLING_NOW or the
+    clock. Every step of a run then agrees on which cycles have closed."""
+    tagged = context.run.tags.get(NOW_TAG)
+    return settings.parse_instant(tagged) if tagged else settings.now()
+
+
+def _catalog(resource: CatalogResource) -> Catalog:
+    try:
+        return resource.load()
+    except CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+@dg.asset(
+    key=["billing", "usage_quantities"],
+    group_name="billing",
+    partitions_def=BILLING_MONTHS,
+    deps=[dg.AssetKey(["raw", "events"]), dg.AssetKey(["billing", "catalog"])],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Usage per subscription, meter and service period closed by the month's "
+                "invoice cuts (zero usage included), measured from raw.events.",
+)
+def usage_quantities(context: dg.AssetExecutionContext, catalog: CatalogResource,
+                     warehouse: WarehouseResource) -> dg.MaterializeResult:
+    month, now, loaded = billing_month(context), run_now(context), _catalog(catalog)
+    cuts = due_cuts(loaded, month, now)
+    with warehouse.writer() as con:
+        # rating reads the catalog as it is now, so its tables are refreshed first
+        write_catalog_tables(con, loaded)
+        frame = measure_month(con, month, cuts, rated_at=now)
+    return dg.MaterializeResult(metadata={
+        "cuts_due": len(cuts),
+        "usage_rows": frame.height,
+        "events_counted": int(frame["events_counted"].sum() or 0),
+        "now": now.isoformat(),
+    })
+
+
+@dg.asset(
+    key=["billing", "invoices"],
+    group_name="billing",
+    partitions_def=BILLING_MONTHS,
+    deps=[usage_quantities],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Invoices and lines of the month's cuts: drafts re-rated in place with the same "
+                "ids, issued invoices never changed (differences recorded), drafts of profiles "
+                "without a provider app issued with INV-YYYYMM-NNNNN numbers after the grace "
+                "period.",
+)
+def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
+             warehouse: WarehouseResource) -> dg.MaterializeResult:
+    month, now, loaded = billing_month(context), run_now(context), _catalog(catalog)
+    cuts = due_cuts(loaded, month, now)
+    with warehouse.writer() as con:
+        drafts = draft_invoices(loaded, cuts, stored_usage(con, month))
+        update = write_month(con, month, drafts, loaded, now=now, run_id=context.run.run_id)
+    context.log.info(f"{month}: {update}")
+    return dg.MaterializeResult(metadata={
+        "invoices_rated": update.rated, "drafts_written": update.written,
+        "issued_untouched": update.frozen, "new_differences": update.differences,
+        "drafts_discarded": update.discarded, "issued_now": update.issued,
+    })
+
+
+@dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
+                description="Invoice total = sum of lines = subtotal - discounts; currency = "
+                            "plan currency; at most one invoice per subscription and boundary.")
+def invoice_totals_match_lines(context: dg.AssetCheckExecutionContext,
+                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.reader() as con:
+        return audit.invoice_totals(con, billing_month(context))
+
+
+@dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
+                description="Each usage line this run wrote equals its price recomputed from "
+                            "the measured quantity, rounded once to the currency's minor units.")
+def usage_lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: CatalogResource,
+                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    loaded = _catalog(catalog)
+    with warehouse.reader() as con:
+        return audit.usage_lines_priced(con, loaded, billing_month(context), run_now(context))
+
+
+@dg.asset_check(asset=invoices, pool=WAREHOUSE_POOL,
+                description="Warns when re-rating the month gives another result than an "
+                            "invoice already issued (see billing.invoice_differences); the "
+                            "issued invoice stands and the difference waits to become an "
+                            "adjustment.")
+def issued_invoices_match_rerating(context: dg.AssetCheckExecutionContext,
+                                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.reader() as con:
+        return audit.issued_differences(con, billing_month(context))
+
+
+@dg.asset_check(asset=usage_quantities, blocking=True, pool=WAREHOUSE_POOL,
+                description="Every accepted event of a billed meter inside a closed period is "
+                            "counted exactly once in the month's usage.")
+def usage_counts_every_event_once(context: dg.AssetCheckExecutionContext,
+                                  warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.reader() as con:
+        return audit.usage_coverage(con, billing_month(context))

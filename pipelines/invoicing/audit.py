@@ -1,0 +1,74 @@
+"""The checks that guard invoice money, as functions of a warehouse connection and a month.
+
+Dagster runs them as asset checks (assets/billing.py); tests call them directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from pipelines.catalog.models import Catalog
+from pipelines.checks import markdown_table, pandera_check
+from pipelines.invoicing.schemas import InvoiceTotals, RepricedLines, UsageCoverage
+from pipelines.rating.pricing import rate_usage
+from pipelines.warehouse import sql
+
+MONEY = pl.Decimal(38, 12)
+
+
+def invoice_totals(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+    """Totals against lines, currency against plan, one invoice per cut."""
+    frame = con.sql(sql("billing/invoice_audit"), params={"billing_month": month}).pl()
+    return pandera_check(InvoiceTotals, frame)
+
+
+def usage_lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
+                       now: datetime) -> dg.AssetCheckResult:
+    """Every usage line written at `now` (drafts, and drafts issued then) re-priced from the
+    measured quantity; invoices issued before are frozen and not re-priced."""
+    lines = con.execute("""
+        SELECT l.line_id, l.price_key, u.quantity, l.amount, i.plan_key, i.currency
+        FROM billing.invoice_lines l
+        JOIN billing.invoices i USING (invoice_id)
+        LEFT JOIN billing.usage_quantities u
+          ON u.subscription_id = i.subscription_id AND u.meter_key = l.meter_key
+         AND u.period_start = l.period_start
+        WHERE i.billing_month = $month AND l.line_type = 'usage'
+          AND (i.status = 'draft' OR i.issued_at = $now)
+        ORDER BY l.line_id""", {"month": month, "now": now}).fetchall()
+    rows = []
+    for line_id, price_key, quantity, amount, plan_key, currency in lines:
+        plan = catalog.plans.get(plan_key)
+        price = next((p for p in plan.prices if p.key == price_key), None) if plan else None
+        expected = (rate_usage(price, quantity, currency).amount
+                    if price and quantity is not None else None)
+        rows.append({"line_id": line_id, "amount": amount, "expected_amount": expected})
+    frame = pl.DataFrame(rows, schema={"line_id": pl.String, "amount": MONEY,
+                                       "expected_amount": MONEY})
+    return pandera_check(RepricedLines, frame)
+
+
+def issued_differences(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+    """A warning while issued invoices of the month differ from their re-rating."""
+    rows = con.execute("""
+        SELECT d.invoice_id, i.invoice_number, d.item, d.line_id, d.issued_amount,
+               d.rerated_amount
+        FROM billing.invoice_differences d JOIN billing.invoices i USING (invoice_id)
+        WHERE i.billing_month = $month ORDER BY ALL""", {"month": month}).fetchall()
+    frame = pl.DataFrame(rows, orient="row", schema=[
+        "invoice_id", "invoice_number", "item", "line_id", "issued_amount", "rerated_amount"])
+    return dg.AssetCheckResult(
+        passed=not rows, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(rows)} difference(s) between issued invoices and re-rating",
+        metadata={"differences": len(rows),
+                  "details": dg.MetadataValue.md(markdown_table(frame.head(20)))})
+
+
+def usage_coverage(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+    """Each event of a billed meter in a closed period counted exactly once."""
+    frame = con.sql(sql("billing/usage_audit"), params={"billing_month": month}).pl()
+    return pandera_check(UsageCoverage, frame)

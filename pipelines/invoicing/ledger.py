@@ -1,0 +1,129 @@
+"""Writing rated invoices to billing.invoices / invoice_lines / invoice_status_history.
+
+A month's drafts are replaced in place with the same ids on every run; an invoice past draft is
+never changed, and a re-run that rates it differently records the difference instead. Drafts of
+profiles without a provider app are issued with gap-free numbers once their grace period is over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from pipelines.catalog.models import Catalog
+from pipelines.rating.invoices import InvoiceDraft
+from pipelines.rating.lifecycle import issue_after
+from pipelines.warehouse import run_sql
+
+MONEY = pl.Decimal(38, 12)
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    """What one rating pass did to a billing month."""
+
+    rated: int            # drafts produced by the rating
+    written: int          # drafts inserted or re-rated in place
+    frozen: int           # produced for invoices already issued: left unchanged
+    differences: int      # new differences recorded against issued invoices
+    discarded: int        # drafts no longer produced by the catalog
+    issued: int           # drafts issued (app none, grace period over)
+
+
+def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
+                 rated_at: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drafts and their lines as frames shaped like billing.invoices / billing.invoice_lines."""
+    invoices = []
+    lines = []
+    for draft in drafts:
+        profile = catalog.profile_of(draft.customer_id)
+        if profile is None:
+            raise ValueError(f"customer {draft.customer_id} has no billing profile and the "
+                             "catalog has no default profile")
+        invoices.append({
+            "invoice_id": draft.invoice_id, "customer_id": draft.customer_id,
+            "subscription_id": draft.subscription_id, "plan_key": draft.plan_key,
+            "billing_month": draft.billing_month, "boundary": draft.boundary,
+            "period_start": draft.period_start, "period_end": draft.period_end,
+            "currency": draft.currency, "subtotal": draft.subtotal,
+            "discount_total": draft.discount_total, "total": draft.total,
+            "collection_method": draft.collection_method, "due_date": draft.due_date,
+            "billing_profile": profile.key, "app": profile.app,
+            "issue_after": issue_after(draft.boundary, profile.grace_period),
+            "rated_at": rated_at,
+        })
+        for position, line in enumerate(draft.lines):
+            lines.append({
+                "line_id": line.line_id, "invoice_id": draft.invoice_id,
+                "line_type": line.line_type, "price_key": line.price_key,
+                "meter_key": line.meter_key, "description": line.description,
+                "quantity": line.quantity, "unit_price": line.unit_price, "amount": line.amount,
+                "period_start": line.period_start, "period_end": line.period_end,
+                "tiers": json.dumps([t.to_dict() for t in line.tiers]) if line.tiers else None,
+                "position": position,
+            })
+    invoice_schema = {
+        "invoice_id": pl.String, "customer_id": pl.String, "subscription_id": pl.String,
+        "plan_key": pl.String, "billing_month": pl.String, "boundary": pl.Date,
+        "period_start": pl.Date, "period_end": pl.Date, "currency": pl.String,
+        "subtotal": MONEY, "discount_total": MONEY, "total": MONEY,
+        "collection_method": pl.String, "due_date": pl.Date, "billing_profile": pl.String,
+        "app": pl.String, "issue_after": pl.Datetime("us", "UTC"),
+        "rated_at": pl.Datetime("us", "UTC"),
+    }
+    line_schema = {
+        "line_id": pl.String, "invoice_id": pl.String, "line_type": pl.String,
+        "price_key": pl.String, "meter_key": pl.String, "description": pl.String,
+        "quantity": MONEY, "unit_price": MONEY, "amount": MONEY, "period_start": pl.Date,
+        "period_end": pl.Date, "tiers": pl.String, "position": pl.Int32,
+    }
+    return (pl.DataFrame(invoices, schema=invoice_schema, orient="row" if not invoices else None),
+            pl.DataFrame(lines, schema=line_schema))
+
+
+def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
+                drafts: Sequence[InvoiceDraft], catalog: Catalog, *, now: datetime,
+                run_id: str | None) -> LedgerUpdate:
+    """Write one billing month's rated drafts and issue what is due, in one transaction."""
+    invoices, lines = draft_frames(drafts, catalog, now)
+    con.register("draft_invoices_frame", invoices.to_arrow())
+    con.register("draft_lines_frame", lines.to_arrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE draft_invoices AS SELECT * FROM draft_invoices_frame")
+    con.execute("CREATE OR REPLACE TEMP TABLE draft_lines AS SELECT * FROM draft_lines_frame")
+    con.unregister("draft_invoices_frame")
+    con.unregister("draft_lines_frame")
+    params = {"billing_month": billing_month, "now": now, "run_id": run_id}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        frozen, before_diffs, discarded = con.execute("""
+            SELECT
+                (SELECT count(*) FROM billing.invoices i JOIN draft_invoices d USING (invoice_id)
+                 WHERE i.status <> 'draft'),
+                (SELECT count(*) FROM billing.invoice_differences),
+                (SELECT count(*) FROM billing.invoices
+                 WHERE billing_month = $billing_month AND status = 'draft'
+                   AND invoice_id NOT IN (SELECT invoice_id FROM draft_invoices))
+        """, {"billing_month": billing_month}).fetchall()[0]
+        run_sql(con, "billing/invoice_differences", params)
+        run_sql(con, "billing/invoice_status_history", params)
+        run_sql(con, "billing/invoices", params)
+        run_sql(con, "billing/invoice_lines", params)
+        run_sql(con, "billing/invoices_issued", params)
+        issued, after_diffs = con.execute(
+            "SELECT (SELECT count(*) FROM issuing), "
+            "(SELECT count(*) FROM billing.invoice_differences)").fetchall()[0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for table in ("draft_invoices", "draft_lines", "issuing"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    return LedgerUpdate(rated=len(drafts), written=len(drafts) - frozen, frozen=frozen,
+                        differences=after_diffs - before_diffs, discarded=discarded,
+                        issued=issued)

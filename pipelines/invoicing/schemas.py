@@ -1,0 +1,66 @@
+"""Pandera checks that guard invoice money; run as blocking asset checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandera.polars as pa
+import polars as pl
+
+Money = Annotated[pl.Decimal, 38, 12]
+
+
+class InvoiceTotals(pa.DataFrameModel):
+    """Each invoice against its lines and its plan (sql/billing/invoice_audit.sql)."""
+
+    invoice_id: str = pa.Field(unique=True)
+    subscription_id: str
+    boundary: str
+    currency: str
+    plan_currency: str = pa.Field(nullable=False)
+    total: Money = pa.Field(ge=0)
+    lines: int = pa.Field(ge=1)
+
+    class Config:
+        unique = ("subscription_id", "boundary")   # at most one invoice per cut
+
+    @pa.dataframe_check(error="total differs from the sum of the invoice's lines")
+    def total_is_sum_of_lines(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("total") == pl.col("lines_total"))
+
+    @pa.dataframe_check(error="subtotal differs from the sum of its non-discount lines")
+    def subtotal_is_sum_of_charges(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("subtotal") == pl.col("lines_subtotal"))
+
+    @pa.dataframe_check(error="total differs from subtotal - discount_total")
+    def total_is_subtotal_less_discounts(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("total") == pl.col("subtotal") - pl.col("discount_total"))
+
+    @pa.dataframe_check(error="invoice currency differs from its plan's currency")
+    def currency_is_plan_currency(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("currency") == pl.col("plan_currency"))
+
+
+class RepricedLines(pa.DataFrameModel):
+    """Each usage line beside its price recomputed from the stored quantity."""
+
+    line_id: str = pa.Field(unique=True)
+    amount: Money
+    expected_amount: Money = pa.Field(nullable=False)
+
+    @pa.dataframe_check(error="line amount differs from its rounded price computation")
+    def amount_is_rounded_price(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("amount") == pl.col("expected_amount"))
+
+
+class UsageCoverage(pa.DataFrameModel):
+    """Each usage row of the month (sql/billing/usage_audit.sql)."""
+
+    events_counted: int = pa.Field(ge=0)
+    events_expected: int = pa.Field(ge=0)
+    overlapping_periods: int = pa.Field(eq=0)
+
+    @pa.dataframe_check(error="events counted differ from the events of the period")
+    def every_event_counted_once(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("events_counted") == pl.col("events_expected"))

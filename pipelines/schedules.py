@@ -1,0 +1,22 @@
+"""Schedules: when billing runs without anyone asking."""
+
+from datetime import datetime
+
+import dagster as dg
+
+from assets.billing import NOW_TAG
+from pipelines.jobs import BILLING_JOB
+
+
+@dg.schedule(job_name=BILLING_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Daily: rate the current month's cycles that closed so far and issue "
+                         "drafts whose grace period is over.")
+def daily_billing_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick: datetime = context.scheduled_execution_time
+    partition = tick.strftime("%Y-%m-01")
+    return dg.RunRequest(
+        run_key=f"billing-{tick.strftime('%Y-%m-%d')}",
+        partition_key=partition,
+        tags={NOW_TAG: tick.isoformat()},
+    )

@@ -1,0 +1,18 @@
+-- Lines of the month's drafts, replaced with the re-rated ones (same ids); lines of invoices
+-- that are no longer drafts stay as issued. Parameter: $billing_month.
+-- Reads temp table `draft_lines`; runs after sql/billing/invoices.sql.
+DELETE FROM billing.invoice_lines
+WHERE invoice_id IN (SELECT invoice_id FROM billing.invoices
+                     WHERE billing_month = $billing_month AND status = 'draft')
+   OR invoice_id NOT IN (SELECT invoice_id FROM billing.invoices);
+
+INSERT INTO billing.invoice_lines (
+    line_id, invoice_id, line_type, price_key, meter_key, description, quantity, unit_price,
+    amount, period_start, period_end, tiers, position
+)
+SELECT
+    l.line_id, l.invoice_id, l.line_type, l.price_key, l.meter_key, l.description, l.quantity,
+    l.unit_price, l.amount, l.period_start, l.period_end, l.tiers::JSON, l.position
+FROM draft_lines l
+JOIN billing.invoices i USING (invoice_id)
+WHERE i.status = 'draft';
