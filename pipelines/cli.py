@@ -22,7 +22,9 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def run_job(job_name: str, run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+def run_job(job_name: str, run_config: dict[str, Any] | None = None, *,
+            partition_key: str | None = None,
+            tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """Execute a job of the code location in process; a failed run exits non-zero."""
     from pipelines.definitions import defs
 
@@ -30,7 +32,8 @@ def run_job(job_name: str, run_config: dict[str, Any] | None = None) -> dg.Execu
     with _instance() as instance:
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         result = job.execute_in_process(run_config={**quiet, **(run_config or {})},
-                                        instance=instance, raise_on_error=False)
+                                        instance=instance, raise_on_error=False,
+                                        partition_key=partition_key, tags=tags)
     if not result.success:
         for event in result.all_events:
             if event.is_failure and event.step_key:
@@ -126,6 +129,63 @@ def cmd_generate_events(args: argparse.Namespace) -> None:
           f"rejects: {rejected or 'none'})")
 
 
+def months_between(first: str, last: str) -> list[str]:
+    """Every 'YYYY-MM' from first to last, inclusive."""
+    year, month = (int(p) for p in first.split("-"))
+    end = tuple(int(p) for p in last.split("-"))
+    months = []
+    while (year, month) <= end:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    if not months:
+        raise SystemExit(f"--to {last} is before --month {first}")
+    return months
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from assets.billing import NOW_TAG
+    from pipelines.invoicing.month import month_bounds
+    from pipelines.jobs import BILLING_JOB
+
+    now = settings.now()
+    for month in months_between(args.month, args.to or args.month):
+        month_bounds(month)
+        result = run_job(BILLING_JOB, partition_key=f"{month}-01",
+                         tags={NOW_TAG: now.isoformat()})
+        print_invoice_summary(month, result)
+
+
+def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult) -> None:
+    """What the run did to the month, and the month's invoices by status and currency."""
+    from pipelines.rating.money import quantum
+
+    meta = next((e.materialization.metadata for e in result.get_asset_materialization_events()
+                 if e.asset_key == dg.AssetKey(["billing", "invoices"])), {})
+    done = {k: v.value for k, v in meta.items()}
+    print(f"{month}: rated {done.get('invoices_rated', 0)} invoice(s): "
+          f"{done.get('drafts_written', 0)} draft(s) written, "
+          f"{done.get('issued_now', 0)} issued now, "
+          f"{done.get('issued_untouched', 0)} already issued left unchanged "
+          f"({done.get('new_differences', 0)} new difference(s) recorded), "
+          f"{done.get('drafts_discarded', 0)} stale draft(s) discarded")
+    with connect_reader(settings.warehouse_path()) as con:
+        relation = con.sql("""
+            SELECT i.invoice_number, i.customer_id, i.plan_key AS plan,
+                   CAST(i.boundary AS VARCHAR) AS boundary, i.status, i.currency,
+                   i.subtotal, i.discount_total AS discounts, i.total,
+                   count(l.line_id) AS lines
+            FROM billing.invoices i LEFT JOIN billing.invoice_lines l USING (invoice_id)
+            WHERE i.billing_month = $month
+            GROUP BY ALL ORDER BY boundary, customer_id""", params={"month": month})
+        columns, rows = relation.columns, relation.fetchall()
+    money = [columns.index(c) for c in ("subtotal", "discounts", "total")]
+    currency = columns.index("currency")
+    shown = [[value.quantize(quantum(row[currency])) if i in money else value
+              for i, value in enumerate(row)] for row in rows]
+    if shown:
+        print_table(columns, shown)
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Rows as an aligned text table (numbers right-aligned)."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
@@ -178,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", help="folder (default: the landing zone)")
     generate.add_argument("--catalog", help="catalog folder (default: BILLING_CATALOG)")
     generate.set_defaults(func=cmd_generate_events)
+
+    run = commands.add_parser("run", help="rate a billing month (or a range) and issue what is due")
+    run.add_argument("--month", required=True, help="YYYY-MM (the UTC month of the cut)")
+    run.add_argument("--to", help="last month of a backfill range, YYYY-MM")
+    run.set_defaults(func=cmd_run)
 
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")

@@ -1,4 +1,5 @@
-"""`make demo`: a sample month of usage for the example catalog, ingested through Dagster.
+"""`make demo`: a sample month of usage for the example catalog, ingested and rated through
+Dagster.
 
 Runs on embedded defaults so it is reproducible: the demo's own data folder (wiped first), the
 example catalog, and a pinned "now" (`BILLING_NOW`, early in the month after the sample month).
@@ -14,6 +15,7 @@ from pipelines import settings
 from pipelines.cli import main as billing
 
 DEMO_MONTH = "2026-10"
+INVOICE_MONTH = "2026-11"
 DEMO_NOW = "2026-11-02T06:00:00Z"
 
 
@@ -45,12 +47,18 @@ def run_demo() -> None:
     print("\n== 2. ingestion through the Dagster job the landing-zone sensor launches")
     billing(["ingest"])
 
-    print("\n== 3. what was rejected, with its reason (first of each)")
+    print(f"\n== 3. rating: the month's usage is invoiced at the cycle boundaries after it "
+          f"(billing months {DEMO_MONTH} and {INVOICE_MONTH}), now = {os.environ['BILLING_NOW']}")
+    billing(["run", "--month", DEMO_MONTH, "--to", INVOICE_MONTH])
+    print("(stripe and custom_invoicing drafts wait for their provider sync; profile 'manual' "
+          "(app none) is issued once its grace period is over)")
+
+    print("\n== 4. what was rejected, with its reason (first of each)")
     billing(["sql", """
         SELECT reason, count(*) AS lines, any_value(detail) AS example
         FROM raw.rejected_events GROUP BY reason ORDER BY lines DESC, reason"""])
 
-    print("\n== 4. accepted usage by event name")
+    print("\n== 5. accepted usage by event name")
     billing(["sql", """
         SELECT event_name, count(*) AS events, count(DISTINCT customer_id) AS customers,
                min("timestamp") AS first, max("timestamp") AS last
