@@ -73,6 +73,7 @@ REJECTIONS = [
     (event("x" * 256), "event_id_too_long", "256 characters"),
     (event("e5", ts="2026-13-45T99:00:00Z"), "invalid_timestamp", "2026-13-45T99:00:00Z"),
     (event("e6", ts="2026-01-21T14:30:00"), "timestamp_without_offset", "no UTC offset"),
+    (event("e6b", ts="2026-01-21"), "timestamp_without_offset", "no UTC offset"),
     (event("e7", ts="2026-02-01T12:05:01Z"), "timestamp_in_future", "5 minutes"),
     (event("e8", properties=[1, 2]), "properties_not_object", "got array"),
     (event("e9", properties="tokens=5"), "properties_not_object", "got varchar"),

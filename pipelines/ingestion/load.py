@@ -21,7 +21,9 @@ RECORD_COLUMNS = (
     "event_id", "event_name", "customer_id", "timestamp", "properties", "source",
     "subscription_id", "specversion", "id", "type", "subject", "time", "data",
 )
-MAX_LINE_BYTES = 64 * 1024 * 1024
+# read_csv buffers 16 lines of this size per thread, so it is kept small; a longer line makes
+# the file fail to read, named in the error, and the file stays in the landing zone.
+MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -10,4 +10,3 @@ SELECT
 FROM validated_events v
 WHERE v.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM event_outcomes o WHERE o.line_number = v.line_number)
-ORDER BY v.line_number

@@ -8,10 +8,10 @@ WITH typed AS (
         i.rowid + 1 AS line_number,
         i.*,
         coalesce(i.source, '') AS source_key,
-        regexp_full_match(
-            i.timestamp_text,
-            '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)'
-        ) AS timestamp_has_offset,
+        -- the instant's format is checked by the cast; the offset must follow a time of day
+        regexp_matches(i.timestamp_text,
+                       '\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|[+-]\d{2}(?::?\d{2})?)\s*$')
+            AS timestamp_has_offset,
         TRY_CAST(i.timestamp_text AS TIMESTAMPTZ) AS ts
     FROM incoming i
     WHERE NOT i.is_blank
