@@ -56,15 +56,17 @@ def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
 
 
 def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    # Lines are materialized first: a table keeps file order (rowid + 1 is the line number),
+    # which later joins would not.
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW incoming_lines AS
+        CREATE OR REPLACE TEMP TABLE incoming_rows AS
         SELECT raw FROM read_csv({_literal(path)}, columns = {{'raw': 'VARCHAR'}}, header = false,
             delim = '\\0', quote = '', escape = '', comment = '', auto_detect = false,
             strict_mode = false, max_line_size = {MAX_LINE_BYTES})
     """)
-    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS " + sql("staging/incoming_json_lines"))
-    con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
-                "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming_lines AS "
+                "SELECT rowid + 1 AS line_number, raw FROM incoming_rows")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_json_lines"))
 
 
 def _record_projection(described: list[tuple[str, str]]) -> str:
@@ -84,12 +86,9 @@ def _record_projection(described: list[tuple[str, str]]) -> str:
     return ", ".join(parts)
 
 
-def _stage_records(con: duckdb.DuckDBPyConnection, reader: str) -> None:
-    described = [(row[0], row[1])
-                 for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_records AS "
-                f"SELECT {_record_projection(described)} FROM {reader}")
-    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS " + sql("staging/incoming_records"))
+def _describe(con: duckdb.DuckDBPyConnection, reader: str) -> list[tuple[str, str]]:
+    return [(row[0], row[1])
+            for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -98,20 +97,37 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
     reader = (f"read_csv({_literal(path)}, header = true, all_varchar = true, delim = ',', "
               f"quote = '\"', escape = '\"', store_rejects = true, rejects_table = 'csv_rejects', "
               f"rejects_scan = 'csv_reject_scans', max_line_size = {MAX_LINE_BYTES})")
-    _stage_records(con, reader)
-    # a record the CSV parser refused is one received line, rejected as malformed
+    projection = _record_projection(_describe(con, reader))
+    # materialized in file order: rowid + 1 is the record number (header excluded)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE incoming_rows AS SELECT {projection} FROM {reader}")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming_records AS "
+                "SELECT rowid + 1 AS line_number, * FROM incoming_rows")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_records"))
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    # Parquet numbers its rows itself, so the file is read once, straight into validation
+    reader = f"read_parquet({_literal(path)}, file_row_number = true)"
+    described = [(n, t) for n, t in _describe(con, reader) if n != "file_row_number"]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_records AS SELECT "
+                f"file_row_number + 1 AS line_number, {_record_projection(described)} "
+                f"FROM {reader}")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_records"))
+
+
+def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
+    """Records the CSV parser refused (known once the file was read): each is one received
+    line, rejected as malformed."""
+    if file_format != "csv":
+        con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
+                    "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
+        return
     con.execute("""
         CREATE OR REPLACE TEMP TABLE parser_rejects AS
         SELECT line AS line_number, any_value(csv_line) AS raw,
                'CSV line ' || line || ': ' || string_agg(DISTINCT error_message, '; ') AS detail
         FROM csv_rejects GROUP BY line
     """)
-
-
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    _stage_records(con, f"read_parquet({_literal(path)})")
-    con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
-                "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
 
 
 STAGERS = {"jsonl": _stage_json_lines, "csv": _stage_csv, "parquet": _stage_parquet}
@@ -136,8 +152,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
         # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
         # order only once committed, and rowid + 1 is the line number every table keeps.
         STAGERS[file_format](con, path)
-        con.execute(sql("staging/validated_events"))
+        run_sql(con, "staging/validated_events")
+        _collect_parser_rejects(con, file_format)
         con.execute(sql("staging/event_outcomes"))
+        _keep_conflicting_lines(con, file_format)
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
@@ -152,9 +170,32 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
             con.execute("ROLLBACK")
             raise
     finally:
-        for table in ("incoming", "validated_events", "event_outcomes", "parser_rejects"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        drop_staging(con)
     return counts
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp tables and views one file's staging made."""
+    for view in ("validated_events", "incoming", "incoming_lines", "incoming_records"):
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    for table in ("validated_rows", "event_outcomes", "parser_rejects", "conflict_lines",
+                  "incoming_rows"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _keep_conflicting_lines(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
+    """The received text of JSON lines that turned out to be conflicts (validation keeps the
+    raw text of invalid lines only; conflicts are known after dedup)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE conflict_lines (line_number BIGINT, raw VARCHAR)")
+    conflicts = con.execute(
+        "SELECT count(*) FROM event_outcomes WHERE outcome = 'conflict'").fetchall()[0][0]
+    if file_format != "jsonl" or not conflicts:
+        return
+    con.execute("""
+        INSERT INTO conflict_lines
+        SELECT line_number, raw FROM incoming_lines
+        WHERE line_number IN (SELECT line_number FROM event_outcomes WHERE outcome = 'conflict')
+    """)
 
 
 def file_counts(con: duckdb.DuckDBPyConnection, file_id: str) -> FileCounts:

@@ -7,10 +7,8 @@ from datetime import datetime
 
 import duckdb
 
-from pipelines.warehouse import sql
-
-STAGING_TABLES = ("reprocess_candidates", "incoming", "validated_events", "event_outcomes",
-                  "parser_rejects")
+from pipelines.ingestion.load import drop_staging
+from pipelines.warehouse import run_sql, sql
 
 
 @dataclass(frozen=True)
@@ -35,10 +33,10 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
     try:
         con.execute(sql("staging/reprocess_candidates"))
         con.execute("CREATE OR REPLACE TEMP VIEW incoming_lines AS "
-                    "SELECT raw FROM reprocess_candidates ORDER BY rowid")
-        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS "
+                    "SELECT rowid + 1 AS line_number, raw FROM reprocess_candidates")
+        con.execute("CREATE OR REPLACE TEMP VIEW incoming AS "
                     + sql("staging/incoming_json_lines"))
-        con.execute(sql("staging/validated_events"))
+        run_sql(con, "staging/validated_events")
         con.execute(sql("staging/event_outcomes"))
         con.execute("BEGIN TRANSACTION")
         try:
@@ -55,7 +53,6 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
             con.execute("ROLLBACK")
             raise
     finally:
-        for table in STAGING_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.execute("DROP VIEW IF EXISTS incoming_lines")
+        drop_staging(con)
+        con.execute("DROP TABLE IF EXISTS reprocess_candidates")
     return ReprocessCounts(*row)

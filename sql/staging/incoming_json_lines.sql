@@ -1,10 +1,10 @@
--- Normalize JSON Lines into the common incoming shape, one row per physical line, in file order
--- (the caller materializes it, so rowid + 1 is the line number). Reads the relation
--- `incoming_lines(raw)`; every JSON document is parsed once. Both shapes are accepted, even
+-- Normalize JSON Lines into the common incoming shape, one row per physical line. Reads the
+-- relation `incoming_lines(line_number, raw)`; every JSON document is parsed once. Both shapes are accepted, even
 -- mixed: a document with `specversion` is a CloudEvent. Blank lines are kept (and flagged) so
 -- that line numbers stay true; they are not events and are not counted as received.
 WITH docs AS (
     SELECT
+        line_number,
         raw,
         raw IS NULL OR trim(raw) = '' AS is_blank,
         -- json_valid guards the parse: TRY() would re-run whole vectors row by row whenever
@@ -16,6 +16,7 @@ WITH docs AS (
     FROM incoming_lines
 ), shaped AS (
     SELECT
+        line_number,
         raw,
         is_blank,
         d,
@@ -30,6 +31,7 @@ WITH docs AS (
     FROM docs
 )
 SELECT
+    line_number,
     is_blank,
     raw,
     CASE

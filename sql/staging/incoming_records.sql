@@ -1,9 +1,10 @@
--- Normalize CSV and Parquet records into the common incoming shape, one row per record, in file
--- order (the caller materializes it, so rowid + 1 is the record number). Reads the relation
--- `incoming_records`, which has every column below (NULL where the file lacks it) as VARCHAR;
+-- Normalize CSV and Parquet records into the common incoming shape, one row per record. Reads
+-- the relation `incoming_records`: line_number (the record number) and every column below (NULL
+-- where the file lacks it) as VARCHAR;
 -- `properties` / `data` hold JSON text. Both shapes are accepted, even mixed: a record with a
 -- non-empty `specversion` is a CloudEvent. `raw` is rebuilt only for rejected records, later.
 SELECT
+    line_number,
     false AS is_blank,
     CAST(NULL AS VARCHAR) AS raw,
     CAST(NULL AS VARCHAR) AS parse_error,

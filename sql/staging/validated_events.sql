@@ -1,11 +1,12 @@
--- Validate normalized incoming rows against contract section 1.
--- Reads the temp table `incoming` (materialized in file order, so rowid + 1 is the line, record or
--- row number), and temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
--- One row per received line: `reason` is NULL for a valid event, else the first fault found.
-CREATE OR REPLACE TEMP TABLE validated_events AS
+-- Validate normalized incoming rows against contract section 1, in one pass over the file.
+-- Reads the view `incoming` (the file, normalized, with its line, record or row numbers; blank
+-- lines included) and temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
+-- The view `validated_events` leaves blank lines out. `reason` is NULL for a valid event, else
+-- the first fault found; `raw` is kept for rejected lines only (JSON Lines: the line; CSV,
+-- Parquet: the record in the native JSON shape).
+CREATE OR REPLACE TEMP TABLE validated_rows AS
 WITH typed AS (
     SELECT
-        i.rowid + 1 AS line_number,
         i.*,
         coalesce(i.source, '') AS source_key,
         -- the instant's format is checked by the cast; the offset must follow a time of day
@@ -14,7 +15,6 @@ WITH typed AS (
             AS timestamp_has_offset,
         TRY_CAST(i.timestamp_text AS TIMESTAMPTZ) AS ts
     FROM incoming i
-    WHERE NOT i.is_blank
 ), judged AS (
     SELECT
         t.*,
@@ -37,6 +37,7 @@ WITH typed AS (
 )
 SELECT
     line_number,
+    is_blank,
     source_key AS source,
     event_id,
     event_name,
@@ -72,5 +73,14 @@ SELECT
             THEN 'properties must be a JSON object, got ' || lower(json_type(properties))
         WHEN 'unknown_customer'
             THEN 'customer_id ' || customer_id || ' is not in the catalog (re-processable once it is)'
-    END AS detail
-FROM judged
+    END AS detail,
+    CASE WHEN reason IS NOT NULL THEN coalesce(raw, json_object(
+        'event_id', event_id, 'event_name', event_name, 'customer_id', customer_id,
+        'timestamp', timestamp_text, 'properties', coalesce(properties, to_json(properties_text)),
+        'source', source, 'subscription_id', subscription_id)::VARCHAR) END AS raw
+FROM judged;
+
+CREATE OR REPLACE TEMP VIEW validated_events AS
+SELECT * EXCLUDE (is_blank)
+FROM validated_rows
+WHERE NOT is_blank;
