@@ -9,13 +9,14 @@ kept here: USD 2, EUR 2, JPY 0, KWD 3.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
 from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
 Number = Decimal | Fraction | int
+_EXACT = Context(prec=400, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 @cache
@@ -23,6 +24,7 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+@cache
 def minor_units(currency: str) -> int:
     """The number of decimals an amount in `currency` is billed with (USD 2, JPY 0, KWD 3).
 
@@ -57,6 +59,12 @@ def round_money(amount: Number, currency: str) -> Decimal:
     zero as well: -0.005 USD → -0.01. Rounding an already rounded amount changes nothing.
     """
     digits = minor_units(currency)
+    if isinstance(amount, Decimal) and amount.is_finite():
+        # a Decimal is exact already: quantize it once, in a context wide enough that only the
+        # quantization rounds (ROUND_HALF_UP rounds half away from zero, negatives included)
+        rounded = amount.quantize(Decimal((0, (1,), -digits)), rounding=ROUND_HALF_UP,
+                                  context=_EXACT)
+        return rounded.copy_abs() if rounded.is_zero() else rounded
     exact = to_fraction(amount)
     scaled = abs(exact) * 10**digits
     whole, remainder = divmod(scaled.numerator, scaled.denominator)

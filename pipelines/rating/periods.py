@@ -19,6 +19,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
+from functools import cache, lru_cache
 
 from pipelines.catalog.models import Plan, Subscription
 
@@ -71,6 +72,7 @@ class ServicePeriod:
         return datetime.combine(self.end, time(0), tzinfo=UTC)
 
 
+@cache
 def anchor_date(year: int, month: int, anchor_day: int) -> date:
     """The anchor day in a given month, clamped to the month's last day (31 → Feb 28/29)."""
     if not 1 <= anchor_day <= 31:
@@ -96,8 +98,19 @@ def service_periods(subscription: Subscription, plan: Plan, until: date) -> list
     The last period returned may still be running on ``until`` (its ``end`` is after it); none
     extends past the subscription's ``end_date``.
     """
+    # computed through the end of until's month and cached, then cut: a billing run asks for
+    # one subscription's periods up to several dates of the same month
+    year, month = _shift_month(until.year, until.month, 1)
+    horizon = date(year, month, 1) if year <= date.max.year else date.max
+    return [p for p in _service_periods(subscription, plan.period_months, horizon)
+            if p.start < until]
+
+
+@lru_cache(maxsize=65_536)
+def _service_periods(subscription: Subscription, step: int, until: date
+                     ) -> tuple[ServicePeriod, ...]:
+    """The periods starting before `until` (see service_periods)."""
     anchor_day = subscription.anchor_day
-    step = plan.period_months
     start, end = subscription.start_date, subscription.end_date
     year0, month0 = _first_anchor_month(start, anchor_day)
 
@@ -111,7 +124,7 @@ def service_periods(subscription: Subscription, plan: Plan, until: date) -> list
         full_start, full_end = anchor(k), anchor(k + 1)
         period_start = max(full_start, start)
         if period_start >= until or (end is not None and period_start >= end):
-            return periods
+            return tuple(periods)
         period_end = full_end if end is None else min(full_end, end)
         periods.append(ServicePeriod(period_start, period_end, full_start, full_end, index))
         k += 1

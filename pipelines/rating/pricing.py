@@ -62,8 +62,9 @@ class TierCharge:
 class RatedAmount:
     """The charge of one price for one period, with everything needed to explain it.
 
-    ``exact`` is the unrounded amount (a Fraction: a prorated flat fee such as 10.00 * 12/31
-    has no finite decimal form); ``amount`` is it rounded once to the currency's minor units.
+    ``exact`` is the unrounded amount: a Decimal, or a Fraction where no finite decimal form
+    exists (a prorated flat fee such as 10.00 * 12/31); ``amount`` is it rounded once to the
+    currency's minor units.
     ``quantity`` is the metered quantity as measured and ``billable_quantity`` what remains
     after included units (for a flat fee both are 1). ``unit_price`` is set where one price per
     unit explains the amount (per_unit, volume, and the full-period amount of a flat fee).
@@ -71,7 +72,7 @@ class RatedAmount:
     ``(days served, days in the full period)`` for a prorated flat fee.
     """
 
-    exact: Fraction
+    exact: Fraction | Decimal
     amount: Decimal
     currency: str
     quantity: Decimal
@@ -89,8 +90,8 @@ def billable_quantity(price: Price, quantity: Decimal) -> Decimal:
 
 
 def _rated(price_currency: str, exact: Fraction | Decimal, **fields: Any) -> RatedAmount:
-    exact_fraction = Fraction(exact)
-    return RatedAmount(exact=exact_fraction, amount=round_money(exact_fraction, price_currency),
+    # exact stays a Decimal when it is one (exact already; cheaper than a Fraction)
+    return RatedAmount(exact=exact, amount=round_money(exact, price_currency),
                        currency=price_currency, **fields)
 
 
@@ -110,10 +111,12 @@ def rate_flat(price: Price, currency: str, days: int | None = None,
                       unit_price=price.amount)
     if days is None or full_days is None or full_days <= 0 or not 0 <= days <= full_days:
         raise ValueError(f"proration needs 0 <= days <= full_days, got {days}/{full_days}")
+    if days == full_days:
+        return _rated(currency, price.amount, quantity=one, billable_quantity=one,
+                      unit_price=price.amount)
     exact = Fraction(price.amount) * Fraction(days, full_days)
-    proration = None if days == full_days else (days, full_days)
     return _rated(currency, exact, quantity=one, billable_quantity=one,
-                  unit_price=price.amount, proration=proration)
+                  unit_price=price.amount, proration=(days, full_days))
 
 
 def rate_per_unit(price: Price, quantity: Decimal, currency: str) -> RatedAmount:
