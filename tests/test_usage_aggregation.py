@@ -402,3 +402,28 @@ def test_aggregate_usage_needs_registered_periods(billing_env):
     with connect_writer(str(billing_env["warehouse"])) as con, \
             pytest.raises(RuntimeError, match="register_periods"):
         aggregate_usage(con)
+
+
+def test_usage_audit_agrees_with_the_aggregation_on_typed_and_nested_filters(lab, ingest):
+    """The blocking check counts events independently; it must use the same filter rules."""
+    from pipelines.catalog import load_catalog
+    from pipelines.invoicing import audit
+    from pipelines.invoicing.month import due_cuts
+    from pipelines.invoicing.usage import measure_month
+    from pipelines.warehouse import connect_reader
+
+    gold = {"tier": 2, "premium": True, "plan": "gold", "meta": {"env": "prod"}}
+    write_lines(lab["landing"] / "filters.jsonl", [
+        event(f"g{i}", customer="lab_007", properties=props) for i, props in enumerate([
+            gold, {**gold, "tier": 2.0}, {**gold, "tier": "2"}, {**gold, "meta": {"env": "dev"}},
+            {k: v for k, v in gold.items() if k != "meta"}])])
+    ingest()
+    catalog = load_catalog(lab["catalog"])
+    with connect_writer(str(lab["warehouse"])) as con:
+        write_catalog_tables(con, catalog)
+        frame = measure_month(con, "2026-02", due_cuts(catalog, "2026-02", LATER),
+                              rated_at=LATER)
+    assert qty(frame, "sub_lab", "gold_calls", JAN) == 2
+    with connect_reader(str(lab["warehouse"])) as con:
+        result = audit.usage_coverage(con, "2026-02")
+    assert result.passed, result.metadata

@@ -9,7 +9,10 @@ WITH rows AS (
     JOIN billing.meters m USING (meter_key)
     WHERE u.billing_month = $billing_month
 ), filters AS (
-    SELECT r.subscription_id, r.meter_key, r.period_start, f.key AS filter_key,
+    -- a dotted filter key names a nested property: plan.tier is $."plan"."tier"
+    SELECT r.subscription_id, r.meter_key, r.period_start,
+           '$.' || array_to_string(list_transform(string_split(f.key, '.'),
+                                                  lambda part: '"' || part || '"'), '.') AS path,
            json_extract(r.filters, '$."' || f.key || '"') AS filter_value
     FROM rows r, LATERAL (SELECT unnest(json_keys(r.filters)) AS key) f
 ), matched AS (
@@ -25,8 +28,18 @@ WITH rows AS (
     SELECT DISTINCT m.subscription_id, m.meter_key, m.period_start, m.source, m.event_id
     FROM matched m
     JOIN filters f USING (subscription_id, meter_key, period_start)
-    WHERE json_extract(m.properties, '$."' || f.filter_key || '"')::VARCHAR
-          IS DISTINCT FROM f.filter_value::VARCHAR
+    -- same rules as the aggregation: numbers by value, other scalars by type and text, a
+    -- missing property matches nothing
+    WHERE NOT coalesce((
+        SELECT CASE
+            WHEN p IS NULL THEN false
+            WHEN json_type(p) IN ('UBIGINT', 'BIGINT', 'DOUBLE')
+                 AND json_type(f.filter_value) IN ('UBIGINT', 'BIGINT', 'DOUBLE')
+                THEN TRY_CAST(CAST(p AS VARCHAR) AS DECIMAL(38, 12))
+                     = TRY_CAST(CAST(f.filter_value AS VARCHAR) AS DECIMAL(38, 12))
+            ELSE CAST(p AS VARCHAR) = CAST(f.filter_value AS VARCHAR)
+        END
+        FROM (SELECT json_extract(m.properties, f.path) AS p)), false)
 ), expected AS (
     SELECT r.subscription_id, r.meter_key, r.period_start, count(k.event_id) AS events_expected
     FROM rows r
