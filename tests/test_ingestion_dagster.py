@@ -157,8 +157,58 @@ def test_sensor_requests_new_files_once(billing_env):
             instance=instance, cursor=first.cursor, resources={"landing": resource}))
         assert third.run_requests[0].run_config["ops"]["raw__events"]["config"]["files"] == [
             str(landing / "c.csv")]
-        assert json.loads(third.cursor).keys() == {str(landing / "a.jsonl"),
-                                                   str(landing / "c.csv")}
+        assert json.loads(third.cursor)["seen"].keys() == {str(landing / "a.jsonl"),
+                                                           str(landing / "c.csv")}
+
+
+def test_sensor_launches_again_files_whose_run_failed(billing_env):
+    from pipelines.resources import LandingZoneResource
+    from pipelines.sensors import MAX_ATTEMPTS, landing_zone_sensor
+
+    landing = billing_env["landing"]
+    resources = {"landing": LandingZoneResource(path=str(landing))}
+    write_lines(landing / "a.jsonl", [event("e1")])
+    plans = billing_env["catalog"] / "plans.yaml"
+    good_plans = plans.read_text()
+    plans.write_text(good_plans.replace("currency: USD", "currency: XXY", 1))  # invalid
+
+    def tick(instance, cursor):
+        return landing_zone_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
+                                                           resources=resources))
+
+    def launch(instance, request):
+        return ingest_job().execute_in_process(
+            instance=instance, run_config=request.run_config, raise_on_error=False,
+            tags={"dagster/run_key": request.run_key})
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None)
+        [request] = first.run_requests
+        # still running (no run recorded yet): nothing is launched twice
+        assert not tick(instance, first.cursor).run_requests
+        assert not launch(instance, request).success
+        retry = tick(instance, first.cursor)
+        [again] = retry.run_requests
+        assert again.run_key == f"{request.run_key}-attempt2"
+        assert again.run_config == request.run_config
+        plans.write_text(good_plans)
+        assert launch(instance, again).success
+        done = tick(instance, retry.cursor)
+        assert not done.run_requests and json.loads(done.cursor)["launched"] == {}
+        assert query(billing_env["warehouse"], "SELECT event_id FROM raw.events") == [("e1",)]
+    # a file that keeps failing is launched MAX_ATTEMPTS times in all, then left to a person
+    plans.write_text(good_plans.replace("currency: USD", "currency: XXY", 1))
+    write_lines(landing / "b.jsonl", [event("e2")])
+    with dg.instance_for_test() as instance:
+        cursor, launches = retry.cursor, 0
+        state = tick(instance, json.dumps({"seen": json.loads(cursor)["seen"],
+                                            "launched": {}}))
+        while state.run_requests:
+            [request] = state.run_requests
+            launches += 1
+            launch(instance, request)
+            state = tick(instance, state.cursor)
+        assert launches == MAX_ATTEMPTS
 
 
 def test_billing_ingest_and_reprocess_commands(billing_env, capsys):
