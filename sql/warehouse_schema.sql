@@ -47,8 +47,10 @@ CREATE TABLE IF NOT EXISTS raw.ingestion_log (
     rejected        BIGINT NOT NULL,
     conflicts       BIGINT NOT NULL,     -- part of rejected
     ingested_at     TIMESTAMPTZ NOT NULL,
-    run_id          VARCHAR
+    run_id          VARCHAR,
+    mtime_ns        BIGINT               -- the file's mtime: an unchanged path is not hashed again
 );
+ALTER TABLE raw.ingestion_log ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
 
 CREATE TABLE IF NOT EXISTS raw.reprocessing_log (
     reprocessed_at  TIMESTAMPTZ NOT NULL,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +164,23 @@ def test_relanding_a_file_changes_nothing(billing_env, ingest):
     second = ingest()
     assert second.ingested == [] and len(second.skipped) == 2
     assert snapshot() == before
+
+
+def test_an_unchanged_logged_file_is_not_read_again(billing_env, ingest, monkeypatch):
+    from pipelines.ingestion import landing as landing_module
+
+    path = write_lines(billing_env["landing"] / "a.jsonl", [event("evt_1")])
+    ingest()
+    hashed: list[str] = []
+    real_sha256 = landing_module.file_sha256
+    monkeypatch.setattr(landing_module, "file_sha256",
+                        lambda p: hashed.append(str(p)) or real_sha256(p))
+    assert ingest().skipped == [str(path)]
+    assert hashed == []
+    # touched (new mtime, same bytes): hashed, recognised by content, still skipped
+    os.utime(path, ns=(1, 1))
+    assert ingest().skipped == [str(path)]
+    assert hashed == [str(path)]
 
 
 def test_csv_native_and_cloudevent_rows(billing_env, ingest):

@@ -139,7 +139,8 @@ def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, file_id: str,
-                size: int, now: datetime, run_id: str | None) -> FileCounts | None:
+                size: int, now: datetime, run_id: str | None,
+                mtime_ns: int | None = None) -> FileCounts | None:
     """Ingest one file; None when this content was ingested before.
 
     All its writes (events, rejects, log row) commit together or not at all. The caller holds
@@ -162,7 +163,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
             con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})
             con.execute(sql("raw/ingestion_log"), {
                 "file_id": file_id, "path": path, "format": file_format, "bytes": size,
-                "ingested_at": now, "run_id": run_id,
+                "mtime_ns": mtime_ns, "ingested_at": now, "run_id": run_id,
             })
             counts = file_counts(con, file_id)
             con.execute("COMMIT")
@@ -222,15 +223,25 @@ class LandingIngestion:
 
 def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
                         now: datetime, run_id: str | None) -> LandingIngestion:
-    """Ingest each file once; a file that cannot be read is reported, not half-loaded."""
+    """Ingest each file once; a file that cannot be read is reported, not half-loaded.
+
+    A path logged with the same size and mtime is skipped without reading it; any other file is
+    identified by the sha256 of its bytes, so a copy or a touched file is still skipped.
+    """
     ingested: list[FileCounts] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
+    unchanged = {(path, size, mtime) for path, size, mtime in con.execute(
+        "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
+    ).fetchall()}
     for landed in files:
+        if (landed.path, landed.size, landed.mtime_ns) in unchanged:
+            skipped.append(landed.path)
+            continue
         try:
             counts = ingest_file(con, path=landed.path, file_format=landed.format,
                                  file_id=landed.file_id, size=landed.size, now=now,
-                                 run_id=run_id)
+                                 run_id=run_id, mtime_ns=landed.mtime_ns)
         except (duckdb.Error, OSError) as exc:
             failed[landed.path] = f"{landed.path}: {type(exc).__name__}: {exc}".splitlines()[0]
             continue

@@ -1,9 +1,9 @@
 -- Record the landed file once, with counts that add up:
 -- received = accepted + duplicates + rejected (conflicts are part of rejected).
--- Parameters: $file_id, $path, $format, $bytes, $ingested_at, $run_id.
+-- Parameters: $file_id, $path, $format, $bytes, $mtime_ns, $ingested_at, $run_id.
 INSERT INTO raw.ingestion_log (
     file_id, path, format, bytes, received, accepted, duplicates, rejected, conflicts,
-    ingested_at, run_id
+    ingested_at, run_id, mtime_ns
 )
 WITH counts AS (
     SELECT
@@ -16,5 +16,5 @@ WITH counts AS (
         (SELECT count(*) FROM event_outcomes WHERE outcome = 'conflict') AS conflicts
 )
 SELECT $file_id, $path, $format, $bytes, received, accepted, duplicates, rejected, conflicts,
-       $ingested_at, $run_id
+       $ingested_at, $run_id, $mtime_ns
 FROM counts
