@@ -105,13 +105,14 @@ def invoice_totals_match_lines(context: dg.AssetCheckExecutionContext,
 
 
 @dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
-                description="Each usage line this run wrote equals its price recomputed from "
-                            "the measured quantity, rounded once to the currency's minor units.")
-def usage_lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: CatalogResource,
+                description="Each usage and flat line this run wrote equals its price computed "
+                            "again (usage from the measured quantity, flat fees prorated by "
+                            "days), rounded once to the currency's minor units.")
+def lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: CatalogResource,
                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
     loaded = _catalog(catalog)
     with warehouse.reader() as con:
-        return audit.usage_lines_priced(con, loaded, billing_month(context), run_now(context))
+        return audit.lines_priced(con, loaded, billing_month(context), run_now(context))
 
 
 @dg.asset_check(asset=invoices, pool=WAREHOUSE_POOL,

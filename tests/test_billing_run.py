@@ -234,11 +234,14 @@ def test_invoice_checks_catch_a_corrupted_ledger(small_catalog):
     path = str(small_catalog["warehouse"])
     with connect_reader(path) as con:
         assert audit.invoice_totals(con, "2026-02").passed
-        assert audit.usage_lines_priced(con, catalog, "2026-02", now).passed
+        assert audit.lines_priced(con, catalog, "2026-02", now).passed
         assert audit.usage_coverage(con, "2026-02").passed
     with connect_writer(path) as con:
         con.execute("UPDATE billing.invoice_lines SET amount = 119.09 "
                     "WHERE price_key = 'api_calls' AND amount = 119.10")
+        # a flat fee that is not its price (10.00 for a full month)
+        con.execute("UPDATE billing.invoice_lines SET amount = 9.99 "
+                    "WHERE price_key = 'platform_fee' AND period_start = DATE '2026-02-01'")
         # an event counted twice: a second, overlapping usage row for the same meter
         con.execute("""INSERT INTO billing.usage_quantities
                        SELECT billing_month, subscription_id, customer_id, meter_key,
@@ -247,12 +250,14 @@ def test_invoice_checks_catch_a_corrupted_ledger(small_catalog):
                        WHERE meter_key = 'exports' AND subscription_id = 'sub_acme_pro'""")
     with connect_reader(path) as con:
         totals = audit.invoice_totals(con, "2026-02")
-        priced = audit.usage_lines_priced(con, catalog, "2026-02", now)
+        priced = audit.lines_priced(con, catalog, "2026-02", now)
         coverage = audit.usage_coverage(con, "2026-02")
     assert not totals.passed
     assert "sum of the invoice's lines" in totals.metadata["failure_cases"].value
     assert not priced.passed
     assert "rounded price computation" in priced.metadata["failure_cases"].value
+    # the api_calls line and the three subscriptions' February platform fees
+    assert priced.metadata["failures"].value == 4
     assert not coverage.passed
     assert "overlapping_periods" in coverage.metadata["failure_cases"].value
 
@@ -265,3 +270,15 @@ def test_daily_schedule_rates_the_current_month():
     request = daily_billing_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert request.partition_key == "2026-11-01"
     assert request.tags[NOW_TAG] == tick.isoformat()
+
+
+def test_prorated_first_period_passes_the_pricing_check(billing_env):
+    """The example catalog's acme starts on 2026-01-20 with anchor 1: the start-date cut bills
+    the partial period Jan 20 - Feb 1 in advance, prorated by days."""
+    ingest_all()
+    result = run_billing("2026-01", "2026-02-03T00:00:00Z")
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    # 10.00 x 12/31 days = 3.870967... -> 3.87
+    assert invoice_lines(billing_env["warehouse"], "sub_acme_pro", "2026-01-20") == {
+        "platform_fee": Decimal("3.87")}

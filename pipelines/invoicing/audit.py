@@ -5,16 +5,18 @@ Dagster runs them as asset checks (assets/billing.py); tests call them directly.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 import dagster as dg
 import duckdb
 import polars as pl
 
-from pipelines.catalog.models import Catalog
+from pipelines.catalog.models import Catalog, Price
 from pipelines.checks import markdown_table, pandera_check
 from pipelines.invoicing.schemas import InvoiceTotals, RepricedLines, UsageCoverage
-from pipelines.rating.pricing import rate_usage
+from pipelines.rating.periods import service_periods
+from pipelines.rating.pricing import rate_flat, rate_usage
 from pipelines.warehouse import sql
 
 MONEY = pl.Decimal(38, 12)
@@ -26,26 +28,47 @@ def invoice_totals(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckR
     return pandera_check(InvoiceTotals, frame)
 
 
-def usage_lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
-                       now: datetime) -> dg.AssetCheckResult:
-    """Every usage line written at `now` (drafts, and drafts issued then) re-priced from the
-    measured quantity; invoices issued before are frozen and not re-priced."""
+def _expected_flat(catalog: Catalog, subscription_id: str, price: Price, currency: str,
+                   period_start: date, period_end: date) -> Decimal | None:
+    """A flat line's amount from the catalog: prorated by the days of its service period."""
+    subscription = catalog.subscriptions.get(subscription_id)
+    if subscription is None:
+        return None
+    plan = catalog.plans[subscription.plan]
+    period = next((p for p in service_periods(subscription, plan, period_end)
+                   if (p.start, p.end) == (period_start, period_end)), None)
+    if period is None:
+        return None
+    return rate_flat(price, currency, period.days, period.full_days).amount
+
+
+def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
+                 now: datetime) -> dg.AssetCheckResult:
+    """Every usage and flat line written at `now` (drafts, and drafts issued then) priced again:
+    usage from the measured quantity, flat fees prorated by their service period's days.
+    Invoices issued before are frozen and not re-priced."""
     lines = con.execute("""
-        SELECT l.line_id, l.price_key, u.quantity, l.amount, i.plan_key, i.currency
+        SELECT l.line_id, l.line_type, l.price_key, u.quantity, l.amount, i.plan_key,
+               i.currency, i.subscription_id, l.period_start, l.period_end
         FROM billing.invoice_lines l
         JOIN billing.invoices i USING (invoice_id)
         LEFT JOIN billing.usage_quantities u
           ON u.subscription_id = i.subscription_id AND u.meter_key = l.meter_key
          AND u.period_start = l.period_start
-        WHERE i.billing_month = $month AND l.line_type = 'usage'
+        WHERE i.billing_month = $month AND l.line_type IN ('usage', 'flat')
           AND (i.status = 'draft' OR i.issued_at = $now)
         ORDER BY l.line_id""", {"month": month, "now": now}).fetchall()
     rows = []
-    for line_id, price_key, quantity, amount, plan_key, currency in lines:
+    for (line_id, line_type, price_key, quantity, amount, plan_key, currency, subscription_id,
+         period_start, period_end) in lines:
         plan = catalog.plans.get(plan_key)
         price = next((p for p in plan.prices if p.key == price_key), None) if plan else None
-        expected = (rate_usage(price, quantity, currency).amount
-                    if price and quantity is not None else None)
+        expected: Decimal | None = None
+        if price is not None and line_type == "flat":
+            expected = _expected_flat(catalog, subscription_id, price, currency, period_start,
+                                      period_end)
+        elif price is not None and quantity is not None:
+            expected = rate_usage(price, quantity, currency).amount
         rows.append({"line_id": line_id, "amount": amount, "expected_amount": expected})
     frame = pl.DataFrame(rows, schema={"line_id": pl.String, "amount": MONEY,
                                        "expected_amount": MONEY})
