@@ -72,13 +72,10 @@ def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
     if not files:
         print("no new files to ingest")
     else:
-        header = ("file", "received", "accepted", "duplicates", "rejected", "conflicts")
-        width = max(len(header[0]), *(len(os.path.basename(f[0])) for f in files))
-        print(f"{header[0]:<{width}}  " + "  ".join(f"{h:>10}" for h in header[1:]))
-        for path, *counts in files:
-            print(f"{os.path.basename(path):<{width}}  " + "  ".join(f"{c:>10}" for c in counts))
-        sums = [sum(f[i] for f in files) for i in range(1, 6)]
-        print(f"{'total':<{width}}  " + "  ".join(f"{c:>10}" for c in sums))
+        rows = [(os.path.basename(path), *counts) for path, *counts in files]
+        rows.append(("total", *(sum(f[i] for f in files) for i in range(1, 6))))
+        print_table(("file", "received", "accepted", "duplicates", "rejected", "conflicts"),
+                    rows)
     if skipped is not None and skipped.value:
         print(f"{skipped.value} file(s) skipped: the same content was ingested before")
     if reasons:
@@ -148,8 +145,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.jobs import BILLING_JOB
 
     now = settings.now()
+    try:
+        for month in (args.month, args.to or args.month):
+            month_bounds(month)
+    except ValueError as exc:
+        raise SystemExit(f"billing run: {exc}") from None
     for month in months_between(args.month, args.to or args.month):
-        month_bounds(month)
         result = run_job(BILLING_JOB, partition_key=f"{month}-01",
                          tags={NOW_TAG: now.isoformat()})
         print_invoice_summary(month, result)

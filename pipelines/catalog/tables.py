@@ -17,6 +17,7 @@ from babel.numbers import get_currency_precision
 
 from pipelines.catalog.loader import CatalogError
 from pipelines.catalog.models import Catalog, Tier
+from pipelines.warehouse import transaction
 
 MONEY = pl.Decimal(38, 12)
 
@@ -205,8 +206,7 @@ def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> di
     """Replace the billing.* catalog tables with the catalog, atomically; returns row counts."""
     frames = catalog_frames(catalog)
     check_catalog_frames(frames)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table, frame in frames.items():
             columns = [c for c in frame.columns if c != "currency_minor_units"]
             con.register("catalog_frame", frame.select(columns).to_arrow())
@@ -214,8 +214,4 @@ def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> di
             con.execute(f"INSERT INTO billing.{table} ({', '.join(columns)}) "
                         f"SELECT {', '.join(columns)} FROM catalog_frame")
             con.unregister("catalog_frame")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return {table: frame.height for table, frame in frames.items()}

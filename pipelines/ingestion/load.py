@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines.ingestion.landing import LandedFile
-from pipelines.warehouse import run_sql, sql
+from pipelines.warehouse import run_sql, sql, transaction
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
 RECORD_COLUMNS = (
@@ -157,8 +157,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
         _collect_parser_rejects(con, file_format)
         con.execute(sql("staging/event_outcomes"))
         _keep_conflicting_lines(con, file_format)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
             con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})
             con.execute(sql("raw/ingestion_log"), {
@@ -166,10 +165,6 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
                 "mtime_ns": mtime_ns, "ingested_at": now, "run_id": run_id,
             })
             counts = file_counts(con, file_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         drop_staging(con)
     return counts

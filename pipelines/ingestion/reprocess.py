@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines.ingestion.load import drop_staging
-from pipelines.warehouse import run_sql, sql
+from pipelines.warehouse import run_sql, sql, transaction
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
                     + sql("staging/incoming_json_lines"))
         run_sql(con, "staging/validated_events")
         con.execute(sql("staging/event_outcomes"))
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(sql("raw/events_reprocessed"), {"ingested_at": now})
             con.execute(sql("raw/rejected_events_conflicts"), {"rejected_at": now})
             con.execute(sql("raw/rejected_events_resolved"), {"resolved_at": now})
@@ -48,10 +47,6 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
                 SELECT candidates, accepted, duplicates, conflicts, still_rejected
                 FROM raw.reprocessing_log WHERE reprocessed_at = $now
                 ORDER BY rowid DESC LIMIT 1""", {"now": now}).fetchall()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         drop_staging(con)
         con.execute("DROP TABLE IF EXISTS reprocess_candidates")

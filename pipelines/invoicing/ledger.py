@@ -18,7 +18,7 @@ import polars as pl
 from pipelines.catalog.models import Catalog
 from pipelines.rating.invoices import InvoiceDraft
 from pipelines.rating.lifecycle import issue_after
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, transaction
 
 MONEY = pl.Decimal(38, 12)
 
@@ -98,29 +98,25 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
     con.unregister("draft_invoices_frame")
     con.unregister("draft_lines_frame")
     params = {"billing_month": billing_month, "now": now, "run_id": run_id}
-    con.execute("BEGIN TRANSACTION")
     try:
-        frozen, before_diffs, discarded = con.execute("""
-            SELECT
-                (SELECT count(*) FROM billing.invoices i JOIN draft_invoices d USING (invoice_id)
-                 WHERE i.status <> 'draft'),
-                (SELECT count(*) FROM billing.invoice_differences),
-                (SELECT count(*) FROM billing.invoices
-                 WHERE billing_month = $billing_month AND status = 'draft'
-                   AND invoice_id NOT IN (SELECT invoice_id FROM draft_invoices))
-        """, {"billing_month": billing_month}).fetchall()[0]
-        run_sql(con, "billing/invoice_differences", params)
-        run_sql(con, "billing/invoice_status_history", params)
-        run_sql(con, "billing/invoices", params)
-        run_sql(con, "billing/invoice_lines", params)
-        run_sql(con, "billing/invoices_issued", params)
-        issued, after_diffs = con.execute(
-            "SELECT (SELECT count(*) FROM issuing), "
-            "(SELECT count(*) FROM billing.invoice_differences)").fetchall()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            frozen, before_diffs, discarded = con.execute("""
+                SELECT
+                    (SELECT count(*) FROM billing.invoices i
+                     JOIN draft_invoices d USING (invoice_id) WHERE i.status <> 'draft'),
+                    (SELECT count(*) FROM billing.invoice_differences),
+                    (SELECT count(*) FROM billing.invoices
+                     WHERE billing_month = $billing_month AND status = 'draft'
+                       AND invoice_id NOT IN (SELECT invoice_id FROM draft_invoices))
+            """, {"billing_month": billing_month}).fetchall()[0]
+            run_sql(con, "billing/invoice_differences", params)
+            run_sql(con, "billing/invoice_status_history", params)
+            run_sql(con, "billing/invoices", params)
+            run_sql(con, "billing/invoice_lines", params)
+            run_sql(con, "billing/invoices_issued", params)
+            issued, after_diffs = con.execute(
+                "SELECT (SELECT count(*) FROM issuing), "
+                "(SELECT count(*) FROM billing.invoice_differences)").fetchall()[0]
     finally:
         for table in ("draft_invoices", "draft_lines", "issuing"):
             con.execute(f"DROP TABLE IF EXISTS {table}")

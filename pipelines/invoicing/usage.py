@@ -15,7 +15,7 @@ from pipelines.rating.usage import (
     register_periods,
     usage_mapping,
 )
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, transaction
 
 
 def measure_month(con: duckdb.DuckDBPyConnection, billing_month: str, cuts: list[Cut], *,
@@ -31,14 +31,10 @@ def measure_month(con: duckdb.DuckDBPyConnection, billing_month: str, cuts: list
                     "SELECT * FROM measured_usage_frame")
     finally:
         con.unregister("measured_usage_frame")
-    con.execute("BEGIN TRANSACTION")
     try:
-        run_sql(con, "billing/usage_quantities_month",
-                {"billing_month": billing_month, "rated_at": rated_at})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            run_sql(con, "billing/usage_quantities_month",
+                    {"billing_month": billing_month, "rated_at": rated_at})
     finally:
         con.execute("DROP TABLE IF EXISTS measured_usage")
     return frame
