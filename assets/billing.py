@@ -91,7 +91,7 @@ def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
     return dg.MaterializeResult(metadata={
         "invoices_rated": update.rated, "drafts_written": update.written,
         "issued_untouched": update.frozen, "new_differences": update.differences,
-        "drafts_discarded": update.discarded, "issued_now": update.issued,
+        "drafts_discarded": update.discarded, "left_draft": update.left_draft,
     })
 
 

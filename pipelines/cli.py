@@ -12,6 +12,9 @@ from typing import Any
 import dagster as dg
 
 from pipelines import settings
+from pipelines.api import commands as api_commands
+from pipelines.notifications import commands as notification_commands
+from pipelines.providers.stripe_sync import commands as stripe_commands
 from pipelines.warehouse import connect_reader
 
 
@@ -165,7 +168,7 @@ def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult) -> None
     done = {k: v.value for k, v in meta.items()}
     print(f"{month}: rated {done.get('invoices_rated', 0)} invoice(s): "
           f"{done.get('drafts_written', 0)} draft(s) written, "
-          f"{done.get('issued_now', 0)} issued now, "
+          f"{done.get('left_draft', 0)} left draft (grace period over), "
           f"{done.get('issued_untouched', 0)} already issued left unchanged "
           f"({done.get('new_differences', 0)} new difference(s) recorded), "
           f"{done.get('drafts_discarded', 0)} stale draft(s) discarded")
@@ -248,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
     query.set_defaults(func=cmd_sql)
+
+    for register in (stripe_commands.register, api_commands.register,
+                     notification_commands.register):
+        register(commands)
 
     commands.add_parser(
         "stripe-emulator",

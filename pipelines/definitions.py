@@ -6,19 +6,23 @@ import dagster as dg
 
 from assets import billing as billing_assets
 from assets import catalog as catalog_assets
+from assets import custom_invoicing as custom_invoicing_assets
 from assets import ingestion as ingestion_assets
-from pipelines.jobs import billing_run_job, ingest_events_job
+from assets import notifications as notification_assets
+from assets import stripe_sync as stripe_sync_assets
+from pipelines.jobs import billing_run_job, ingest_events_job, sync_run_job
 from pipelines.resources import CatalogResource, LandingZoneResource, WarehouseResource
-from pipelines.schedules import daily_billing_schedule
+from pipelines.schedules import daily_billing_schedule, sync_schedule
 from pipelines.sensors import landing_zone_sensor
 
-STAGES = [catalog_assets, ingestion_assets, billing_assets]
+STAGES = [catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
+          stripe_sync_assets, notification_assets]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(STAGES),
     asset_checks=dg.load_asset_checks_from_modules(STAGES),
-    jobs=[ingest_events_job, billing_run_job],
-    schedules=[daily_billing_schedule],
+    jobs=[ingest_events_job, billing_run_job, sync_run_job],
+    schedules=[daily_billing_schedule, sync_schedule],
     sensors=[landing_zone_sensor],
     resources={
         "warehouse": WarehouseResource(),

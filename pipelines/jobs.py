@@ -19,3 +19,12 @@ billing_run_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("billing"),
     description="Measure a billing month's usage, rate it into invoices and issue what is due.",
 )
+
+SYNC_JOB = "sync_run"
+
+sync_run_job = dg.define_asset_job(
+    SYNC_JOB,
+    selection=dg.AssetSelection.groups("sync", "notifications"),
+    description="Apply the integration API's inbox, push due invoices to Stripe and the custom "
+                "invoicing hooks, pull Stripe's events back, and deliver due notifications.",
+)

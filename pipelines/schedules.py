@@ -5,7 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from assets.billing import NOW_TAG
-from pipelines.jobs import BILLING_JOB
+from pipelines.jobs import BILLING_JOB, SYNC_JOB
 
 
 @dg.schedule(job_name=BILLING_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
@@ -20,3 +20,13 @@ def daily_billing_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
         partition_key=partition,
         tags={NOW_TAG: tick.isoformat()},
     )
+
+
+@dg.schedule(job_name=SYNC_JOB, cron_schedule="*/15 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Every 15 minutes: apply integration callbacks, push due invoices to "
+                         "their providers, pull provider events, deliver due notifications.")
+def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick: datetime = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"sync-{tick.strftime('%Y-%m-%dT%H:%M')}",
+                         tags={NOW_TAG: tick.isoformat()})

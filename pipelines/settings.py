@@ -30,6 +30,20 @@ def catalog_path() -> str:
     return os.environ.get("BILLING_CATALOG") or DEFAULT_CATALOG
 
 
+def api_store_path() -> str:
+    """The integration API's embedded store (tokens, inbox, published invoices): a SQLite file
+    beside the warehouse unless `BILLING_API_STORE` names another."""
+    explicit = os.environ.get("BILLING_API_STORE")
+    if explicit:
+        return explicit
+    return str(Path(warehouse_path()).expanduser().parent / "api_store.sqlite")
+
+
+def api_url() -> str:
+    """Where integrations reach the integration API (`BILLING_API_URL`)."""
+    return os.environ.get("BILLING_API_URL") or "http://127.0.0.1:8780"
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO-8601 instant with an explicit UTC offset, as an aware UTC datetime."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

@@ -175,3 +175,105 @@ CREATE TABLE IF NOT EXISTS billing.invoice_differences (
     last_seen      TIMESTAMPTZ NOT NULL,
     run_id         VARCHAR
 );
+
+-- Provider-side facts about an invoice, filled in by the Stripe sync and the custom invoicing
+-- callbacks.
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS status_changed_at TIMESTAMPTZ;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS external_invoice_number VARCHAR;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS hosted_invoice_url VARCHAR;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sent_to_customer_at TIMESTAMPTZ;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sync_error VARCHAR;
+
+-- Sync with payment providers and invoicing integrations (contract section 7).
+-- Our object -> the provider's object (customer, invoice, line, discount, payment).
+CREATE TABLE IF NOT EXISTS sync.external_ids (
+    provider     VARCHAR NOT NULL,          -- stripe | custom_invoicing
+    object_type  VARCHAR NOT NULL,          -- customer | invoice | line | discount | payment
+    internal_id  VARCHAR NOT NULL,
+    external_id  VARCHAR NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, object_type, internal_id)
+);
+
+-- Every external call, whatever its outcome.
+CREATE TABLE IF NOT EXISTS sync.sync_attempts (
+    provider        VARCHAR NOT NULL,
+    operation       VARCHAR NOT NULL,       -- e.g. customers.create, invoices.finalize_invoice
+    internal_id     VARCHAR,                -- our object the call is about
+    idempotency_key VARCHAR,
+    http_status     INTEGER,                -- NULL when no response came back
+    outcome         VARCHAR NOT NULL,       -- ok | retried | failed
+    latency_ms      DOUBLE NOT NULL,
+    error           VARCHAR,
+    "at"            TIMESTAMPTZ NOT NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    request_id      VARCHAR,                -- the provider's request id, when it sent one
+    run_id          VARCHAR
+);
+
+-- Inbound provider events (polled, or received by webhook through the integration API),
+-- one row per provider event id; applied to invoice statuses per contract section 4.
+CREATE TABLE IF NOT EXISTS sync.provider_events (
+    provider     VARCHAR NOT NULL,
+    event_id     VARCHAR NOT NULL,
+    event_type   VARCHAR NOT NULL,
+    object_id    VARCHAR,                   -- the provider object the event is about
+    invoice_id   VARCHAR,                   -- our invoice, when the event names one
+    created_at   TIMESTAMPTZ,               -- when the provider says it happened
+    received_at  TIMESTAMPTZ NOT NULL,
+    received_via VARCHAR NOT NULL,          -- poll | webhook | api
+    payload      JSON NOT NULL,
+    applied_at   TIMESTAMPTZ,
+    outcome      VARCHAR,                   -- applied | already | ignored | unknown_invoice | not_billing
+    detail       VARCHAR,
+    PRIMARY KEY (provider, event_id)
+);
+
+-- Where each incremental read of a provider stopped (e.g. the newest Stripe event seen).
+CREATE TABLE IF NOT EXISTS sync.cursors (
+    provider   VARCHAR NOT NULL,
+    stream     VARCHAR NOT NULL,
+    cursor     VARCHAR NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, stream)
+);
+
+-- The provider's view of our invoices, latest snapshot per provider invoice (reconciliation).
+CREATE TABLE IF NOT EXISTS sync.provider_invoices (
+    provider            VARCHAR NOT NULL,
+    external_id         VARCHAR NOT NULL,
+    invoice_id          VARCHAR,            -- ours, from the provider object's metadata
+    external_customer_id VARCHAR,
+    number              VARCHAR,
+    status              VARCHAR,            -- the provider's own status word
+    currency            VARCHAR,
+    total               DECIMAL(38, 12),    -- in major units
+    amount_paid         DECIMAL(38, 12),
+    amount_remaining    DECIMAL(38, 12),
+    amount_refunded     DECIMAL(38, 12),
+    line_count          INTEGER,
+    lines               JSON,               -- [{external_id, line_id, amount}]
+    snapshot_at         TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, external_id)
+);
+
+-- Open alerts (contract section 7); closed ones move to health.alert_history.
+CREATE TABLE IF NOT EXISTS health.alerts (
+    alert_key  VARCHAR PRIMARY KEY,         -- stable per condition, e.g. sync_failed:stripe:inv_...
+    severity   VARCHAR NOT NULL,            -- info | warning | critical
+    subject    VARCHAR NOT NULL,
+    detail     VARCHAR NOT NULL,
+    first_seen TIMESTAMPTZ NOT NULL,
+    last_seen  TIMESTAMPTZ NOT NULL,
+    source     VARCHAR NOT NULL             -- the code that raised it: stripe_sync, custom_invoicing...
+);
+CREATE TABLE IF NOT EXISTS health.alert_history (
+    alert_key  VARCHAR NOT NULL,
+    severity   VARCHAR NOT NULL,
+    subject    VARCHAR NOT NULL,
+    detail     VARCHAR NOT NULL,
+    first_seen TIMESTAMPTZ NOT NULL,
+    last_seen  TIMESTAMPTZ NOT NULL,
+    closed_at  TIMESTAMPTZ NOT NULL,
+    source     VARCHAR NOT NULL
+);

@@ -44,8 +44,8 @@ def _expected_flat(catalog: Catalog, subscription_id: str, price: Price, currenc
 
 def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
                  now: datetime) -> dg.AssetCheckResult:
-    """Every usage and flat line written at `now` (drafts, and drafts issued then) priced again:
-    usage from the measured quantity, flat fees prorated by their service period's days.
+    """Every usage and flat line written at `now` (drafts, and drafts that left draft then) priced
+    again: usage from the measured quantity, flat fees prorated by their service period's days.
     Invoices issued before are frozen and not re-priced."""
     lines = con.execute("""
         SELECT l.line_id, l.line_type, l.price_key, u.quantity, l.amount, i.plan_key,
@@ -56,7 +56,7 @@ def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
           ON u.subscription_id = i.subscription_id AND u.meter_key = l.meter_key
          AND u.period_start = l.period_start
         WHERE i.billing_month = $month AND l.line_type IN ('usage', 'flat')
-          AND (i.status = 'draft' OR i.issued_at = $now)
+          AND (i.status = 'draft' OR i.rated_at = $now)
         ORDER BY l.line_id""", {"month": month, "now": now}).fetchall()
     rows = []
     for (line_id, line_type, price_key, quantity, amount, plan_key, currency, subscription_id,

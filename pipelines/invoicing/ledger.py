@@ -1,8 +1,9 @@
 """Writing rated invoices to billing.invoices / invoice_lines / invoice_status_history.
 
 A month's drafts are replaced in place with the same ids on every run; an invoice past draft is
-never changed, and a re-run that rates it differently records the difference instead. Drafts of
-profiles without a provider app are issued with gap-free numbers once their grace period is over.
+never changed, and a re-run that rates it differently records the difference instead. Once their
+grace period is over, drafts leave draft: issued with gap-free numbers for profiles without a
+provider app, handed on to the Stripe sync or the custom invoicing hooks otherwise.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.invoices import InvoiceDraft
 from pipelines.rating.lifecycle import issue_after
-from pipelines.warehouse import run_sql, transaction
+from pipelines.warehouse import run_sql, sql, transaction
 
 MONEY = pl.Decimal(38, 12)
 
@@ -32,7 +34,7 @@ class LedgerUpdate:
     frozen: int           # produced for invoices already issued: left unchanged
     differences: int      # new differences recorded against issued invoices
     discarded: int        # drafts no longer produced by the catalog
-    issued: int           # drafts issued (app none, grace period over)
+    left_draft: int       # drafts that left draft (grace period over): issued, or on to sync
 
 
 def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
@@ -113,13 +115,24 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
             run_sql(con, "billing/invoice_status_history", params)
             run_sql(con, "billing/invoices", params)
             run_sql(con, "billing/invoice_lines", params)
-            run_sql(con, "billing/invoices_issued", params)
-            issued, after_diffs = con.execute(
-                "SELECT (SELECT count(*) FROM issuing), "
-                "(SELECT count(*) FROM billing.invoice_differences)").fetchall()[0]
+            issued = leave_draft(con, billing_month, now)
+            after_diffs = con.execute(
+                "SELECT count(*) FROM billing.invoice_differences").fetchall()[0][0]
     finally:
-        for table in ("draft_invoices", "draft_lines", "issuing"):
+        for table in ("draft_invoices", "draft_lines"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return LedgerUpdate(rated=len(drafts), written=len(drafts) - frozen, frozen=frozen,
                         differences=after_diffs - before_diffs, discarded=discarded,
-                        issued=issued)
+                        left_draft=issued)
+
+
+def leave_draft(con: duckdb.DuckDBPyConnection, billing_month: str, now: datetime) -> int:
+    """Move the month's drafts whose grace period is over out of draft: issued (numbered) for
+    profiles without a provider app, on to their sync for stripe and custom_invoicing
+    (sql/billing/invoices_due.sql). Returns how many left draft."""
+    due = con.execute(sql("billing/invoices_due"),
+                      {"billing_month": billing_month, "now": now}).fetchall()
+    changes = [StatusChange(invoice_id, to_status, "grace period over", "billing_run")
+               for invoice_id, to_status in due]
+    outcomes = apply_status_changes(con, changes, now=now)
+    return sum(o.outcome == "applied" for o in outcomes)

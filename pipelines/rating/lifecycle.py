@@ -57,3 +57,57 @@ def invoice_number(billing_month: str, sequence: int) -> str:
     if sequence < 1:
         raise ValueError(f"invoice sequence {sequence} must start at 1")
     return f"INV-{billing_month.replace('-', '')}-{sequence:05d}"
+
+
+# States an invoice reaches once issued: provider events and payment callbacks act only here.
+POST_ISSUE = frozenset({
+    "issued", "payment_processing.pending", "payment_processing.failed",
+    "payment_processing.action_required", "overdue", "uncollectible", "paid",
+    "partially_refunded", "refunded", "voided"})
+
+
+def transition_path(from_status: str, to_status: str) -> list[str] | None:
+    """The shortest chain of allowed transitions from one state to another, excluding the
+    start (`[]` when already there), or None when the contract allows no way there: the
+    target would be a regression, as a late `payment_failed` after `paid` is."""
+    if from_status == to_status:
+        return []
+    previous: dict[str, str] = {from_status: from_status}
+    frontier = [from_status]
+    while frontier:
+        following: list[str] = []
+        for state in frontier:
+            for nxt in sorted(TRANSITIONS.get(state, ())):
+                if nxt in previous:
+                    continue
+                previous[nxt] = state
+                if nxt == to_status:
+                    chain = [nxt]
+                    while previous[chain[-1]] != from_status:
+                        chain.append(previous[chain[-1]])
+                    return chain[::-1]
+                following.append(nxt)
+        frontier = following
+    return None
+
+
+def payment_path(from_status: str, to_status: str) -> list[str] | None:
+    """The chain a payment-side event (paid, failed, overdue, void, refund...) takes an issued
+    invoice through, or None when it does not apply: the invoice is not issued yet (an event
+    never skips the sync states) or the move would regress."""
+    if from_status not in POST_ISSUE or to_status not in POST_ISSUE:
+        return None
+    return transition_path(from_status, to_status)
+
+
+# Payment status triggers of the custom invoicing API (contract section 5) -> the state each
+# moves an issued invoice to.
+PAYMENT_TRIGGERS: dict[str, str] = {
+    "paid": "paid",
+    "payment_failed": "payment_processing.failed",
+    "payment_uncollectible": "uncollectible",
+    "payment_overdue": "overdue",
+    "action_required": "payment_processing.action_required",
+    "void": "voided",
+    "refunded": "refunded",
+}

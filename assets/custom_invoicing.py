@@ -1,0 +1,1 @@
+"""Sync stage: the custom invoicing hooks and the integration API's inbox."""

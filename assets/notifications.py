@@ -1,0 +1,1 @@
+"""Notification stage: invoice events signed and delivered to the catalog's channels."""

@@ -1,0 +1,1 @@
+"""Outbound notifications (contract section 6): Standard Webhooks to the catalog's channels."""
