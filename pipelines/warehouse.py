@@ -21,6 +21,8 @@ import duckdb
 from pipelines import settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# The DDL run at every writer connect, in order (each file idempotent).
+SCHEMA_FILES = ("warehouse_schema", "notify_schema")
 
 
 @cache
@@ -98,7 +100,8 @@ def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
         con = duckdb.connect(path)
         try:
             _configure(con)
-            con.execute(sql("warehouse_schema"))
+            for schema_file in SCHEMA_FILES:
+                con.execute(sql(schema_file))
             yield con
         finally:
             con.close()
