@@ -183,6 +183,8 @@ ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS external_invoice_number VA
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS hosted_invoice_url VARCHAR;
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sent_to_customer_at TIMESTAMPTZ;
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sync_error VARCHAR;
+-- the longest wait in a syncing state before an alert (catalog: billing_profiles[].sync_sla)
+ALTER TABLE billing.billing_profiles ADD COLUMN IF NOT EXISTS sync_sla_seconds BIGINT;
 
 -- Sync with payment providers and invoicing integrations (contract section 7).
 -- Our object -> the provider's object (customer, invoice, line, discount, payment).

@@ -56,7 +56,7 @@ ALLOWED_KEYS: dict[str, set[str]] = {
                       "collection_method", "days_until_due", "discounts"},
     "discount": {"type", "percent", "amount", "periods"},
     "billing_profiles": {"key", "default", "app", "grace_period", "draft_sync_hook",
-                         "issuing_sync_hook", "name"},
+                         "issuing_sync_hook", "name", "sync_sla"},
     "notification_channels": {"key", "url", "secret_env", "event_types", "customers"},
 }
 
@@ -64,6 +64,11 @@ _DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
 _KNOWN_CURRENCIES = frozenset(list_currencies())
+
+
+# How long an invoice may wait for a provider or integration in a syncing state before an
+# alert is raised, unless the profile sets `sync_sla`.
+DEFAULT_SYNC_SLA = timedelta(hours=24)
 
 
 class CatalogError(ValueError):
@@ -469,6 +474,12 @@ def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Bi
             grace = parse_duration(str(item["grace_period"]))
         except ValueError as exc:
             reader.fault(where, f"grace_period: {exc}")
+    sync_sla = DEFAULT_SYNC_SLA
+    if item.get("sync_sla") is not None:
+        try:
+            sync_sla = parse_duration(str(item["sync_sla"]))
+        except ValueError as exc:
+            reader.fault(where, f"sync_sla: {exc}")
     hooks = {}
     for hook in ("draft_sync_hook", "issuing_sync_hook", "default"):
         value = item.get(hook, False)
@@ -480,8 +491,8 @@ def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Bi
         reader.fault(where, "sync hooks apply to custom_invoicing profiles only")
     if not (key and app):
         return None
-    return BillingProfile(key=key, app=app, grace_period=grace, source_file=file,  # type: ignore[arg-type]
-                          **hooks)
+    return BillingProfile(key=key, app=app, grace_period=grace, sync_sla=sync_sla,  # type: ignore[arg-type]
+                          source_file=file, **hooks)
 
 
 def _channel(reader: _Reader, where: str, file: str, item: dict[str, Any],

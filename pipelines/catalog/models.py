@@ -135,6 +135,7 @@ class BillingProfile:
     grace_period: timedelta = timedelta(0)
     draft_sync_hook: bool = False
     issuing_sync_hook: bool = False
+    sync_sla: timedelta = timedelta(hours=24)  # longest wait in a syncing state before an alert
     source_file: str = ""
 
 
