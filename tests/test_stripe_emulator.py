@@ -747,3 +747,25 @@ def test_module_entry_point_serves_until_stopped():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_request_cut_off_mid_body_is_not_acted_on(emulator, client):
+    """A client killed after sending its headers and part of the body: Stripe never sees a
+    complete request, so nothing is created (a truncated form would lose the metadata)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    base = urlsplit(emulator.base_url)
+    body = b"name=Cut+Off&metadata[customer_id]=cut_001"
+    head = (f"POST /v1/customers HTTP/1.1\r\nHost: {base.hostname}\r\n"
+            f"Authorization: Bearer {API_KEY}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection((base.hostname, base.port)) as sock:
+        sock.sendall(head + body[:12])
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b""        # no answer: the connection is just closed
+    assert list(client.v1.customers.list().data) == []
+    complete = client.v1.customers.create(params={"name": "Whole",
+                                                  "metadata": {"customer_id": "whole_001"}})
+    assert complete.metadata["customer_id"] == "whole_001"

@@ -585,7 +585,12 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         split = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            # the client went away mid-body (a killed process): like Stripe, act on nothing
+            self.close_connection = True
+            return
+        body = raw.decode("utf-8", errors="replace")
         if split.path.startswith("/_emulator/") or split.path == "/_emulator":
             status, payload, ctype = self.emulator.handle_control(
                 method, split.path, split.query, body
