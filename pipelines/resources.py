@@ -1,4 +1,5 @@
-"""Dagster resources: the warehouse (the one route for writes), the catalog and the landing zone.
+"""Dagster resources: the warehouse (the one route for writes), the catalog, the landing zone and
+the integration API's store.
 
 Paths left unset are read from the environment (contract section 8) when used, not when the
 code location is imported, so one process can serve runs with different settings.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
@@ -16,6 +18,9 @@ from pydantic import Field
 from pipelines import settings
 from pipelines.catalog import Catalog, load_catalog
 from pipelines.warehouse import connect_reader, connect_writer
+
+if TYPE_CHECKING:
+    from pipelines.api.store import ApiStore
 
 WAREHOUSE_POOL = "warehouse"
 """Concurrency pool of every step that opens the warehouse; dagster.yaml limits it to 1."""
@@ -62,3 +67,21 @@ class LandingZoneResource(dg.ConfigurableResource):
     @property
     def location(self) -> str:
         return self.path or settings.landing_path()
+
+
+class ApiStoreResource(dg.ConfigurableResource):
+    """The integration API's embedded store (`BILLING_API_STORE`): its inbox of accepted calls
+    and the invoices the pipeline publishes for it. Never the warehouse."""
+
+    path: str | None = Field(default=None,
+                             description="SQLite file (default: BILLING_API_STORE, else beside "
+                                         "the warehouse)")
+
+    @property
+    def location(self) -> str:
+        return self.path or settings.api_store_path()
+
+    def open(self) -> ApiStore:
+        from pipelines.api.store import ApiStore
+
+        return ApiStore(self.location)

@@ -1,4 +1,4 @@
-"""Sensors: react to what lands, without opening the warehouse."""
+"""Sensors: react to what lands and to what integrations send, without opening the warehouse."""
 
 import hashlib
 import json
@@ -6,8 +6,8 @@ import json
 import dagster as dg
 
 from pipelines.ingestion.landing import landed_files
-from pipelines.jobs import INGEST_JOB
-from pipelines.resources import LandingZoneResource
+from pipelines.jobs import INGEST_JOB, SYNC_JOB
+from pipelines.resources import ApiStoreResource, LandingZoneResource
 
 MAX_ATTEMPTS = 3
 """Launches per set of files: a run that failed (warehouse busy, a bad file) is launched again
@@ -67,3 +67,28 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext,
         return dg.SensorResult(skip_reason="no new files in the landing zone",
                                cursor=next_cursor)
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+
+
+@dg.sensor(job_name=SYNC_JOB, minimum_interval_seconds=15,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Launches the sync job when the integration API has accepted calls not "
+                       "yet applied to the warehouse (read from the API's store, never DuckDB).")
+def api_inbox_sensor(context: dg.SensorEvaluationContext,
+                     api_store: ApiStoreResource) -> dg.SensorResult | dg.SkipReason:
+    """One run per first pending item: while a run applies the inbox the same key is not
+    launched again; a run that failed is launched again up to MAX_ATTEMPTS times, after that the
+    15-minute sync schedule keeps trying."""
+    store = api_store.open()
+    pending = store.pending_items(limit=1)
+    if not pending:
+        return dg.SkipReason("the integration API's inbox is empty")
+    first = pending[0].item_id
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        run_key = f"inbox-{first}-{attempt}"
+        status = _run_status(context.instance, run_key)
+        if status is None:
+            return dg.SensorResult(run_requests=[dg.RunRequest(
+                run_key=run_key, tags={"billing/inbox_first_item": str(first)})])
+        if status not in FAILED:
+            return dg.SkipReason(f"run {run_key} is applying the inbox from item {first}")
+    return dg.SkipReason(f"{MAX_ATTEMPTS} runs from inbox item {first} failed; see them in Dagster")

@@ -1,0 +1,301 @@
+"""The integration API (contract section 5) as an ASGI app: custom invoicing callbacks, payment
+status, Stripe webhooks, and read-only views integrations use to check where an invoice stands.
+
+Each request is answered from the API's own store (pipelines.api.store), never the warehouse:
+authenticate the bearer token, check its scope, then let the store decide the call in one
+transaction (replay, 404, 422, 409 or 202 with the inbox item committed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+from typing import Any
+
+import stripe
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipelines import settings
+from pipelines.api import rules
+from pipelines.api.store import (
+    Answer,
+    ApiStore,
+    Call,
+    TokenInfo,
+    canonical_json,
+    error_body,
+    sha256_hex,
+)
+
+log = logging.getLogger("billing.api")
+
+STRIPE_TOLERANCE_S = 300
+MAX_BODY_BYTES = 1_000_000
+MAX_IDEMPOTENCY_KEY = 255
+STRIPE_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"
+PREFIX = "/api/v1"
+CUSTOM = f"{PREFIX}/apps/custom-invoicing/invoices"
+
+
+class Refused(Exception):
+    """An answer decided before the store is asked (401, 403, 400, 413, 422)."""
+
+    def __init__(self, answer: Answer, headers: dict[str, str] | None = None) -> None:
+        super().__init__(answer.body["error"]["message"])
+        self.answer = answer
+        self.headers = headers or {}
+
+
+def _refuse(status: int, code: str, message: str, *, field: str | None = None,
+            headers: dict[str, str] | None = None) -> Refused:
+    return Refused(Answer(status, error_body(code, message, field=field)), headers)
+
+
+def _respond(answer: Answer, headers: dict[str, str] | None = None) -> JSONResponse:
+    extra = dict(headers or {})
+    if answer.replayed:
+        extra["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=extra)
+
+
+def webhook_secrets() -> list[str]:
+    """The Stripe endpoint secrets in STRIPE_WEBHOOK_SECRET (several, separated by spaces or
+    commas, while a secret is rotated)."""
+    return [s for s in re.split(r"[\s,]+", os.environ.get(STRIPE_SECRET_ENV, "")) if s]
+
+
+def verify_stripe_signature(payload: str, header: str | None, secrets: list[str]) -> None:
+    """Raise stripe.SignatureVerificationError unless one secret signed the payload within the
+    tolerance (the stripe SDK's own check)."""
+    failure: stripe.SignatureVerificationError | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret,
+                                                  tolerance=STRIPE_TOLERANCE_S)
+            return
+        except stripe.SignatureVerificationError as exc:
+            failure = exc
+    raise failure or stripe.SignatureVerificationError("no webhook secret", header, payload)
+
+
+class ApiHandlers:
+    """The endpoints, bound to one store."""
+
+    def __init__(self, store: ApiStore) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ helpers
+    async def _token(self, request: Request, needs: tuple[str, ...], *,
+                     allow_query: bool = False) -> TokenInfo:
+        header = request.headers.get("authorization")
+        secret: str | None = None
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise _refuse(401, "invalid_token", "Authorization must be 'Bearer <token>'",
+                              headers={"WWW-Authenticate": "Bearer"})
+            secret = value.strip()
+        elif allow_query:
+            secret = request.query_params.get("token")
+        if not secret:
+            where = " or a ?token= query parameter" if allow_query else ""
+            raise _refuse(401, "missing_token",
+                          f"an 'Authorization: Bearer <token>' header{where} is required",
+                          headers={"WWW-Authenticate": "Bearer"})
+        token = await run_in_threadpool(self.store.authenticate, secret)
+        if token is None:
+            raise _refuse(401, "invalid_token", "the token is unknown or revoked",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if not set(needs) & set(token.scopes):
+            raise _refuse(403, "insufficient_scope",
+                          f"this call needs the scope {' or '.join(needs)}; token "
+                          f"{token.name!r} has {', '.join(token.scopes)}",
+                          headers={"WWW-Authenticate":
+                                   f'Bearer error="insufficient_scope", scope="{needs[0]}"'})
+        return token
+
+    @staticmethod
+    async def _raw_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise _refuse(413, "body_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise _refuse(413, "body_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        return raw
+
+    @staticmethod
+    def _json(raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _refuse(422, "validation_error", f"body: not valid JSON ({exc})",
+                          field="body") from None
+
+    @staticmethod
+    def _keys(request: Request, family: str, body: Any) -> tuple[str, str]:
+        """(request key, fingerprint) of a call: the Idempotency-Key when given, else the call
+        itself, within the scope family of the endpoint."""
+        fingerprint = sha256_hex(request.method, request.url.path, canonical_json(body))
+        given = request.headers.get("idempotency-key")
+        if given is None:
+            return sha256_hex("call", family, fingerprint), fingerprint
+        if not given.strip() or len(given) > MAX_IDEMPOTENCY_KEY:
+            raise _refuse(422, "validation_error", "header Idempotency-Key: must be 1 to "
+                          f"{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+        return sha256_hex("idempotency-key", family, given), fingerprint
+
+    # ------------------------------------------------------------------ endpoints
+    async def health(self, request: Request) -> Response:
+        pending = await run_in_threadpool(self.store.pending_count)
+        return JSONResponse({"status": "ok", "pending_items": pending})
+
+    async def callback(self, request: Request, kind: str) -> Response:
+        family = rules.KIND_SCOPE[kind]
+        token = await self._token(request, (family,))
+        body = self._json(await self._raw_body(request))
+        key, fingerprint = self._keys(request, family, body)
+        call = Call(kind=kind, invoice_id=request.path_params["invoice_id"], body=body,
+                    token_name=token.name, request_key=key, fingerprint=fingerprint,
+                    received_at=settings.now())
+        return _respond(await run_in_threadpool(self.store.accept, call))
+
+    async def draft_synchronized(self, request: Request) -> Response:
+        return await self.callback(request, rules.DRAFT_SYNCHRONIZED)
+
+    async def issuing_synchronized(self, request: Request) -> Response:
+        return await self.callback(request, rules.ISSUING_SYNCHRONIZED)
+
+    async def payment_status(self, request: Request) -> Response:
+        return await self.callback(request, rules.PAYMENT_STATUS)
+
+    async def invoice(self, request: Request) -> Response:
+        await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
+        invoice_id = request.path_params["invoice_id"]
+        view = await run_in_threadpool(self.store.invoice_view, invoice_id)
+        if view is None or view["app"] != rules.CUSTOM_INVOICING_APP:
+            return _respond(Answer(404, error_body(
+                "invoice_not_found", f"no custom invoicing invoice {invoice_id} is published "
+                "for the API (yet)")))
+        return JSONResponse(view)
+
+    async def inbox_item(self, request: Request) -> Response:
+        token = await self._token(request, rules.SCOPES)
+        item = await run_in_threadpool(self.store.inbox_item, request.path_params["item_id"])
+        if item is None or rules.KIND_SCOPE[item.kind] not in token.scopes:
+            return _respond(Answer(404, error_body(
+                "inbox_item_not_found", f"no inbox item {request.path_params['item_id']} "
+                "visible to this token")))
+        return JSONResponse({
+            "inbox_item_id": item.item_id, "kind": item.kind, "invoice_id": item.invoice_id,
+            "status": item.status, "reason": item.reason,
+            "received_at": item.received_at.isoformat(),
+            "applied_at": item.applied_at.isoformat() if item.applied_at else None})
+
+    async def stripe_webhook(self, request: Request) -> Response:
+        token = await self._token(request, (rules.SCOPE_WEBHOOKS_STRIPE,), allow_query=True)
+        secrets = webhook_secrets()
+        if not secrets:
+            return _respond(Answer(503, error_body(
+                "webhook_secret_not_configured",
+                f"{STRIPE_SECRET_ENV} is not set: Stripe events cannot be verified")))
+        raw = await self._raw_body(request)
+        try:
+            payload = raw.decode("utf-8")
+            verify_stripe_signature(payload, request.headers.get("stripe-signature"), secrets)
+        except (UnicodeDecodeError, stripe.SignatureVerificationError) as exc:
+            message = getattr(exc, "user_message", None) or str(exc) or "bad signature"
+            return _respond(Answer(400, error_body(
+                "invalid_signature", f"Stripe-Signature: {message}", field="Stripe-Signature")))
+        event = self._json(raw)
+        problems = [f for f in ("id", "type")
+                    if not isinstance(event, dict) or not isinstance(event.get(f), str)
+                    or not event.get(f)]
+        if problems:
+            return _respond(Answer(422, error_body(
+                "validation_error", f"{problems[0]}: a Stripe event needs a non-empty string",
+                field=problems[0])))
+        event_id = event["id"]
+        # Stripe retries an event with new signatures: the event id is the key
+        key = sha256_hex("stripe-event", event_id)
+        call = Call(kind=rules.STRIPE_EVENT, invoice_id=None, body=event,
+                    token_name=token.name, request_key=key, fingerprint=key,
+                    received_at=settings.now(), event_id=event_id)
+        return _respond(await run_in_threadpool(self.store.accept, call))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, f"{request.method} {request.url.path}: {exc.detail}"),
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return _respond(exc.answer, exc.headers)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.warning("store unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(error_body("store_unavailable", "the API's store is busy or "
+                                   "unavailable; retry the same call"),
+                        status_code=503, headers={"Retry-After": "1"})
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "the API failed to answer; nothing was "
+                                   "stored, retry the same call"), status_code=500)
+
+
+class AccessLog:
+    """One log line per request without the query string (it may carry a token)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        log.info("%s %s %s", scope["method"], scope["path"], status[0] if status else "-")
+
+
+def create_app(store: ApiStore | None = None) -> Starlette:
+    """The API bound to a store (default: BILLING_API_STORE)."""
+    handlers = ApiHandlers(store or ApiStore())
+    routes = [
+        Route(f"{PREFIX}/health", handlers.health, methods=["GET"]),
+        Route(f"{CUSTOM}/{{invoice_id}}/draft/synchronized", handlers.draft_synchronized,
+              methods=["POST"]),
+        Route(f"{CUSTOM}/{{invoice_id}}/issuing/synchronized", handlers.issuing_synchronized,
+              methods=["POST"]),
+        Route(f"{CUSTOM}/{{invoice_id}}/payment/status", handlers.payment_status,
+              methods=["POST"]),
+        Route(f"{CUSTOM}/{{invoice_id}}", handlers.invoice, methods=["GET"]),
+        Route(f"{PREFIX}/inbox-items/{{item_id:int}}", handlers.inbox_item, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks/stripe", handlers.stripe_webhook, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(AccessLog)],
+                     exception_handlers={HTTPException: _http_error, Refused: _refused,
+                                         sqlite3.OperationalError: _store_error,
+                                         Exception: _internal_error})

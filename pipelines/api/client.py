@@ -1,0 +1,124 @@
+"""A small client of the integration API for custom invoicing integrations (and tests).
+
+Each call is safe to retry: without an Idempotency-Key the API derives the call's key from its
+method, path and body, so a retried call is answered as the first was. Transport errors and 503
+answers are retried a few times; any other non-2xx raises ApiError with the status and body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+CUSTOM = "/api/v1/apps/custom-invoicing/invoices"
+
+
+class ApiError(Exception):
+    """A non-2xx answer: the HTTP status and the error body (`code`, `message`, `field`,
+    `current_state`)."""
+
+    def __init__(self, status_code: int, body: Any) -> None:
+        self.status_code = status_code
+        self.body = body
+        error = body.get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        self.code: str | None = error.get("code")
+        self.field: str | None = error.get("field")
+        self.current_state: str | None = error.get("current_state")
+        super().__init__(f"HTTP {status_code}: {error.get('message') or body}")
+
+
+class CustomInvoicingClient:
+    """Calls the custom invoicing endpoints with a bearer token (scopes `invoices:sync` for
+    the sync hooks, `payments:write` for payment status)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 15.0,
+                 retries: int = 3) -> None:
+        self.retries = retries
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> CustomInvoicingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, body: Any = None, *,
+                 idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.http.request(method, path, json=body, headers=headers)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+                continue
+            if response.status_code == 503 and attempt < self.retries:
+                time.sleep(0.2 * 2 ** attempt)
+                continue
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = response.text
+            if response.is_success:
+                return payload
+            raise ApiError(response.status_code, payload)
+        raise AssertionError("unreachable")
+
+    def draft_synchronized(self, invoice_id: str, *, external_id: str,
+                           invoice_number: str | None = None,
+                           line_external_ids: Sequence[Mapping[str, str]] = (),
+                           line_discount_external_ids: Sequence[Mapping[str, str]] = (),
+                           idempotency_key: str | None = None) -> dict[str, Any]:
+        """The integration created its draft: its external ids for the invoice, its lines
+        (`{"line_id", "external_id"}`) and discounts (`{"line_discount_id", "external_id"}`)."""
+        invoicing: dict[str, Any] = {"external_id": external_id}
+        if invoice_number is not None:
+            invoicing["invoice_number"] = invoice_number
+        if line_external_ids:
+            invoicing["line_external_ids"] = [dict(x) for x in line_external_ids]
+        if line_discount_external_ids:
+            invoicing["line_discount_external_ids"] = [dict(x)
+                                                       for x in line_discount_external_ids]
+        return self._request("POST", f"{CUSTOM}/{invoice_id}/draft/synchronized",
+                             {"invoicing": invoicing}, idempotency_key=idempotency_key)
+
+    def issuing_synchronized(self, invoice_id: str, *, sent_to_customer_at: str | datetime,
+                             invoice_number: str | None = None,
+                             payment_external_id: str | None = None,
+                             idempotency_key: str | None = None) -> dict[str, Any]:
+        """The integration issued the invoice and sent it to the customer."""
+        sent = (sent_to_customer_at.isoformat() if isinstance(sent_to_customer_at, datetime)
+                else sent_to_customer_at)
+        invoicing: dict[str, Any] = {"sent_to_customer_at": sent}
+        if invoice_number is not None:
+            invoicing["invoice_number"] = invoice_number
+        body: dict[str, Any] = {"invoicing": invoicing}
+        if payment_external_id is not None:
+            body["payment"] = {"external_id": payment_external_id}
+        return self._request("POST", f"{CUSTOM}/{invoice_id}/issuing/synchronized", body,
+                             idempotency_key=idempotency_key)
+
+    def payment_status(self, invoice_id: str, trigger: str, *,
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        """Report a payment status: paid, payment_failed, payment_uncollectible,
+        payment_overdue, action_required, void or refunded."""
+        return self._request("POST", f"{CUSTOM}/{invoice_id}/payment/status",
+                             {"trigger": trigger}, idempotency_key=idempotency_key)
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice as published for the API, with its projected state."""
+        return self._request("GET", f"{CUSTOM}/{invoice_id}")
+
+    def inbox_item(self, item_id: int) -> dict[str, Any]:
+        """What became of an accepted call: pending, applied, or rejected with the reason."""
+        return self._request("GET", f"/api/v1/inbox-items/{item_id}")

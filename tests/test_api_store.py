@@ -1,0 +1,171 @@
+"""The integration API's rules and store without HTTP: body validation paths, state projection,
+the pipeline's side of the inbox (arrival order, marking), tokens, and `billing token`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pipelines.api import rules
+from pipelines.api.store import ApiStore, Call, PublishedInvoice, PublishedLine, hash_token
+
+REPO = Path(__file__).resolve().parent.parent
+AT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
+
+
+def test_project_applies_calls_in_order_and_skips_those_no_longer_allowed() -> None:
+    pay = rules.PAYMENT_STATUS
+    assert rules.project("draft.syncing", [(rules.DRAFT_SYNCHRONIZED, {})]) == "issuing"
+    assert rules.project("issuing.syncing", [(rules.ISSUING_SYNCHRONIZED, {})]) == \
+        "payment_processing.pending"
+    calls = [(pay, {"trigger": "payment_overdue"}), (pay, {"trigger": "paid"}),
+             (pay, {"trigger": "payment_failed"}), (pay, {"trigger": "refunded"})]
+    # payment_failed after paid is skipped (no state regresses)
+    assert rules.project("payment_processing.pending", calls) == "refunded"
+    # the pipeline published a newer state (voided): the pending paid call no longer projects
+    assert rules.project("voided", [(pay, {"trigger": "paid"})]) == "voided"
+    # stripe events never move a custom invoicing projection
+    assert rules.project("draft.syncing", [(rules.STRIPE_EVENT, {"id": "evt"})]) == \
+        "draft.syncing"
+
+
+@pytest.mark.parametrize(("state", "kind", "body", "code"), [
+    ("draft.syncing", rules.DRAFT_SYNCHRONIZED, {}, None),
+    ("draft.sync_failed", rules.DRAFT_SYNCHRONIZED, {}, "invalid_state"),
+    ("issuing", rules.ISSUING_SYNCHRONIZED, {}, "invalid_state"),
+    ("issuing.syncing", rules.ISSUING_SYNCHRONIZED, {}, None),
+    ("issued", rules.PAYMENT_STATUS, {"trigger": "paid"}, None),
+    ("issuing.syncing", rules.PAYMENT_STATUS, {"trigger": "paid"}, "invalid_state"),
+    ("paid", rules.PAYMENT_STATUS, {"trigger": "payment_failed"}, "invalid_state"),
+    ("paid", rules.PAYMENT_STATUS, {"trigger": "paid"}, "already_in_state"),
+    ("paid", rules.PAYMENT_STATUS, {"trigger": "refunded"}, None),
+    ("voided", rules.PAYMENT_STATUS, {"trigger": "void"}, "already_in_state"),
+])
+def test_state_conflicts(state: str, kind: str, body: dict[str, str], code: str | None) -> None:
+    conflict = rules.state_conflict(state, kind, body)
+    assert (conflict.code if conflict else None) == code
+
+
+def test_validation_reports_every_problem_with_its_path() -> None:
+    lines = {"l1": "usage", "l2": "flat", "d1": "discount"}
+    problems = rules.validate_draft_synchronized({"invoicing": {
+        "external_id": 7, "invoice_number": "x" * 300,
+        "line_external_ids": [{"line_id": "l1"}, "nope", {"line_id": 3, "external_id": "e"}],
+        "line_discount_external_ids": {"d1": "e"}}}, lines)
+    assert [str(p) for p in problems] == [
+        "invoicing.invoice_number: must be at most 255 characters",
+        "invoicing.external_id: must be a non-empty string",
+        "invoicing.line_external_ids[0].external_id: required",
+        "invoicing.line_external_ids[1]: must be an object",
+        "invoicing.line_external_ids[2].line_id: must be a string",
+        "invoicing.line_discount_external_ids: must be a list",
+    ]
+    assert rules.validate_draft_synchronized({"invoicing": {"external_id": "e"}}, lines) == []
+    assert [p.field for p in rules.validate_issuing_synchronized(
+        {"invoicing": {"sent_to_customer_at": "2026-02-01T10:00:00Z"},
+         "payment": {"external_id": "", "extra": 1}})] == ["payment.extra", "payment.external_id"]
+    assert rules.validate_payment_status({"trigger": "void"}) == []
+    assert [p.field for p in rules.validate_payment_status({})] == ["trigger"]
+
+
+def test_check_scopes_names_unknown_ones() -> None:
+    assert rules.check_scopes(["payments:write", "invoices:sync", "payments:write"]) == (
+        "payments:write", "invoices:sync")
+    with pytest.raises(ValueError, match="'invoices:write'"):
+        rules.check_scopes(["invoices:sync", "invoices:write"])
+    with pytest.raises(ValueError, match="at least one"):
+        rules.check_scopes([])
+
+
+def _call(invoice_id: str, kind: str, body: dict[str, object], key: str) -> Call:
+    return Call(kind=kind, invoice_id=invoice_id, body=body, token_name="erp", request_key=key,
+                fingerprint=key, received_at=AT)
+
+
+def test_pending_items_come_in_arrival_order_and_marking_keeps_the_first_outcome(
+        tmp_path: Path) -> None:
+    store = ApiStore(str(tmp_path / "store.sqlite"))
+    lines = (PublishedLine("l1", "usage"), PublishedLine("d1", "discount"))
+    store.publish_invoices([
+        PublishedInvoice(f"inv_{n}", "c1", "custom_invoicing", "payment_processing.pending",
+                         "JPY", Decimal("1200"), lines) for n in range(3)])
+    ids = [store.accept(_call(f"inv_{n}", rules.PAYMENT_STATUS, {"trigger": "paid"},
+                              f"k{n}")).body["inbox_item_id"] for n in (2, 0, 1)]
+    assert ids == sorted(ids)
+    assert [(i.item_id, i.invoice_id) for i in store.pending_items()] == list(
+        zip(ids, ["inv_2", "inv_0", "inv_1"], strict=True))
+    assert [i.invoice_id for i in store.pending_items(limit=1)] == ["inv_2"]
+    assert store.pending_count() == 3
+    store.mark_item(ids[0], "applied", None, AT)
+    store.mark_item(ids[0], "rejected", "too late", AT)    # already decided: unchanged
+    store.mark_item(ids[1], "rejected", "invoice is voided", AT)
+    assert store.pending_count() == 1
+    first = store.inbox_item(ids[0])
+    assert first is not None and (first.status, first.reason, first.applied_at) == (
+        "applied", None, AT)
+    with pytest.raises(KeyError):
+        store.mark_item(999, "applied", None, AT)
+    with pytest.raises(ValueError):
+        store.mark_item(ids[2], "pending", None, AT)  # type: ignore[arg-type]
+    published = store.published_invoice("inv_0")
+    assert published is not None and published.total == Decimal("1200")
+    assert published.lines == lines and published.currency == "JPY"
+    assert store.unpublish_invoices(["inv_0", "inv_unknown"]) == 1
+    assert store.published_invoice("inv_0") is None
+    gone = store.accept(_call("inv_0", rules.PAYMENT_STATUS, {"trigger": "void"}, "k9"))
+    assert gone.status_code == 404
+
+
+def test_tokens_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
+    store = ApiStore(str(tmp_path / "store.sqlite"))
+    token = store.create_token("erp", ["invoices:sync"])
+    with pytest.raises(ValueError, match="already named 'erp'"):
+        store.create_token("erp", ["payments:write"])
+    with sqlite3.connect(store.path) as con:
+        rows = con.execute("SELECT token_hash, hint FROM tokens").fetchall()
+    assert rows == [(hash_token(token), token[-4:])]
+    info = store.authenticate(token)
+    assert info is not None and info.scopes == ("invoices:sync",)
+    assert store.revoke_token("erp") and store.authenticate(token) is None
+    replacement = store.create_token("erp", ["invoices:sync"])   # the name is free again
+    assert [t.revoked_at is None for t in store.list_tokens()] == [False, True]
+    assert store.authenticate(replacement) is not None
+
+
+def _billing(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BILLING_API_STORE": str(store)}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_billing_token_commands(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    created = _billing("token", "create", "--name", "erp", "--scope", "invoices:sync",
+                       "--scope", "payments:write", store=path)
+    assert created.returncode == 0, created.stderr
+    output = created.stdout.strip().splitlines()
+    token = output[-1]
+    assert token.startswith("bpk_") and " " not in token
+    assert token not in "\n".join(output[:-1])
+    info = ApiStore(str(path)).authenticate(token)
+    assert info is not None and info.name == "erp"
+    assert info.scopes == ("invoices:sync", "payments:write")
+    assert token.encode() not in path.read_bytes() + (
+        Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b"")
+
+    bad = _billing("token", "create", "--name", "x", "--scope", "admin", store=path)
+    assert bad.returncode != 0 and "'admin'" in bad.stderr
+
+    listed = _billing("token", "list", store=path)
+    assert "erp" in listed.stdout and token not in listed.stdout
+    assert _billing("token", "revoke", "erp", store=path).returncode == 0
+    assert ApiStore(str(path)).authenticate(token) is None
+    again = _billing("token", "revoke", "erp", store=path)
+    assert again.returncode != 0 and "no active token" in again.stderr
