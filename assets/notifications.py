@@ -1,1 +1,70 @@
-"""Notification stage: invoice events signed and delivered to the catalog's channels."""
+"""Notification stage: invoice events signed and delivered to the catalog's channels.
+
+`notifications/events` turns new invoice status transitions into events (payload frozen, one
+delivery per subscribed channel); `notifications/deliveries` sends what is due at the run's
+"now", retrying with backoff over the following runs. Both run in the sync job, after the steps
+that move invoices.
+"""
+
+import dagster as dg
+
+from assets.billing import run_now
+from pipelines.catalog import CatalogError
+from pipelines.notifications.delivery import deliver_due
+from pipelines.notifications.events import enqueue_events
+from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
+from pipelines.warehouse import transaction
+
+# after the sync steps that move invoices, so their transitions are announced in the same run
+SYNC_STEPS = [dg.AssetKey(["sync", "api_inbox"]), dg.AssetKey(["sync", "custom_invoicing"]),
+              dg.AssetKey(["sync", "stripe_invoices"]), dg.AssetKey(["sync", "stripe_events"])]
+
+
+@dg.asset(
+    key=["notifications", "events"],
+    group_name="notifications",
+    deps=[dg.AssetKey(["billing", "invoices"]), *SYNC_STEPS],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Invoice events (invoice.created, invoice.issued, invoice.paid, ..., sync.failed) "
+                "from billing.invoice_status_history, each once, with the invoice and its lines "
+                "frozen in the payload, and a delivery per subscribed channel.",
+)
+def events(context: dg.AssetExecutionContext, catalog: CatalogResource,
+           warehouse: WarehouseResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    try:
+        loaded = catalog.load()
+    except CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    with warehouse.writer() as con, transaction(con):
+        done = enqueue_events(con, loaded, now=now, run_id=context.run.run_id)
+    context.log.info(f"notifications: {done}")
+    return dg.MaterializeResult(metadata={"events_created": done.events,
+                                          "deliveries_created": done.deliveries})
+
+
+@dg.asset(
+    key=["notifications", "deliveries"],
+    group_name="notifications",
+    deps=[events],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Due deliveries sent (Standard Webhooks signatures, 15 s timeout), every attempt "
+                "recorded; failures retried with growing backoff over hours, 410 Gone disables "
+                "the channel, deliveries given up raise alerts.",
+)
+def deliveries(context: dg.AssetExecutionContext, catalog: CatalogResource,
+               warehouse: WarehouseResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    try:
+        loaded = catalog.load()
+    except CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    with warehouse.writer() as con:
+        counts = deliver_due(con, loaded, now=now, run_id=context.run.run_id)
+    context.log.info(f"notifications: {counts}")
+    return dg.MaterializeResult(metadata={
+        "attempted": counts.attempted, "delivered": counts.delivered, "failed": counts.failed,
+        "retries_scheduled": counts.retries_scheduled, "skipped": counts.skipped,
+        "channels_disabled": counts.channels_disabled})

@@ -1,0 +1,95 @@
+"""Invoice events from the status history, and who gets them.
+
+Every transition of `billing.invoice_status_history` that users are told about becomes one row
+of `notify.events` (its message id deterministic, so a re-run never makes a second event), with
+the invoice and its lines frozen into the payload at enqueue time, and one `notify.deliveries`
+row per subscribed channel. The mapping from states to event types and the routing live in
+sql/notify/events.sql and sql/notify/deliveries.sql.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from pipelines.catalog.models import Catalog
+from pipelines.rating.money import minor_units
+from pipelines.warehouse import run_sql
+
+EVENT_TYPES: dict[str, str] = {
+    "draft": "invoice.created",
+    "draft.syncing": "invoice.draft_sync_requested",
+    "issuing.syncing": "invoice.issuing_sync_requested",
+    "issued": "invoice.issued",
+    "paid": "invoice.paid",
+    "payment_processing.failed": "invoice.payment_failed",
+    "payment_processing.action_required": "invoice.payment_action_required",
+    "overdue": "invoice.overdue",
+    "voided": "invoice.voided",
+    "uncollectible": "invoice.marked_uncollectible",
+    "refunded": "invoice.refunded",
+    "partially_refunded": "invoice.refunded",
+    "draft.sync_failed": "sync.failed",
+    "issuing.sync_failed": "sync.failed",
+}
+"""The state an invoice reaches -> the event announcing it (documentation and tests; the SQL is
+the one that applies it). `draft` counts only when created; `issuing.syncing` only for custom
+invoicing (Stripe's is internal)."""
+
+TEST_EVENT = "webhook.test"
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What one enqueue pass did."""
+
+    events: int
+    deliveries: int
+
+
+def write_channels(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Refresh notify.channels from the catalog (the variable names only, never secrets)."""
+    rows = [{"channel": c.key, "url": c.url, "secret_env": c.secret_env,
+             "event_types": list(c.event_types), "customers": list(c.customers)}
+            for c in catalog.notification_channels.values()]
+    frame = pl.DataFrame(rows, schema={"channel": pl.String, "url": pl.String,
+                                       "secret_env": pl.String,
+                                       "event_types": pl.List(pl.String),
+                                       "customers": pl.List(pl.String)})
+    con.register("notify_channels_frame", frame.to_arrow())
+    con.execute("DELETE FROM notify.channels").fetchall()
+    con.execute("INSERT INTO notify.channels SELECT channel, url, secret_env, event_types, "
+                "customers FROM notify_channels_frame").fetchall()
+    con.unregister("notify_channels_frame")
+
+
+def enqueue_events(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: datetime,
+                   run_id: str | None = None) -> Enqueued:
+    """Turn new status history rows into events and deliveries. Run it inside the caller's
+    transaction; running it again changes nothing."""
+    write_channels(con, catalog)
+    currencies = [row[0] for row in con.execute(
+        "SELECT DISTINCT currency FROM billing.invoices").fetchall()]
+    digits = pl.DataFrame({"currency": currencies,
+                           "digits": [minor_units(c) for c in currencies]},
+                          schema={"currency": pl.String, "digits": pl.Int32})
+    con.execute("CREATE OR REPLACE TEMP TABLE notify_currency_digits "
+                "(currency VARCHAR, digits INTEGER)")
+    con.register("notify_digits_frame", digits.to_arrow())
+    con.execute("INSERT INTO notify_currency_digits SELECT * FROM notify_digits_frame")
+    con.unregister("notify_digits_frame")
+    before = _count(con, "notify.deliveries")
+    run_sql(con, "notify/events", {"now": now, "run_id": run_id})
+    events = con.execute("SELECT count(*) FROM notify_new_events").fetchall()[0][0]
+    run_sql(con, "notify/deliveries", {"now": now})
+    deliveries = _count(con, "notify.deliveries") - before
+    con.execute("DROP TABLE notify_new_events")
+    con.execute("DROP TABLE notify_currency_digits")
+    return Enqueued(events=int(events), deliveries=int(deliveries))
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
