@@ -44,6 +44,7 @@ dev: $(SYNCED) .dagster_home/dagster.yaml
 bench: $(SYNCED)
 	$(VENV)/bin/python benchmarks/ingest.py
 	$(VENV)/bin/python benchmarks/billing_run.py
+	$(VENV)/bin/python benchmarks/stripe_sync.py
 
 clean:
 	rm -rf data/demo .dagster_home

@@ -1,1 +1,157 @@
-"""Sync stage: invoices of `stripe` profiles pushed to Stripe, Stripe's events pulled back."""
+"""Sync stage: invoices of `stripe` profiles pushed to Stripe, Stripe's events pulled back.
+
+Three steps of the sync job: `stripe_invoices` issues due invoices at Stripe (exactly once,
+within the rate limit), `stripe_events` polls Stripe's events and applies every stored one to
+invoice statuses, `stripe_invoice_snapshot` keeps Stripe's view of our invoices for
+reconciliation. A deployment without Stripe work (no billing profile of app `stripe`, or one
+no invoice has used yet) skips them without a key; with Stripe work and no key they fail
+saying what to set.
+"""
+
+import dagster as dg
+import duckdb
+
+from assets.billing import run_now
+from pipelines.providers.stripe_sync.client import Attempt, StripeGateway
+from pipelines.providers.stripe_sync.inbound import (
+    apply_provider_events,
+    poll_events,
+    read_cursor,
+    record_provider_events,
+    resolve_refund_invoices,
+    write_cursor,
+)
+from pipelines.providers.stripe_sync.outbound import run_outbound, write_attempts
+from pipelines.providers.stripe_sync.resource import StripeNotConfigured, StripeResource
+from pipelines.providers.stripe_sync.snapshot import refresh_snapshot
+from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
+from pipelines.warehouse import sql, transaction
+
+NOT_USED = ("no invoice of a billing profile with app 'stripe' has left draft and nothing is "
+            "mapped to Stripe: nothing to do, no STRIPE_API_KEY needed")
+
+
+def _stripe_in_use(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute(sql("sync/stripe_in_use")).fetchall()[0][0])
+
+
+def _gateway(stripe: StripeResource, con: duckdb.DuckDBPyConnection,
+             run_id: str) -> tuple[StripeGateway, dict[str, int]]:
+    """A gateway for a single-threaded step: each attempt is written as it happens."""
+    counts = {"api_calls": 0, "retries": 0, "rate_limited": 0}
+
+    def record(attempt: Attempt) -> None:
+        counts["api_calls"] += 1
+        counts["retries"] += attempt.outcome == "retried"
+        counts["rate_limited"] += attempt.rate_limited
+        write_attempts(con, [attempt], run_id=run_id)
+
+    try:
+        return stripe.gateway(record), counts
+    except StripeNotConfigured as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+def _skipped() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"skipped": NOT_USED})
+
+
+@dg.asset(
+    key=["sync", "stripe_invoices"],
+    group_name="sync",
+    deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["sync", "api_inbox"])],
+    pool=WAREHOUSE_POOL,
+    kinds={"stripe", "duckdb"},
+    description="Invoices of `stripe` billing profiles that are due, issued at Stripe exactly "
+                "once (customer, invoice, lines, finalize, send) and moved to "
+                "payment_processing.pending; failures stay retryable in issuing.sync_failed.",
+)
+def stripe_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    stripe: StripeResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    with warehouse.writer() as con:
+        if not _stripe_in_use(con):
+            return _skipped()
+        try:
+            stripe.key()
+        except StripeNotConfigured as exc:
+            raise dg.Failure(description=str(exc)) from None
+        summary = run_outbound(con, stripe.gateway, now=now, run_id=context.run.run_id,
+                               max_concurrency=stripe.max_concurrency)
+    for error in summary.errors[:20]:
+        context.log.warning(f"stripe sync failed: {error}")
+    return dg.MaterializeResult(metadata={
+        "invoices_candidates": summary.candidates,
+        "invoices_synced": summary.synced,
+        "invoices_failed": summary.failed,
+        "invoices_refused": summary.refused,
+        "invoices_zero_total": summary.zero_total,
+        "api_calls": summary.api_calls,
+        "retries": summary.retries,
+        "rate_limited": summary.rate_limited,
+    })
+
+
+@dg.asset(
+    key=["sync", "stripe_events"],
+    group_name="sync",
+    deps=[stripe_invoices],
+    pool=WAREHOUSE_POOL,
+    kinds={"stripe", "duckdb"},
+    description="Stripe's invoice and refund events polled since the stored cursor into "
+                "sync.provider_events, then every unapplied Stripe event (polled or received by "
+                "webhook) applied to invoice statuses in Stripe's order, never regressing.",
+)
+def stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  stripe: StripeResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    with warehouse.writer() as con:
+        if not _stripe_in_use(con):
+            return _skipped()
+        gateway, counts = _gateway(stripe, con, context.run.run_id)
+        events, cursor = poll_events(gateway, read_cursor(con))
+        with transaction(con):
+            received = record_provider_events(con, "stripe", events, received_via="poll",
+                                              now=now)
+            if cursor:
+                write_cursor(con, cursor, now=now)
+        resolve_refund_invoices(con, gateway, now=now)
+        outcomes = apply_provider_events(con, now=now)
+    return dg.MaterializeResult(metadata={
+        "events_polled": len(events),
+        "events_received": received,
+        "events_applied": outcomes.get("applied", 0),
+        "events_already": outcomes.get("already", 0),
+        "events_ignored": outcomes.get("ignored", 0),
+        "events_recorded": outcomes.get("recorded", 0),
+        "events_waiting": outcomes.get("waiting", 0),
+        "events_not_ours": outcomes.get("not_billing", 0) + outcomes.get("unknown_invoice", 0),
+        "api_calls": counts["api_calls"],
+        "retries": counts["retries"],
+        "rate_limited": counts["rate_limited"],
+    })
+
+
+@dg.asset(
+    key=["sync", "stripe_invoice_snapshot"],
+    group_name="sync",
+    deps=[stripe_events],
+    pool=WAREHOUSE_POOL,
+    kinds={"stripe", "duckdb"},
+    description="Stripe's current view of our invoices (status, totals in major units, lines) "
+                "in sync.provider_invoices, for reconciliation with the ledger.",
+)
+def stripe_invoice_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                            stripe: StripeResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    with warehouse.writer() as con:
+        if not _stripe_in_use(con):
+            return _skipped()
+        gateway, counts = _gateway(stripe, con, context.run.run_id)
+        rows = refresh_snapshot(con, gateway, now=now)
+    return dg.MaterializeResult(metadata={
+        "snapshot_rows": rows,
+        "api_calls": counts["api_calls"],
+        "retries": counts["retries"],
+        "rate_limited": counts["rate_limited"],
+    })

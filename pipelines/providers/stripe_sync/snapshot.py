@@ -1,0 +1,119 @@
+"""A snapshot of Stripe's invoices for reconciliation (`sync.provider_invoices`).
+
+Every Stripe invoice that carries our `metadata.invoice_id`, and those without it that belong
+to a Stripe customer we mapped (made by hand at Stripe, say), with their totals in major units
+and their lines, as Stripe has them now. Finance compares them with the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.providers.stripe_sync.client import StripeGateway, metadata
+from pipelines.providers.stripe_sync.outbound import from_minor
+from pipelines.warehouse import run_sql, transaction
+
+PROVIDER = "stripe"
+
+
+def _all_invoices(gateway: StripeGateway) -> Iterator[Any]:
+    v1 = gateway.client.v1
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if after:
+            params["starting_after"] = after
+        page = gateway.call("snapshot.invoices.list", None,
+                            lambda o, p=params: v1.invoices.list(params=p, options=o))
+        yield from page.data
+        if not page.has_more or not page.data:
+            return
+        after = page.data[-1].id
+
+
+def _lines(gateway: StripeGateway, invoice: Any) -> list[Any]:
+    if not invoice.lines.has_more:
+        return list(invoice.lines.data)
+    v1 = gateway.client.v1
+    out: list[Any] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if after:
+            params["starting_after"] = after
+        page = gateway.call("snapshot.invoices.lines.list", invoice.id,
+                            lambda o, p=params: v1.invoices.line_items.list(
+                                invoice.id, params=p, options=o))
+        out.extend(page.data)
+        if not page.has_more or not page.data:
+            return out
+        after = page.data[-1].id
+
+
+def snapshot_rows(gateway: StripeGateway, mapped_customers: set[str],
+                  refunded_minor: dict[str, int], *, now: datetime) -> list[dict[str, Any]]:
+    """One row per Stripe invoice of ours. `refunded_minor`: refunds seen in events per
+    Stripe invoice id (a charge refund does not show on the invoice object)."""
+    rows = []
+    for invoice in _all_invoices(gateway):
+        ours = metadata(invoice).get("invoice_id")
+        customer = invoice.customer if isinstance(invoice.customer, str) else invoice.customer.id
+        if ours is None and customer not in mapped_customers:
+            continue
+        currency = invoice.currency
+        lines = _lines(gateway, invoice)
+        credited = int(getattr(invoice, "post_payment_credit_notes_amount", 0) or 0)
+        refunded = max(credited, refunded_minor.get(invoice.id, 0))
+        rows.append({
+            "provider": PROVIDER, "external_id": invoice.id, "invoice_id": ours,
+            "external_customer_id": customer, "number": invoice.number,
+            "status": invoice.status, "currency": currency.upper(),
+            "total": from_minor(invoice.total, currency),
+            "amount_paid": from_minor(invoice.amount_paid, currency),
+            "amount_remaining": from_minor(invoice.amount_remaining, currency),
+            "amount_refunded": from_minor(refunded, currency),
+            "line_count": len(lines),
+            "lines": json.dumps([{"external_id": line.id,
+                                  "line_id": metadata(line).get("line_id"),
+                                  "amount": str(from_minor(line.amount, currency))}
+                                 for line in lines]),
+            "snapshot_at": now})
+    return rows
+
+
+def refresh_snapshot(con: duckdb.DuckDBPyConnection, gateway: StripeGateway, *,
+                     now: datetime) -> int:
+    """Replace the Stripe rows of `sync.provider_invoices` with Stripe's current invoices;
+    returns how many rows the snapshot has."""
+    mapped = {row[0] for row in con.execute(
+        "SELECT external_id FROM sync.external_ids WHERE provider = 'stripe' "
+        "AND object_type = 'customer'").fetchall()}
+    refunded = dict(con.execute("""
+        SELECT x.external_id,
+               max(CAST(json_extract(e.payload, '$.data.object.amount_refunded') AS BIGINT))
+        FROM sync.provider_events e
+        JOIN sync.external_ids x ON x.provider = 'stripe' AND x.object_type = 'invoice'
+             AND x.internal_id = e.invoice_id
+        WHERE e.provider = 'stripe' AND e.event_type = 'charge.refunded'
+        GROUP BY x.external_id""").fetchall())
+    rows = snapshot_rows(gateway, mapped, refunded, now=now)
+    money = pl.Decimal(38, 12)
+    frame = pl.DataFrame(rows, schema={
+        "provider": pl.String, "external_id": pl.String, "invoice_id": pl.String,
+        "external_customer_id": pl.String, "number": pl.String, "status": pl.String,
+        "currency": pl.String, "total": money, "amount_paid": money,
+        "amount_remaining": money, "amount_refunded": money, "line_count": pl.Int32,
+        "lines": pl.String, "snapshot_at": pl.Datetime("us", "UTC")})
+    with transaction(con):
+        con.register("provider_invoices_frame", frame.to_arrow())
+        try:
+            run_sql(con, "sync/provider_invoices", {"provider": PROVIDER})
+        finally:
+            con.unregister("provider_invoices_frame")
+    return frame.height

@@ -1,0 +1,38 @@
+-- Invoices of `stripe` billing profiles the outbound sync takes on: ready to issue
+-- (`issuing`), left mid-sync by a crashed run (`issuing.syncing`) or failed before
+-- (`issuing.sync_failed`), with what Stripe needs to know about them and their customer.
+-- `invoice_needs_search`: an earlier run may have reached Stripe for this invoice, so a missing
+-- mapping must be looked up at Stripe before anything is created.
+-- `customer_needs_search`: the same for the customer (some invoice of theirs was mid-sync).
+SELECT
+    i.invoice_id,
+    i.status,
+    i.customer_id,
+    i.subscription_id,
+    i.billing_month,
+    i.currency,
+    i.total,
+    i.collection_method,
+    i.invoice_number,
+    coalesce(s.days_until_due, 30) AS days_until_due,
+    coalesce(c.name, i.customer_id) AS customer_name,
+    c.email AS customer_email,
+    xc.external_id AS customer_external_id,
+    xi.external_id AS invoice_external_id,
+    i.status <> 'issuing' AS invoice_needs_search,
+    xc.external_id IS NULL AND EXISTS (
+        SELECT 1 FROM billing.invoice_status_history h
+        JOIN billing.invoices o ON o.invoice_id = h.invoice_id
+        WHERE o.customer_id = i.customer_id AND o.app = 'stripe'
+          AND h.to_status = 'issuing.syncing'
+    ) AS customer_needs_search
+FROM billing.invoices i
+LEFT JOIN billing.subscriptions s ON s.subscription_id = i.subscription_id
+LEFT JOIN billing.customers c ON c.customer_id = i.customer_id
+LEFT JOIN sync.external_ids xc
+    ON xc.provider = 'stripe' AND xc.object_type = 'customer' AND xc.internal_id = i.customer_id
+LEFT JOIN sync.external_ids xi
+    ON xi.provider = 'stripe' AND xi.object_type = 'invoice' AND xi.internal_id = i.invoice_id
+WHERE i.app = 'stripe'
+  AND i.status IN ('issuing', 'issuing.syncing', 'issuing.sync_failed')
+ORDER BY i.customer_id, i.boundary, i.invoice_id
