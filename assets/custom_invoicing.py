@@ -1,1 +1,67 @@
-"""Sync stage: the custom invoicing hooks and the integration API's inbox."""
+"""Sync stage: the integration API's inbox and the custom invoicing hooks.
+
+`sync/api_inbox` applies the calls the integration API accepted (custom invoicing callbacks,
+Stripe webhook events), in arrival order. `sync/custom_invoicing` moves custom invoicing invoices
+on (issuing sync requests, issuing without the hook), raises alerts for invoices waiting past
+their SLA, and publishes the invoices integrations may act on into the API's store.
+"""
+
+import dagster as dg
+
+from assets.billing import run_now
+from pipelines.custom_invoicing import flow
+from pipelines.custom_invoicing.inbox import apply_inbox
+from pipelines.resources import WAREHOUSE_POOL, ApiStoreResource, WarehouseResource
+from pipelines.warehouse import transaction
+
+
+@dg.asset(
+    key=["sync", "api_inbox"],
+    group_name="sync",
+    deps=[dg.AssetKey(["billing", "invoices"])],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "sqlite"},
+    description="Calls the integration API accepted (custom invoicing callbacks, Stripe "
+                "webhooks), applied to the warehouse in arrival order; each marked applied or "
+                "rejected with its reason in the API's store.",
+)
+def api_inbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+              api_store: ApiStoreResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    store = api_store.open()
+    with warehouse.writer() as con:
+        update = apply_inbox(con, store, now=now)
+    context.log.info(f"inbox: {update}")
+    return dg.MaterializeResult(metadata={
+        "items_applied": update.applied, "items_rejected": update.rejected,
+        "stripe_webhook_events": update.stripe_events,
+    })
+
+
+@dg.asset(
+    key=["sync", "custom_invoicing"],
+    group_name="sync",
+    deps=[api_inbox],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "sqlite"},
+    description="Custom invoicing invoices moved on (issuing sync requested when the profile's "
+                "hook is on, else issued to payment processing), SLA alerts for invoices "
+                "waiting on the integration, and the invoices published to the API's store.",
+)
+def custom_invoicing(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                     api_store: ApiStoreResource) -> dg.MaterializeResult:
+    now = run_now(context)
+    store = api_store.open()
+    with warehouse.writer() as con:
+        with transaction(con):
+            update = flow.advance(con, now=now)
+        published = flow.publish(con, store)
+    context.log.info(f"custom invoicing: {update}")
+    return dg.MaterializeResult(metadata={
+        "issuing_sync_requested": update.sync_requested,
+        "issued_without_hook": update.issued,
+        "waiting_for_integration": update.waiting,
+        "sla_alerts_opened": update.alerts_opened,
+        "sla_alerts_closed": update.alerts_closed,
+        "invoices_published": published,
+    })

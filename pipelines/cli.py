@@ -14,7 +14,6 @@ import dagster as dg
 from pipelines import settings
 from pipelines.api import commands as api_commands
 from pipelines.notifications import commands as notification_commands
-from pipelines.providers.stripe_sync import commands as stripe_commands
 from pipelines.warehouse import connect_reader
 
 
@@ -190,6 +189,39 @@ def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult) -> None
         print_table(columns, shown)
 
 
+def cmd_sync(args: argparse.Namespace) -> None:
+    from assets.billing import NOW_TAG
+    from pipelines.jobs import SYNC_JOB
+
+    result = run_job(SYNC_JOB, tags={NOW_TAG: settings.now().isoformat()})
+    print_sync_summary(result)
+
+
+def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
+    """What each step of the sync did (from its materialization), then invoices by provider app
+    and status, and the open alerts."""
+    for materialization in result.get_asset_materialization_events():
+        meta = materialization.materialization.metadata
+        counts = ", ".join(f"{key.replace('_', ' ')} {value.value}" for key, value in meta.items()
+                           if isinstance(value.value, int | float | str)
+                           and not isinstance(value.value, bool))
+        key = materialization.asset_key.to_user_string() if materialization.asset_key else "?"
+        print(f"{key}: {counts or 'done'}")
+    with connect_reader(settings.warehouse_path()) as con:
+        statuses = con.execute("""
+            SELECT app, status, count(*) FROM billing.invoices
+            WHERE app <> 'none' AND status <> 'discarded'
+            GROUP BY ALL ORDER BY app, status""").fetchall()
+        alerts = con.execute("""
+            SELECT severity, alert_key, detail FROM health.alerts
+            ORDER BY severity, alert_key""").fetchall()
+    if statuses:
+        print_table(("app", "status", "invoices"), statuses)
+    print(f"{len(alerts)} open alert(s)")
+    for severity, key, detail in alerts[:20]:
+        print(f"  {severity}: {key}: {detail}")
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Rows as an aligned text table (numbers right-aligned)."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
@@ -252,8 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("query")
     query.set_defaults(func=cmd_sql)
 
-    for register in (stripe_commands.register, api_commands.register,
-                     notification_commands.register):
+    sync = commands.add_parser(
+        "sync", help="apply the API inbox, sync invoices with Stripe and the custom invoicing "
+                     "hooks, pull provider events, deliver due notifications (once)")
+    sync.set_defaults(func=cmd_sync)
+
+    for register in (api_commands.register, notification_commands.register):
         register(commands)
 
     commands.add_parser(

@@ -11,9 +11,15 @@ from assets import ingestion as ingestion_assets
 from assets import notifications as notification_assets
 from assets import stripe_sync as stripe_sync_assets
 from pipelines.jobs import billing_run_job, ingest_events_job, sync_run_job
-from pipelines.resources import CatalogResource, LandingZoneResource, WarehouseResource
+from pipelines.providers.stripe_sync.resource import StripeResource
+from pipelines.resources import (
+    ApiStoreResource,
+    CatalogResource,
+    LandingZoneResource,
+    WarehouseResource,
+)
 from pipelines.schedules import daily_billing_schedule, sync_schedule
-from pipelines.sensors import landing_zone_sensor
+from pipelines.sensors import api_inbox_sensor, landing_zone_sensor
 
 STAGES = [catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
           stripe_sync_assets, notification_assets]
@@ -23,10 +29,12 @@ defs = dg.Definitions(
     asset_checks=dg.load_asset_checks_from_modules(STAGES),
     jobs=[ingest_events_job, billing_run_job, sync_run_job],
     schedules=[daily_billing_schedule, sync_schedule],
-    sensors=[landing_zone_sensor],
+    sensors=[landing_zone_sensor, api_inbox_sensor],
     resources={
         "warehouse": WarehouseResource(),
         "catalog": CatalogResource(),
         "landing": LandingZoneResource(),
+        "api_store": ApiStoreResource(),
+        "stripe": StripeResource(),
     },
 )

@@ -1,0 +1,223 @@
+"""Applying a custom invoicing integration's callbacks to the ledger (contract section 5).
+
+The integration API accepted each callback against the state it last saw; the warehouse is the
+truth, so every callback is checked again here. An applied callback stores the integration's
+numbers and external ids (`sync.external_ids`, provider `custom_invoicing`), moves the invoice on
+through `apply_status_changes`, and refreshes the integration's reported state in
+`sync.provider_invoices`. A refused one changes nothing (every check comes before the first
+write) and says why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from pipelines.invoicing.status import StatusChange, apply_status_changes
+from pipelines.rating.lifecycle import PAYMENT_TRIGGERS
+from pipelines.settings import parse_instant
+
+PROVIDER = "custom_invoicing"
+DRAFT_SYNCHRONIZED = "custom_invoicing.draft_synchronized"
+ISSUING_SYNCHRONIZED = "custom_invoicing.issuing_synchronized"
+PAYMENT_STATUS = "custom_invoicing.payment_status"
+KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS)
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    """`applied`, or `rejected` with the reason (naming the state or the field)."""
+
+    outcome: str
+    reason: str | None = None
+    status: str | None = None   # the invoice's status afterwards
+
+
+def _rejected(reason: str, status: str | None = None) -> CallbackResult:
+    return CallbackResult("rejected", reason, status)
+
+
+def apply_callback(con: duckdb.DuckDBPyConnection, kind: str, invoice_id: str,
+                   body: Mapping[str, Any], *, actor: str, now: datetime) -> CallbackResult:
+    """Apply one callback inside the caller's transaction."""
+    found = con.execute("""
+        SELECT status, app FROM billing.invoices WHERE invoice_id = $id""",
+                        {"id": invoice_id}).fetchall()
+    if not found or found[0][1] != PROVIDER:
+        return _rejected(f"unknown invoice {invoice_id} (no custom_invoicing invoice has this id)")
+    status = found[0][0]
+    if kind == DRAFT_SYNCHRONIZED:
+        return _draft_synchronized(con, invoice_id, status, body, actor=actor, now=now)
+    if kind == ISSUING_SYNCHRONIZED:
+        return _issuing_synchronized(con, invoice_id, status, body, actor=actor, now=now)
+    if kind == PAYMENT_STATUS:
+        return _payment_status(con, invoice_id, status, body, actor=actor, now=now)
+    return _rejected(f"unknown callback kind {kind!r}", status)
+
+
+def _lines_by_kind(con: duckdb.DuckDBPyConnection, invoice_id: str) -> tuple[set[str], set[str]]:
+    rows = con.execute("SELECT line_id, line_type FROM billing.invoice_lines "
+                       "WHERE invoice_id = $id", {"id": invoice_id}).fetchall()
+    return ({lid for lid, kind in rows if kind != "discount"},
+            {lid for lid, kind in rows if kind == "discount"})
+
+
+def _number_taken(con: duckdb.DuckDBPyConnection, number: str, invoice_id: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM billing.invoices WHERE invoice_number = $n AND invoice_id <> $id",
+        {"n": number, "id": invoice_id}).fetchall()[0][0])
+
+
+def _map(con: duckdb.DuckDBPyConnection, object_type: str, internal_id: str, external_id: str,
+         now: datetime) -> None:
+    con.execute("""
+        INSERT INTO sync.external_ids (provider, object_type, internal_id, external_id, created_at)
+        VALUES ($provider, $type, $internal, $external, $now)
+        ON CONFLICT (provider, object_type, internal_id)
+        DO UPDATE SET external_id = excluded.external_id""",
+                {"provider": PROVIDER, "type": object_type, "internal": internal_id,
+                 "external": external_id, "now": now}).fetchall()
+
+
+def _report(con: duckdb.DuckDBPyConnection, invoice_id: str, reported_status: str,
+            now: datetime) -> None:
+    """Refresh the integration's reported state of the invoice (sync.provider_invoices), keyed by
+    its external id (our id until the integration names its own)."""
+    con.execute("""
+        INSERT OR REPLACE INTO sync.provider_invoices
+            (provider, external_id, invoice_id, number, status, currency, line_count, lines,
+             snapshot_at)
+        SELECT $provider, coalesce(x.external_id, i.invoice_id), i.invoice_id, i.invoice_number,
+               $status, i.currency,
+               (SELECT count(*) FROM sync.external_ids l JOIN billing.invoice_lines il
+                  ON il.line_id = l.internal_id
+                WHERE l.provider = $provider AND l.object_type IN ('line', 'discount')
+                  AND il.invoice_id = i.invoice_id),
+               (SELECT coalesce(json_group_array(json_object(
+                           'line_id', il.line_id, 'external_id', l.external_id,
+                           'amount', CAST(il.amount AS VARCHAR))), '[]')
+                FROM sync.external_ids l JOIN billing.invoice_lines il ON il.line_id = l.internal_id
+                WHERE l.provider = $provider AND l.object_type IN ('line', 'discount')
+                  AND il.invoice_id = i.invoice_id),
+               $now
+        FROM billing.invoices i
+        LEFT JOIN sync.external_ids x
+          ON x.provider = $provider AND x.object_type = 'invoice' AND x.internal_id = i.invoice_id
+        WHERE i.invoice_id = $id""",
+                {"provider": PROVIDER, "status": reported_status, "now": now,
+                 "id": invoice_id}).fetchall()
+
+
+def _move(con: duckdb.DuckDBPyConnection, invoice_id: str, to_status: str, cause: str,
+          actor: str, now: datetime, *, payment_side: bool = False) -> str | None:
+    [outcome] = apply_status_changes(
+        con, [StatusChange(invoice_id, to_status, cause, actor, payment_side=payment_side)],
+        now=now)
+    return outcome.status if outcome.outcome in ("applied", "already") else None
+
+
+def _draft_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, status: str,
+                        body: Mapping[str, Any], *, actor: str, now: datetime) -> CallbackResult:
+    if status != "draft.syncing":
+        return _rejected(f"invoice is {status}; draft/synchronized is accepted in draft.syncing",
+                         status)
+    invoicing = body.get("invoicing") or {}
+    external_id = invoicing.get("external_id")
+    if not isinstance(external_id, str) or not external_id:
+        return _rejected("invoicing.external_id: required", status)
+    number = invoicing.get("invoice_number")
+    if number is not None and _number_taken(con, number, invoice_id):
+        return _rejected(f"invoicing.invoice_number: {number} is another invoice's number", status)
+    charges, discounts = _lines_by_kind(con, invoice_id)
+    pairs: list[tuple[str, str, str]] = []
+    for field, key, known, object_type in (
+            ("line_external_ids", "line_id", charges, "line"),
+            ("line_discount_external_ids", "line_discount_id", discounts, "discount")):
+        for index, entry in enumerate(invoicing.get(field) or []):
+            internal = entry.get(key)
+            if internal not in known:
+                return _rejected(f"invoicing.{field}[{index}].{key}: {internal!r} is not a "
+                                 f"{object_type} of this invoice", status)
+            pairs.append((object_type, internal, str(entry.get("external_id"))))
+    _map(con, "invoice", invoice_id, external_id, now)
+    for object_type, internal, external in pairs:
+        _map(con, object_type, internal, external, now)
+    if number is not None:
+        con.execute("UPDATE billing.invoices SET invoice_number = $n WHERE invoice_id = $id",
+                    {"n": number, "id": invoice_id}).fetchall()
+    after = _move(con, invoice_id, "issuing", "draft synchronized by the integration", actor, now)
+    _report(con, invoice_id, "draft_synchronized", now)
+    return CallbackResult("applied", None, after)
+
+
+def _issuing_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, status: str,
+                          body: Mapping[str, Any], *, actor: str,
+                          now: datetime) -> CallbackResult:
+    if status != "issuing.syncing":
+        return _rejected(f"invoice is {status}; issuing/synchronized is accepted in "
+                         "issuing.syncing", status)
+    invoicing = body.get("invoicing") or {}
+    sent = invoicing.get("sent_to_customer_at")
+    try:
+        sent_at = parse_instant(str(sent))
+    except ValueError:
+        return _rejected("invoicing.sent_to_customer_at: an ISO-8601 instant with offset is "
+                         f"required, got {sent!r}", status)
+    number = invoicing.get("invoice_number")
+    if number is not None and _number_taken(con, number, invoice_id):
+        return _rejected(f"invoicing.invoice_number: {number} is another invoice's number", status)
+    payment_id = (body.get("payment") or {}).get("external_id")
+    if number is not None:
+        con.execute("UPDATE billing.invoices SET invoice_number = $n WHERE invoice_id = $id",
+                    {"n": number, "id": invoice_id}).fetchall()
+    con.execute("UPDATE billing.invoices SET sent_to_customer_at = $at WHERE invoice_id = $id",
+                {"at": sent_at, "id": invoice_id}).fetchall()
+    if payment_id:
+        _map(con, "payment", invoice_id, str(payment_id), now)
+    after = _move(con, invoice_id, "payment_processing.pending",
+                  "issuing synchronized by the integration", actor, now)
+    _report(con, invoice_id, "issued", now)
+    return CallbackResult("applied", None, after)
+
+
+def _payment_status(con: duckdb.DuckDBPyConnection, invoice_id: str, status: str,
+                    body: Mapping[str, Any], *, actor: str, now: datetime) -> CallbackResult:
+    trigger = body.get("trigger")
+    target = PAYMENT_TRIGGERS.get(str(trigger))
+    if target is None:
+        return _rejected(f"trigger: {trigger!r} is not one of {', '.join(PAYMENT_TRIGGERS)}",
+                         status)
+    after = _move(con, invoice_id, target, f"payment status {trigger} reported by the "
+                  "integration", actor, now, payment_side=True)
+    if after is None:
+        return _rejected(f"invoice is {status}; trigger {trigger} does not apply "
+                         "(no state regresses)", status)
+    _report(con, invoice_id, str(trigger), now)
+    return CallbackResult("applied", None, after)
+
+
+def record_callback(con: duckdb.DuckDBPyConnection, *, item_id: int, kind: str,
+                    invoice_id: str, body: Mapping[str, Any], received_at: datetime,
+                    result: CallbackResult, now: datetime) -> None:
+    """Keep the callback with its outcome in sync.provider_events (event id `inbox:<item>`), so
+    an inbox item is applied once even when the pipeline stops before telling the API store."""
+    con.execute("""
+        INSERT INTO sync.provider_events
+            (provider, event_id, event_type, object_id, invoice_id, created_at, received_at,
+             received_via, payload, applied_at, outcome, detail)
+        VALUES ($provider, $event_id, $kind, $invoice_id, $invoice_id, $received, $received,
+                'api', $payload, $now, $outcome, $detail)""",
+                {"provider": PROVIDER, "event_id": inbox_event_id(item_id), "kind": kind,
+                 "invoice_id": invoice_id, "received": received_at,
+                 "payload": json.dumps(body, sort_keys=True), "now": now,
+                 "outcome": result.outcome, "detail": result.reason}).fetchall()
+
+
+def inbox_event_id(item_id: int) -> str:
+    """The provider event id under which an inbox item is kept in sync.provider_events."""
+    return f"inbox:{item_id}"

@@ -1,0 +1,81 @@
+"""Applying the integration API's inbox to the warehouse, in arrival order.
+
+The API stores every accepted call in its own store before answering 2xx; this is the other half:
+each pending item is applied in its own warehouse transaction, together with a record of it in
+`sync.provider_events`, then marked applied or rejected (with the reason) in the API's store. An
+item already recorded in the warehouse (the pipeline stopped between the two writes) is only
+marked, never applied twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from pipelines.api.store import ApiStore, InboxItem
+from pipelines.custom_invoicing.callbacks import (
+    KINDS,
+    PROVIDER,
+    CallbackResult,
+    apply_callback,
+    inbox_event_id,
+    record_callback,
+)
+from pipelines.providers.stripe_sync.inbound import record_provider_events
+from pipelines.warehouse import transaction
+
+STRIPE_EVENT = "stripe.event"
+
+
+@dataclass(frozen=True)
+class InboxUpdate:
+    applied: int
+    rejected: int
+    stripe_events: int        # Stripe webhook events handed to sync.provider_events
+
+
+def _already_recorded(con: duckdb.DuckDBPyConnection,
+                      item: InboxItem) -> tuple[str, str | None] | None:
+    rows = con.execute("""
+        SELECT outcome, detail FROM sync.provider_events
+        WHERE provider = $provider AND event_id = $event_id""",
+                       {"provider": PROVIDER, "event_id": inbox_event_id(item.item_id)}).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *,
+               now: datetime) -> CallbackResult:
+    """Apply one inbox item (in its own transaction) and say what became of it."""
+    if item.kind == STRIPE_EVENT:
+        with transaction(con):
+            record_provider_events(con, "stripe", [item.body], received_via="webhook", now=now)
+        # the Stripe event is applied to statuses with the polled ones, in Stripe's order
+        return CallbackResult("applied", None)
+    if item.kind not in KINDS:
+        return CallbackResult("rejected", f"unknown inbox item kind {item.kind!r}")
+    with transaction(con):
+        recorded = _already_recorded(con, item)
+        if recorded is not None:
+            return CallbackResult(recorded[0], recorded[1])
+        # a refused callback writes nothing (every check comes before the first write)
+        result = apply_callback(con, item.kind, item.invoice_id or "", item.body,
+                                actor=f"api:{item.token_name}", now=now)
+        record_callback(con, item_id=item.item_id, kind=item.kind,
+                        invoice_id=item.invoice_id or "", body=item.body,
+                        received_at=item.received_at, result=result, now=now)
+    return result
+
+
+def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime) -> InboxUpdate:
+    """Apply every pending inbox item in arrival order; returns the counts."""
+    applied = rejected = stripe_events = 0
+    for item in store.pending_items():
+        result = apply_item(con, item, now=now)
+        status = "applied" if result.outcome == "applied" else "rejected"
+        store.mark_item(item.item_id, status, result.reason, now)
+        applied += status == "applied"
+        rejected += status == "rejected"
+        stripe_events += item.kind == STRIPE_EVENT
+    return InboxUpdate(applied=applied, rejected=rejected, stripe_events=stripe_events)
