@@ -1,15 +1,32 @@
-"""`make demo`: a sample month of usage for the example catalog, ingested and rated through
-Dagster.
+"""`make demo`: a sample month of usage for the example catalog, ingested, rated and synced
+through Dagster.
 
-Runs on embedded defaults so it is reproducible: the demo's own data folder (wiped first), the
-example catalog, and a pinned "now" (`BILLING_NOW`, early in the month after the sample month).
+Runs on embedded defaults so it is reproducible: the demo's own data folder (wiped first), a copy
+of the example catalog whose notification channels point at the demo's local receivers, and a
+pinned "now" (`BILLING_NOW`, early in the month after the sample month) moved forward by hand
+between sync runs. Nothing leaves 127.0.0.1: the local Stripe (`billing stripe-emulator`) stands
+in for Stripe, a local ERP for Umbrella's custom invoicing integration, and a local finance
+receiver for the finance channel; the integration API runs as its own process (`billing api`).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+
+import httpx
 
 from pipelines import settings
 from pipelines.cli import main as billing
@@ -19,14 +36,96 @@ INVOICE_MONTH = "2026-11"
 DEMO_NOW = "2026-11-02T06:00:00Z"
 
 
+STRIPE_TEST_KEY = "sk_test_billing_pipeline_demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def webhook_secret() -> str:
+    """A fresh Standard Webhooks secret (`whsec_` + base64 of 32 random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def demo_catalog(source: Path, target: Path, *, finance_url: str, erp_url: str) -> None:
+    """The example catalog, its channels pointed at this demo's receivers."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    customers = target / "customers.yaml"
+    text = customers.read_text()
+    for old, new in (("http://127.0.0.1:8790/hooks/billing", finance_url),
+                     ("http://127.0.0.1:8791/hooks/billing", erp_url)):
+        if old not in text:
+            raise SystemExit(f"demo: the example catalog no longer has the channel {old}")
+        text = text.replace(old, new)
+    customers.write_text(text)
+
+
+@contextlib.contextmanager
+def integration_api(log: Path) -> Iterator[str]:
+    """`billing api` in its own process (as in production), until the demo ends."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "api", "--port",
+                                    str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"demo: billing api exited:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"demo: billing api did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def create_token() -> str:
+    """`billing token create`, as a user runs it; the token is the last line it prints."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        billing(["token", "create", "--name", "umbrella-erp", "--scope", "invoices:sync",
+                 "--scope", "payments:write"])
+    lines = out.getvalue().strip().splitlines()
+    print("\n".join(lines[:-1]))
+    print(f"{lines[-1][:12]}... (kept by the local ERP)")
+    return lines[-1]
+
+
+def advance_now(minutes: int) -> str:
+    """Move the pinned "now" forward, as time passes between scheduled sync runs."""
+    now = settings.now() + timedelta(minutes=minutes)
+    os.environ["BILLING_NOW"] = now.isoformat()
+    return now.isoformat()
+
+
 def run_demo() -> None:
     os.environ.setdefault("BILLING_NOW", DEMO_NOW)
     os.environ.setdefault("BILLING_WAREHOUSE", "data/demo/warehouse.duckdb")
     os.environ.setdefault("BILLING_LANDING", "data/demo/landing")
     warehouse = Path(settings.warehouse_path())
     landing = Path(settings.landing_path())
+    os.environ["BILLING_API_STORE"] = str(warehouse.parent / "api_store.sqlite")
+    api_store = Path(os.environ["BILLING_API_STORE"])
     for stale in (landing, warehouse, warehouse.with_suffix(".writer.lock"),
-                  warehouse.with_suffix(".duckdb.wal")):
+                  warehouse.with_suffix(".duckdb.wal"), api_store,
+                  api_store.with_name(api_store.name + "-wal"),
+                  api_store.with_name(api_store.name + "-shm")):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -64,6 +163,8 @@ def run_demo() -> None:
                min("timestamp") AS first, max("timestamp") AS last
         FROM raw.events GROUP BY event_name ORDER BY events DESC"""])
 
+    run_sync_demo(warehouse)
+
     env = f"BILLING_WAREHOUSE={warehouse}"
     duckdb_cmd = (f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
                   ".sql('FROM raw.ingestion_log'))")
@@ -76,6 +177,103 @@ def run_demo() -> None:
     .venv/bin/python -c "{duckdb_cmd}"
   The Dagster UI, with this demo's runs kept (DAGSTER_HOME=.dagster_home):
     make dev      # then open http://127.0.0.1:3000""")
+
+
+def run_sync_demo(warehouse: Path) -> None:
+    """Steps 6-9: the sync job against local stand-ins of Stripe, Umbrella's ERP and finance."""
+    from pipelines.custom_invoicing.local_integration import LocalCustomInvoicing
+    from pipelines.notifications.booking_system import FINANCE_PATH, BookingSystem
+    from pipelines.providers.stripe_emulator import StripeEmulator
+
+    erp_secret, finance_secret = webhook_secret(), webhook_secret()
+    os.environ["ERP_WEBHOOK_SECRET"] = erp_secret
+    os.environ["FINANCE_WEBHOOK_SECRET"] = finance_secret
+    os.environ["STRIPE_API_KEY"] = STRIPE_TEST_KEY
+    demo_folder = warehouse.parent
+    with contextlib.ExitStack() as stack:
+        emulator = stack.enter_context(StripeEmulator(api_keys=[STRIPE_TEST_KEY]))
+        os.environ["STRIPE_API_BASE"] = emulator.base_url
+        finance = stack.enter_context(BookingSystem(booking_secret=webhook_secret(),
+                                                    finance_secret=finance_secret))
+        api_url = stack.enter_context(integration_api(demo_folder / "api.log"))
+        print(f"\n== 6. local stand-ins on 127.0.0.1: Stripe at {emulator.base_url} "
+              f"(STRIPE_API_BASE, key {STRIPE_TEST_KEY}), the integration API at {api_url} "
+              "(`billing api`), Umbrella's ERP and a finance receiver; signing secrets "
+              "generated into ERP_WEBHOOK_SECRET and FINANCE_WEBHOOK_SECRET")
+        token = create_token()
+        erp = LocalCustomInvoicing(api_url, token, erp_secret)
+        erp_url = erp.start()
+        stack.callback(erp.stop)
+        demo_catalog(Path(settings.catalog_path()), demo_folder / "catalog",
+                     finance_url=finance.url(FINANCE_PATH), erp_url=erp_url)
+        os.environ["BILLING_CATALOG"] = str(demo_folder / "catalog")
+
+        print(f"\n== 7. `billing sync` at {os.environ['BILLING_NOW']}: Stripe invoices issued "
+              "exactly once; Umbrella's draft waits in draft.syncing, its ERP is asked")
+        billing(["sync"])
+        erp.wait_idle()
+        for step in ("the ERP's draft/synchronized applied, the issuing hook asks it to issue",
+                     "the ERP's issuing/synchronized applied: number and payment reference"):
+            print(f"\n== `billing sync` at {advance_now(15)}: {step}")
+            billing(["sync"])
+            erp.wait_idle()
+
+        umbrella = first_invoice(warehouse, "umbrella_004")
+        stripe_invoice = first_stripe_invoice(warehouse)
+        print(f"\n== 8. payments: Umbrella's ERP reports {umbrella} paid through the API; "
+              f"a Stripe customer pays {stripe_invoice[1]} at Stripe")
+        erp.report_payment(umbrella, "paid")
+        emulator.invoice_action(stripe_invoice[0], "pay")
+        print(f"== `billing sync` at {advance_now(60)}")
+        billing(["sync"])
+
+        print("\n== 9. Umbrella's invoice through the custom invoicing hooks")
+        billing(["sql", f"""
+            SELECT from_status, to_status, "at", actor, cause
+            FROM billing.invoice_status_history WHERE invoice_id = '{umbrella}'
+            ORDER BY "at", CASE to_status WHEN 'issued' THEN 0 ELSE 1 END"""])
+        billing(["sql", f"""
+            SELECT object_type, internal_id, external_id FROM sync.external_ids
+            WHERE provider = 'custom_invoicing' AND (internal_id = '{umbrella}' OR internal_id
+                IN (SELECT line_id FROM billing.invoice_lines WHERE invoice_id = '{umbrella}'))
+            ORDER BY object_type, internal_id"""])
+        print(f"ERP received: {[m['type'] for m in erp.received]}; ERP errors: {erp.errors}")
+        stats = emulator.stats()
+        print(f"local Stripe: {len(emulator_invoices(emulator.base_url))} invoices, "
+              f"{stats.get('requests_total')} requests; finance receiver got "
+              f"{[e.get('type') for e in finance.events[FINANCE_PATH]]}")
+
+
+def first_invoice(warehouse: Path, customer: str) -> str:
+    from pipelines.warehouse import connect_reader
+
+    with connect_reader(str(warehouse)) as con:
+        return str(con.execute("SELECT invoice_id FROM billing.invoices WHERE customer_id = $c "
+                               "ORDER BY boundary LIMIT 1", {"c": customer}).fetchall()[0][0])
+
+
+def first_stripe_invoice(warehouse: Path) -> tuple[str, str]:
+    """A Stripe invoice awaiting payment: (Stripe id, our invoice id)."""
+    from pipelines.warehouse import connect_reader
+
+    with connect_reader(str(warehouse)) as con:
+        row = con.execute("""
+            SELECT x.external_id, i.invoice_id FROM billing.invoices i
+            JOIN sync.external_ids x ON x.provider = 'stripe' AND x.object_type = 'invoice'
+             AND x.internal_id = i.invoice_id
+            WHERE i.status = 'payment_processing.pending'
+            ORDER BY i.invoice_id LIMIT 1""").fetchall()
+    if not row:
+        raise SystemExit("demo: no Stripe invoice awaits payment")
+    return str(row[0][0]), str(row[0][1])
+
+
+def emulator_invoices(base_url: str) -> list[object]:
+    """Every invoice the local Stripe holds, read with the stripe SDK."""
+    import stripe
+
+    client = stripe.StripeClient(STRIPE_TEST_KEY, base_addresses={"api": base_url})
+    return list(client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
 
 
 if __name__ == "__main__":

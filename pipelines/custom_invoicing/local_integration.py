@@ -64,6 +64,7 @@ class LocalCustomInvoicing:
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._sequence = 0
+        self._numbers = 0       # the ERP's own invoice number series
 
     # ------------------------------------------------------------------ server
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -188,7 +189,10 @@ class LocalCustomInvoicing:
                 record = self.invoices.setdefault(
                     invoice_id, ErpInvoice(invoice_id, f"erp_inv_{self._sequence:04d}"))
         now = datetime.now(UTC)
-        record.number = record.number or f"{self.number_prefix}-{now.year}-{len(self.invoices):04d}"
+        if record.number is None:
+            with self._lock:
+                self._numbers += 1
+                record.number = f"{self.number_prefix}-{now.year}-{self._numbers:04d}"
         record.payment_id = f"{record.external_id}_pay"
         self._call(self.client.issuing_synchronized, invoice_id, invoice_number=record.number,
                    sent_to_customer_at=now.isoformat(), payment_external_id=record.payment_id)
