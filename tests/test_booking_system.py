@@ -1,6 +1,8 @@
 """The booking-system test plan of the integration checklist, end to end: the real billing run
 and sync job (Dagster), real signed webhooks over 127.0.0.1 to a local booking system that keeps
-bookings, and a finance receiver.
+bookings, and a finance receiver. The customers' invoices belong to a custom invoicing profile
+without hooks, so payments are reported the way an ERP reports them: through the integration
+API (`billing api` in its own process, a bearer token), applied by the next sync run.
 
 create invoice -> webhook received, booking tagged invoiced; mark paid -> status updated and
 customer notified; mark refunded -> booking flagged and finance alerted; mark failed (another
@@ -17,6 +19,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from pipelines.api.client import CustomInvoicingClient
+from pipelines.api.store import ApiStore
 from pipelines.notifications.booking_system import (
     BOOKING_PATH,
     FINANCE_PATH,
@@ -25,14 +29,25 @@ from pipelines.notifications.booking_system import (
 )
 from pipelines.notifications.signing import sign_headers
 from tests.conftest import query
+from tests.test_api import start_api, stop_api
 from tests.test_notifications import (
     BOOKING_SECRET,
     FINANCE_SECRET,
     invoice_of,
-    move,
     run_billing,
     write_catalog,
 )
+
+CUSTOMERS = """
+billing_profiles:
+  - {key: erp, default: true, app: custom_invoicing, grace_period: PT1H}
+customers:
+  - {id: initech_003, name: Initech KK, email: keiri@initech.jp}
+  - {id: hooli_005, name: Hooli, email: invoices@hooli.example}
+subscriptions:
+  - {id: sub_initech_pro, customer: initech_003, plan: professional, start_date: 2026-01-01}
+  - {id: sub_hooli_pro, customer: hooli_005, plan: professional, start_date: 2026-01-01}
+"""
 
 SEEDED = [
     Booking("bk_jan_10", "initech_003", "2026-01-10"),
@@ -61,8 +76,23 @@ def booking_system(billing_env, monkeypatch):
     seeded = [Booking(b.booking_id, b.customer_id, b.day) for b in SEEDED]
     with BookingSystem(booking_secret=BOOKING_SECRET, finance_secret=FINANCE_SECRET,
                        bookings=seeded) as system:
-        write_catalog(billing_env, system.url(BOOKING_PATH), system.url(FINANCE_PATH))
+        write_catalog(billing_env, system.url(BOOKING_PATH), system.url(FINANCE_PATH),
+                      CUSTOMERS)
         yield system
+
+
+@pytest.fixture
+def erp(billing_env, monkeypatch):
+    """The customers' ERP reporting payments through the integration API."""
+    folder: Path = billing_env["warehouse"].parent
+    monkeypatch.setenv("BILLING_API_STORE", str(folder / "api_store.sqlite"))
+    token = ApiStore(str(folder / "api_store.sqlite")).create_token("erp", ["payments:write"])
+    api = start_api(folder / "api_store.sqlite", folder / "api.log")
+    try:
+        with CustomInvoicingClient(api.url, token) as client:
+            yield client
+    finally:
+        stop_api(api)
 
 
 def state(system: BookingSystem) -> dict:
@@ -72,7 +102,13 @@ def state(system: BookingSystem) -> dict:
     return response.json()
 
 
-def test_booking_system_test_plan(billing_env, booking_system):
+def mark(erp: CustomInvoicingClient, invoice_id: str, trigger: str, now: str) -> None:
+    """The ERP reports a payment status; the next sync run applies it."""
+    assert erp.payment_status(invoice_id, trigger)["status"] == "accepted"
+    run_sync(now)
+
+
+def test_booking_system_test_plan(billing_env, booking_system, erp):
     warehouse: Path = billing_env["warehouse"]
 
     # 1. create invoice -> webhook received, booking tagged invoiced
@@ -93,8 +129,7 @@ def test_booking_system_test_plan(billing_env, booking_system):
     assert seen["finance_alerts"] == [] and seen["customer_notifications"] == []
 
     # 2. mark paid -> status updated and customer notified
-    move(warehouse, initech, "paid", "2026-02-03T09:00:00Z")
-    run_sync("2026-02-03T09:00:00Z")
+    mark(erp, initech, "paid", "2026-02-03T09:00:00Z")
     seen = state(booking_system)
     assert [seen["bookings"][b]["status"] for b in ("bk_jan_10", "bk_jan_25", "bk_feb_10")] == [
         "paid", "paid", "confirmed"]
@@ -107,8 +142,7 @@ def test_booking_system_test_plan(billing_env, booking_system):
     assert seen["finance_alerts"] == []
 
     # 3. mark refunded -> booking flagged and finance alerted
-    move(warehouse, initech, "refunded", "2026-02-05T09:00:00Z")
-    run_sync("2026-02-05T09:00:00Z")
+    mark(erp, initech, "refunded", "2026-02-05T09:00:00Z")
     seen = state(booking_system)
     assert seen["bookings"]["bk_jan_10"]["flags"] == ["refunded:full"]
     assert seen["bookings"]["bk_jan_25"]["flags"] == ["refunded:full"]
@@ -118,8 +152,7 @@ def test_booking_system_test_plan(billing_env, booking_system):
         ("invoice.refunded", initech, "initech_003", str(total))]
 
     # 4. mark failed (another customer's invoice) -> finance alerted, booking system untouched
-    move(warehouse, hooli, "payment_processing.failed", "2026-02-06T09:00:00Z")
-    run_sync("2026-02-06T09:00:00Z")
+    mark(erp, hooli, "payment_failed", "2026-02-06T09:00:00Z")
     seen = state(booking_system)
     assert [(a["type"], a["invoice_id"]) for a in seen["finance_alerts"]] == [
         ("invoice.refunded", initech), ("invoice.payment_failed", hooli)]

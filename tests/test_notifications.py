@@ -61,9 +61,10 @@ notification_channels:
 """
 
 
-def write_catalog(env: dict[str, Path], booking_url: str, finance_url: str) -> None:
+def write_catalog(env: dict[str, Path], booking_url: str, finance_url: str,
+                  customers: str = CUSTOMERS) -> None:
     (env["catalog"] / "customers.yaml").write_text(
-        CUSTOMERS + channels_yaml(booking_url, finance_url))
+        customers + channels_yaml(booking_url, finance_url))
 
 
 def run_billing(month: str, now: str) -> None:

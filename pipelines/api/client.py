@@ -8,6 +8,7 @@ answers are retried a few times; any other non-2xx raises ApiError with the stat
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,9 @@ class CustomInvoicingClient:
 
     def _request(self, method: str, path: str, body: Any = None, *,
                  idempotency_key: str | None = None) -> dict[str, Any]:
+        # one key per logical call, so a retry after a lost answer is a replay, not a second call
+        if method == "POST" and idempotency_key is None:
+            idempotency_key = f"client-{uuid.uuid4()}"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         for attempt in range(self.retries + 1):
             try:
