@@ -141,6 +141,15 @@ def error(response: httpx.Response) -> dict[str, object]:
     return body["error"]
 
 
+def assert_validation_error(response: httpx.Response, field: str, words: str) -> None:
+    """A 422 naming `field`, its message saying `words`."""
+    assert response.status_code == 422, response.text
+    problem = error(response)
+    assert problem["code"] == "validation_error"
+    assert problem["field"] == field
+    assert words in str(problem["message"])
+
+
 DRAFT_BODY = {"invoicing": {"invoice_number": "ERP-1", "external_id": "erp_1",
                             "line_external_ids": [{"line_id": "ln_usage", "external_id": "e1"},
                                                   {"line_id": "ln_flat", "external_id": "e2"}],
@@ -249,12 +258,8 @@ def test_bad_draft_body_gets_422_naming_the_field(env: Env, body: object, field:
                                                   words: str) -> None:
     env.store.publish_invoices([invoice("inv_422", "draft.syncing")])
     before = env.store.pending_count()
-    response = env.post(f"{CUSTOM}/inv_422/draft/synchronized", body)
-    assert response.status_code == 422, response.text
-    problem = error(response)
-    assert problem["code"] == "validation_error"
-    assert problem["field"] == field
-    assert words in str(problem["message"])
+    assert_validation_error(env.post(f"{CUSTOM}/inv_422/draft/synchronized", body), field,
+                            words)
     assert env.store.pending_count() == before
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +92,14 @@ class Erp:
         self.integration.client.http.base_url = self.api.url
 
 
-def _erp(billing_env, monkeypatch, *, answer_hooks: bool) -> Iterator[Erp]:
+def umbrella_catalog(url: str) -> str:
+    return CATALOG.replace("{url}", url).replace("{umbrella_subscription}", UMBRELLA_SUBSCRIPTION)
+
+
+def start_erp(billing_env, monkeypatch, *, answer_hooks: bool = True,
+              catalog: Callable[[str], str] = umbrella_catalog) -> Iterator[Erp]:
+    """`billing api` in its own process, the local ERP with a token answering through it, and
+    the catalog (`catalog(erp_webhook_url)`) written; stopped afterwards."""
     folder: Path = billing_env["warehouse"].parent
     store_path = folder / "api_store.sqlite"
     monkeypatch.setenv("BILLING_API_STORE", str(store_path))
@@ -102,8 +109,7 @@ def _erp(billing_env, monkeypatch, *, answer_hooks: bool) -> Iterator[Erp]:
     api = start_api(store_path, folder / "api.log")
     integration = LocalCustomInvoicing(api.url, token, ERP_SECRET, answer_hooks=answer_hooks)
     url = integration.start()
-    (billing_env["catalog"] / "customers.yaml").write_text(
-        CATALOG.replace("{url}", url).replace("{umbrella_subscription}", UMBRELLA_SUBSCRIPTION))
+    (billing_env["catalog"] / "customers.yaml").write_text(catalog(url))
     erp = Erp(billing_env["warehouse"], store, api, integration, folder)
     try:
         yield erp
@@ -114,13 +120,13 @@ def _erp(billing_env, monkeypatch, *, answer_hooks: bool) -> Iterator[Erp]:
 
 @pytest.fixture
 def erp(billing_env, monkeypatch) -> Iterator[Erp]:
-    yield from _erp(billing_env, monkeypatch, answer_hooks=True)
+    yield from start_erp(billing_env, monkeypatch)
 
 
 @pytest.fixture
 def silent_erp(billing_env, monkeypatch) -> Iterator[Erp]:
     """An integration that receives the hooks but does not answer them (yet)."""
-    yield from _erp(billing_env, monkeypatch, answer_hooks=False)
+    yield from start_erp(billing_env, monkeypatch, answer_hooks=False)
 
 
 def history(warehouse: Path, invoice_id: str) -> list[tuple[str, str]]:
@@ -202,6 +208,9 @@ def test_both_hooks_answered_through_the_api_and_no_hooks_straight_to_payment(er
     run_sync("2026-02-02T09:00:00Z")
     assert erp.status("umbrella_004") == "paid"
     assert ("paid", "api:umbrella-erp") in history(erp.warehouse, umbrella)
+    # the ERP's own view of its invoices comes with its statement (reconciliation's snapshot)
+    erp.integration.send_statement("2026-02-02T09:30:00Z")
+    run_sync("2026-02-02T10:00:00Z")
     assert query(erp.warehouse, """
         SELECT status, number FROM sync.provider_invoices
         WHERE provider = 'custom_invoicing' AND invoice_id = $i""",
@@ -218,7 +227,8 @@ def test_both_hooks_answered_through_the_api_and_no_hooks_straight_to_payment(er
         WHERE provider = 'custom_invoicing' ORDER BY received_at""") == [
         ("custom_invoicing.draft_synchronized", "applied"),
         ("custom_invoicing.issuing_synchronized", "applied"),
-        ("custom_invoicing.payment_status", "applied")]
+        ("custom_invoicing.payment_status", "applied"),
+        ("custom_invoicing.statement", "applied")]
     assert erp.store.pending_count() == 0
 
 

@@ -1,5 +1,7 @@
 """The integration API (contract section 5) as an ASGI app: custom invoicing callbacks, payment
-status, Stripe webhooks, and read-only views integrations use to check where an invoice stands.
+status, invoice statements (the integration's complete view of our invoices, for
+reconciliation), Stripe webhooks, and read-only views integrations use to check where an invoice
+stands.
 
 Each request is answered from the API's own store (pipelines.api.store), never the warehouse:
 authenticate the bearer token, check its scope, then let the store decide the call in one
@@ -41,10 +43,14 @@ log = logging.getLogger("billing.api")
 
 STRIPE_TOLERANCE_S = 300
 MAX_BODY_BYTES = 1_000_000
+MAX_STATEMENT_BYTES = 32_000_000    # a statement lists every invoice: tens of thousands
 MAX_IDEMPOTENCY_KEY = 255
 STRIPE_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"
 PREFIX = "/api/v1"
-CUSTOM = f"{PREFIX}/apps/custom-invoicing/invoices"
+APP = f"{PREFIX}/apps/custom-invoicing"
+CUSTOM = f"{APP}/invoices"
+# body limits other than MAX_BODY_BYTES, per kind of call
+BODY_LIMITS = {rules.STATEMENT: MAX_STATEMENT_BYTES}
 
 
 class Refused(Exception):
@@ -125,13 +131,13 @@ class ApiHandlers:
         return token
 
     @staticmethod
-    async def _raw_body(request: Request) -> bytes:
+    async def _raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise _refuse(413, "body_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _refuse(413, "body_too_large", f"bodies are limited to {limit} bytes")
         raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise _refuse(413, "body_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        if len(raw) > limit:
+            raise _refuse(413, "body_too_large", f"bodies are limited to {limit} bytes")
         return raw
 
     @staticmethod
@@ -161,11 +167,12 @@ class ApiHandlers:
         return JSONResponse({"status": "ok", "pending_items": pending})
 
     async def callback(self, request: Request, kind: str) -> Response:
+        """A custom invoicing call (about the invoice in the path, or a statement about all)."""
         family = rules.KIND_SCOPE[kind]
         token = await self._token(request, (family,))
-        body = self._json(await self._raw_body(request))
+        body = self._json(await self._raw_body(request, BODY_LIMITS.get(kind, MAX_BODY_BYTES)))
         key, fingerprint = self._keys(request, family, body)
-        call = Call(kind=kind, invoice_id=request.path_params["invoice_id"], body=body,
+        call = Call(kind=kind, invoice_id=request.path_params.get("invoice_id"), body=body,
                     token_name=token.name, request_key=key, fingerprint=fingerprint,
                     received_at=settings.now())
         return _respond(await run_in_threadpool(self.store.accept, call))
@@ -178,6 +185,9 @@ class ApiHandlers:
 
     async def payment_status(self, request: Request) -> Response:
         return await self.callback(request, rules.PAYMENT_STATUS)
+
+    async def statement(self, request: Request) -> Response:
+        return await self.callback(request, rules.STATEMENT)
 
     async def invoice(self, request: Request) -> Response:
         await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
@@ -292,6 +302,7 @@ def create_app(store: ApiStore | None = None) -> Starlette:
         Route(f"{CUSTOM}/{{invoice_id}}/payment/status", handlers.payment_status,
               methods=["POST"]),
         Route(f"{CUSTOM}/{{invoice_id}}", handlers.invoice, methods=["GET"]),
+        Route(f"{APP}/statement", handlers.statement, methods=["POST"]),
         Route(f"{PREFIX}/inbox-items/{{item_id:int}}", handlers.inbox_item, methods=["GET"]),
         Route(f"{PREFIX}/webhooks/stripe", handlers.stripe_webhook, methods=["POST"]),
     ]

@@ -11,11 +11,13 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
-CUSTOM = "/api/v1/apps/custom-invoicing/invoices"
+APP = "/api/v1/apps/custom-invoicing"
+CUSTOM = f"{APP}/invoices"
 
 
 class ApiError(Exception):
@@ -119,6 +121,19 @@ class CustomInvoicingClient:
         return self._request("POST", f"{CUSTOM}/{invoice_id}/payment/status",
                              {"trigger": trigger}, idempotency_key=idempotency_key)
 
+    def send_statement(self, invoices: Sequence[Mapping[str, Any]], as_of: str | datetime, *,
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        """Report the integration's complete current view of our invoices (an invoice
+        statement, `invoices:sync`): each `{"external_id", "invoice_id", "invoice_number",
+        "currency", "total", "status", "amount_paid", "amount_refunded", "lines":
+        [{"external_id", "line_id", "amount"}]}` as of `as_of` (an aware datetime or an ISO-8601
+        instant with offset). Amounts may be Decimal (sent as exact decimal strings) or
+        strings."""
+        at = as_of.isoformat() if isinstance(as_of, datetime) else as_of
+        body = {"as_of": at, "invoices": [_exact(dict(invoice)) for invoice in invoices]}
+        return self._request("POST", f"{APP}/statement", body,
+                             idempotency_key=idempotency_key)
+
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         """The invoice as published for the API, with its projected state."""
         return self._request("GET", f"{CUSTOM}/{invoice_id}")
@@ -126,3 +141,14 @@ class CustomInvoicingClient:
     def inbox_item(self, item_id: int) -> dict[str, Any]:
         """What became of an accepted call: pending, applied, or rejected with the reason."""
         return self._request("GET", f"/api/v1/inbox-items/{item_id}")
+
+
+def _exact(value: Any) -> Any:
+    """`value` with every Decimal as its exact decimal string (JSON has no exact number)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return {key: _exact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_exact(item) for item in value]
+    return value

@@ -8,6 +8,7 @@ callbacks can never both be accepted. The pipeline checks each call again when i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,9 @@ SCOPES = (SCOPE_INVOICES_SYNC, SCOPE_PAYMENTS_WRITE, SCOPE_WEBHOOKS_STRIPE)
 DRAFT_SYNCHRONIZED = "custom_invoicing.draft_synchronized"
 ISSUING_SYNCHRONIZED = "custom_invoicing.issuing_synchronized"
 PAYMENT_STATUS = "custom_invoicing.payment_status"
+STATEMENT = "custom_invoicing.statement"
 STRIPE_EVENT = "stripe.event"
-KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, STRIPE_EVENT)
+KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, STATEMENT, STRIPE_EVENT)
 CALLBACK_KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS)
 
 # the scope a token needs for each kind of call
@@ -32,11 +34,18 @@ KIND_SCOPE = {
     DRAFT_SYNCHRONIZED: SCOPE_INVOICES_SYNC,
     ISSUING_SYNCHRONIZED: SCOPE_INVOICES_SYNC,
     PAYMENT_STATUS: SCOPE_PAYMENTS_WRITE,
+    STATEMENT: SCOPE_INVOICES_SYNC,
     STRIPE_EVENT: SCOPE_WEBHOOKS_STRIPE,
 }
 
 CUSTOM_INVOICING_APP = "custom_invoicing"
 MAX_TEXT = 255   # longest external id / invoice number accepted
+
+# an invoice statement: the integration's invoice statuses (Stripe's words) and exact amounts
+STATEMENT_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+# a decimal string that fits DECIMAL(38, 12): at most 26 digits before the point, 12 after
+_DECIMAL = re.compile(r"-?[0-9]{1,26}(\.[0-9]{1,12})?")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
 
 
 def check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
@@ -95,6 +104,45 @@ class _Checker:
             self.error(path, "must be a non-empty string")
         elif len(value) > MAX_TEXT:
             self.error(path, f"must be at most {MAX_TEXT} characters")
+
+
+    def decimal(self, parent: Mapping[str, Any], key: str, field: str, *,
+                negative: bool) -> None:
+        """A required exact amount: a decimal string, never a JSON number (a float is not
+        exact)."""
+        value = parent.get(key)
+        path = _join(field, key)
+        if value is None:
+            self.error(path, "required")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.error(path, f"must be a decimal string (e.g. \"{value}\"), not a JSON number")
+        elif not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+            self.error(path, "must be a decimal string like \"123.45\" (at most 26 digits "
+                       f"before the point and 12 after), got {value!r}")
+        elif not negative and value.startswith("-"):
+            self.error(path, f"must not be negative, got {value!r}")
+
+    def once(self, parent: Mapping[str, Any], key: str, field: str, seen: dict[str, str],
+             scope: str = "") -> None:
+        """The value of `key` must not repeat among those recorded in `seen` (value -> where)."""
+        value = parent.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return
+        path = _join(field, key)
+        if value in seen:
+            self.error(path, f"{value!r} is given more than once{scope} (also {seen[value]})")
+        else:
+            seen[value] = path
+
+    def items(self, value: Any, field: str) -> list[Any]:
+        """A required list (may be empty)."""
+        if value is None:
+            self.error(field, "required")
+            return []
+        if not isinstance(value, list):
+            self.error(field, "must be a list")
+            return []
+        return value
 
 
 def _join(parent: str, key: str) -> str:
@@ -187,6 +235,69 @@ def validate_payment_status(body: Any) -> list[FieldError]:
             check.error("trigger", "required")
         elif trigger not in PAYMENT_TRIGGERS:
             check.error("trigger", f"{trigger!r} is not one of {', '.join(PAYMENT_TRIGGERS)}")
+    return check.errors
+
+
+STATEMENT_INVOICE_FIELDS = ("external_id", "invoice_id", "invoice_number",
+                            "external_customer_id", "currency", "total", "status", "amount_paid",
+                            "amount_refunded", "lines")
+STATEMENT_LINE_FIELDS = ("external_id", "line_id", "amount")
+
+
+def validate_statement(body: Any) -> list[FieldError]:
+    """Problems with an invoice statement: `as_of` (an instant with offset) and `invoices`, the
+    integration's complete list of invoices with exact amounts (decimal strings), each external
+    id once. `invoice_id` may be null or an id we do not know (an orphan): a statement is not
+    about one invoice, so it is never refused for an unknown invoice."""
+    check = _Checker()
+    root = check.obj(body, "", ("as_of", "invoices"), required=True)
+    if root is None:
+        return check.errors
+    as_of = root.get("as_of")
+    if as_of is None:
+        check.error("as_of", "required")
+    else:
+        try:
+            if not isinstance(as_of, str):
+                raise ValueError
+            parse_instant(as_of)
+        except ValueError:
+            check.error("as_of", f"must be an ISO-8601 instant with a UTC offset, got {as_of!r}")
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(check.items(root.get("invoices"), "invoices")):
+        at = f"invoices[{index}]"
+        invoice = check.obj(entry, at, STATEMENT_INVOICE_FIELDS, required=True)
+        if invoice is None:
+            continue
+        check.text(invoice, "external_id", at, required=True)
+        check.once(invoice, "external_id", at, seen)
+        for key in ("invoice_id", "invoice_number", "external_customer_id"):
+            check.text(invoice, key, at, required=False)
+        currency = invoice.get("currency")
+        if currency is None:
+            check.error(f"{at}.currency", "required")
+        elif not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+            check.error(f"{at}.currency", f"must be a 3-letter ISO 4217 code, got {currency!r}")
+        check.decimal(invoice, "total", at, negative=True)
+        status = invoice.get("status")
+        if status is None:
+            check.error(f"{at}.status", "required")
+        elif status not in STATEMENT_STATUSES:
+            check.error(f"{at}.status",
+                        f"{status!r} is not one of {', '.join(STATEMENT_STATUSES)}")
+        check.decimal(invoice, "amount_paid", at, negative=False)
+        check.decimal(invoice, "amount_refunded", at, negative=False)
+        lines_at = f"{at}.lines"
+        line_ids: dict[str, str] = {}
+        for number, line_entry in enumerate(check.items(invoice.get("lines"), lines_at)):
+            line_at = f"{lines_at}[{number}]"
+            line = check.obj(line_entry, line_at, STATEMENT_LINE_FIELDS, required=True)
+            if line is None:
+                continue
+            check.text(line, "external_id", line_at, required=True)
+            check.once(line, "external_id", line_at, line_ids, " in this invoice")
+            check.text(line, "line_id", line_at, required=False)
+            check.decimal(line, "amount", line_at, negative=True)
     return check.errors
 
 

@@ -27,7 +27,33 @@ from pipelines.api import rules
 
 BUSY_TIMEOUT_MS = 15_000
 TOKEN_PREFIX = "bpk_"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: inbox kinds include custom_invoicing.statement
+
+INBOX_COLUMNS = ("item_id, kind, invoice_id, event_id, body, token_name, request_key, "
+                 "received_at, status, reason, applied_at")
+
+
+def _inbox_table(name: str) -> str:
+    """The inbox table's DDL (under another name while a migration rebuilds it: SQLite cannot
+    change a CHECK constraint in place)."""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    item_id     INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order
+    kind        TEXT NOT NULL CHECK (kind IN ({", ".join(f"'{k}'" for k in rules.KINDS)})),
+    invoice_id  TEXT,                                -- ours; NULL for Stripe events, statements
+    event_id    TEXT,                                -- the Stripe event id
+    body        TEXT NOT NULL,                       -- the JSON body as accepted
+    token_name  TEXT NOT NULL,
+    request_key TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'applied', 'rejected')),
+    reason      TEXT,
+    applied_at  TEXT
+)"""
+
+
+INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
+CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tokens (
@@ -41,22 +67,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
 
-CREATE TABLE IF NOT EXISTS inbox (
-    item_id     INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order
-    kind        TEXT NOT NULL CHECK (kind IN ({", ".join(f"'{k}'" for k in rules.KINDS)})),
-    invoice_id  TEXT,                                -- ours; NULL for Stripe events
-    event_id    TEXT,                                -- the Stripe event id
-    body        TEXT NOT NULL,                       -- the JSON body as accepted
-    token_name  TEXT NOT NULL,
-    request_key TEXT NOT NULL UNIQUE,
-    received_at TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'applied', 'rejected')),
-    reason      TEXT,
-    applied_at  TEXT
-);
-CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
-CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);
+{_inbox_table("inbox")};
+{INBOX_INDEXES}
 
 CREATE TABLE IF NOT EXISTS responses (
     request_key   TEXT PRIMARY KEY,     -- Idempotency-Key based, or derived from the call
@@ -186,8 +198,12 @@ class ApiStore:
         self.path = path or settings.api_store_path()
         settings.ensure_parent(self.path)
         with closing(self._connect()) as con:
-            if con.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
                 return   # already set up: opening the store writes nothing (the sensor polls)
+            if version > 0:
+                _migrate(con)
+                return
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL").fetchone()
             con.executescript(f"BEGIN IMMEDIATE; {SCHEMA}; "
@@ -381,6 +397,12 @@ class ApiStore:
                 return replay
             if call.kind == rules.STRIPE_EVENT:
                 state = None
+            elif call.kind == rules.STATEMENT:
+                # about every invoice at once: no invoice to find (404) nor state (409)
+                problems = rules.validate_statement(call.body)
+                if problems:
+                    return _invalid(problems)
+                state = None
             else:
                 row = _published_row(con, call.invoice_id or "")
                 if row is None or row[2] != rules.CUSTOM_INVOICING_APP:
@@ -390,9 +412,7 @@ class ApiStore:
                 invoice = _published(row)
                 problems = _validate(call.kind, call.body, invoice)
                 if problems:
-                    return Answer(422, error_body(
-                        "validation_error", "; ".join(str(p) for p in problems),
-                        field=problems[0].field, details=problems))
+                    return _invalid(problems)
                 current = _projected(con, row)
                 conflict = rules.state_conflict(current, call.kind, call.body)
                 if conflict is not None:
@@ -410,6 +430,9 @@ class ApiStore:
                                     "kind": call.kind, "received_at": _iso(call.received_at)}
             if call.kind == rules.STRIPE_EVENT:
                 body["event_id"] = call.event_id
+            elif call.kind == rules.STATEMENT:
+                body["as_of"] = call.body["as_of"]
+                body["invoice_count"] = len(call.body["invoices"])
             else:
                 body["invoice_id"] = call.invoice_id
                 body["projected_state"] = state
@@ -424,6 +447,54 @@ class ApiStore:
 
 _ITEM_COLUMNS = ("item_id, kind, invoice_id, body, token_name, received_at, status, reason, "
                  "applied_at")
+
+MAX_MESSAGE_PROBLEMS = 10    # a 422 message names the first problems...
+MAX_DETAILS = 100            # ...and `details` lists at most this many (a statement is long)
+
+
+def _invalid(problems: Sequence[rules.FieldError]) -> Answer:
+    """The 422 answer naming the first problem's field, every problem (up to a limit) in
+    `details`."""
+    message = "; ".join(str(p) for p in problems[:MAX_MESSAGE_PROBLEMS])
+    if len(problems) > MAX_MESSAGE_PROBLEMS:
+        message += f" (and {len(problems) - MAX_MESSAGE_PROBLEMS} more problems)"
+    return Answer(422, error_body("validation_error", message, field=problems[0].field,
+                                  details=problems[:MAX_DETAILS]))
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a store of an older schema version up to SCHEMA_VERSION, once, whoever opens it
+    first (the version is read again inside the write transaction)."""
+    con.execute("PRAGMA foreign_keys=OFF")   # the inbox is rebuilt; responses refer to it
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version < 2:
+            # version 1 -> 2: the inbox's CHECK on kind gains the statement kind
+            [sequence] = con.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
+                                     "WHERE name = 'inbox'").fetchone()
+            con.execute(_inbox_table("inbox_migrating"))
+            con.execute(f"INSERT INTO inbox_migrating ({INBOX_COLUMNS}) "
+                        f"SELECT {INBOX_COLUMNS} FROM inbox")
+            con.execute("DROP TABLE inbox")
+            con.execute("ALTER TABLE inbox_migrating RENAME TO inbox")
+            for statement in INBOX_INDEXES.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            # item ids keep growing from where they were (AUTOINCREMENT never reuses one)
+            con.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'inbox'",
+                        (sequence,))
+            if con.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("API store migration: responses lost their "
+                                             "inbox items")
+        if version < SCHEMA_VERSION:
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("PRAGMA foreign_keys=ON")
 
 
 def _item(row: tuple[Any, ...]) -> InboxItem:

@@ -84,35 +84,6 @@ def _map(con: duckdb.DuckDBPyConnection, object_type: str, internal_id: str, ext
                  "external": external_id, "now": now}).fetchall()
 
 
-def _report(con: duckdb.DuckDBPyConnection, invoice_id: str, reported_status: str,
-            now: datetime) -> None:
-    """Refresh the integration's reported state of the invoice (sync.provider_invoices), keyed by
-    its external id (our id until the integration names its own)."""
-    con.execute("""
-        INSERT OR REPLACE INTO sync.provider_invoices
-            (provider, external_id, invoice_id, number, status, currency, line_count, lines,
-             snapshot_at)
-        SELECT $provider, coalesce(x.external_id, i.invoice_id), i.invoice_id, i.invoice_number,
-               $status, i.currency,
-               (SELECT count(*) FROM sync.external_ids l JOIN billing.invoice_lines il
-                  ON il.line_id = l.internal_id
-                WHERE l.provider = $provider AND l.object_type IN ('line', 'discount')
-                  AND il.invoice_id = i.invoice_id),
-               (SELECT coalesce(json_group_array(json_object(
-                           'line_id', il.line_id, 'external_id', l.external_id,
-                           'amount', CAST(il.amount AS VARCHAR))), '[]')
-                FROM sync.external_ids l JOIN billing.invoice_lines il ON il.line_id = l.internal_id
-                WHERE l.provider = $provider AND l.object_type IN ('line', 'discount')
-                  AND il.invoice_id = i.invoice_id),
-               $now
-        FROM billing.invoices i
-        LEFT JOIN sync.external_ids x
-          ON x.provider = $provider AND x.object_type = 'invoice' AND x.internal_id = i.invoice_id
-        WHERE i.invoice_id = $id""",
-                {"provider": PROVIDER, "status": reported_status, "now": now,
-                 "id": invoice_id}).fetchall()
-
-
 def _move(con: duckdb.DuckDBPyConnection, invoice_id: str, to_status: str, cause: str,
           actor: str, now: datetime, *, payment_side: bool = False) -> str | None:
     [outcome] = apply_status_changes(
@@ -151,7 +122,6 @@ def _draft_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, status:
         con.execute("UPDATE billing.invoices SET invoice_number = $n WHERE invoice_id = $id",
                     {"n": number, "id": invoice_id}).fetchall()
     after = _move(con, invoice_id, "issuing", "draft synchronized by the integration", actor, now)
-    _report(con, invoice_id, "draft_synchronized", now)
     return CallbackResult("applied", None, after)
 
 
@@ -181,7 +151,6 @@ def _issuing_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, statu
         _map(con, "payment", invoice_id, str(payment_id), now)
     after = _move(con, invoice_id, "payment_processing.pending",
                   "issuing synchronized by the integration", actor, now)
-    _report(con, invoice_id, "issued", now)
     return CallbackResult("applied", None, after)
 
 
@@ -197,7 +166,6 @@ def _payment_status(con: duckdb.DuckDBPyConnection, invoice_id: str, status: str
     if after is None:
         return _rejected(f"invoice is {status}; trigger {trigger} does not apply "
                          "(no state regresses)", status)
-    _report(con, invoice_id, str(trigger), now)
     return CallbackResult("applied", None, after)
 
 

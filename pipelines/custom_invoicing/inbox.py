@@ -4,7 +4,8 @@ The API stores every accepted call in its own store before answering 2xx; this i
 each pending item is applied in its own warehouse transaction, together with a record of it in
 `sync.provider_events`, then marked applied or rejected (with the reason) in the API's store. An
 item already recorded in the warehouse (the pipeline stopped between the two writes) is only
-marked, never applied twice.
+marked, never applied twice. Invoice statements (pipelines.custom_invoicing.statement) go the same
+way; one superseded by a newer statement is recorded and marked rejected with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipelines.custom_invoicing.callbacks import (
     inbox_event_id,
     record_callback,
 )
+from pipelines.custom_invoicing.statement import STATEMENT, apply_statement, complete_record
 from pipelines.providers.stripe_sync.inbound import record_provider_events
 from pipelines.warehouse import transaction
 
@@ -53,18 +55,23 @@ def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *,
             record_provider_events(con, "stripe", [item.body], received_via="webhook", now=now)
         # the Stripe event is applied to statuses with the polled ones, in Stripe's order
         return CallbackResult("applied", None)
-    if item.kind not in KINDS:
+    if item.kind not in (*KINDS, STATEMENT):
         return CallbackResult("rejected", f"unknown inbox item kind {item.kind!r}")
     with transaction(con):
         recorded = _already_recorded(con, item)
         if recorded is not None:
             return CallbackResult(recorded[0], recorded[1])
-        # a refused callback writes nothing (every check comes before the first write)
-        result = apply_callback(con, item.kind, item.invoice_id or "", item.body,
-                                actor=f"api:{item.token_name}", now=now)
+        if item.kind == STATEMENT:
+            result = apply_statement(con, item.body)
+        else:
+            # a refused callback writes nothing (every check comes before the first write)
+            result = apply_callback(con, item.kind, item.invoice_id or "", item.body,
+                                    actor=f"api:{item.token_name}", now=now)
         record_callback(con, item_id=item.item_id, kind=item.kind,
                         invoice_id=item.invoice_id or "", body=item.body,
                         received_at=item.received_at, result=result, now=now)
+        if item.kind == STATEMENT:
+            complete_record(con, item.item_id, item.body)
     return result
 
 

@@ -8,7 +8,17 @@ invoices, and answers the sync hooks through the integration API with a bearer t
   lines and the discounts) and calls `draft/synchronized`;
 - `invoice.issuing_sync_requested`: numbers the invoice in its own series (`ERP-YYYY-NNNN`),
   "sends" it and calls `issuing/synchronized` with a payment reference;
-- `pay()`, `fail()`, `refund()`: report payment status like a finance user in the ERP would.
+- `pay()`, `fail()`, `refund()`, `void()` (or `report_payment(trigger)`): report payment status
+  like a finance user in the ERP would;
+- `send_statement()`: report its complete view of our invoices (an invoice statement) for
+  reconciliation.
+
+Like a real ERP it keeps, per invoice, the currency, total and line amounts of the invoice in the
+notification it acted on, its own status in Stripe's words (`draft` once the draft is synced,
+`open` once issued, then `paid`, `void`, `uncollectible`) and the amounts paid and refunded.
+Test levers make discrepancies *in the integration*, reported by the next statement only:
+`delete()`, `change_total()`, `change_line_amount()`, `mark_paid_outside()`,
+`refund_outside()`, `create_orphan()`, `duplicate()`.
 
 Webhooks are answered 204 at once and processed on a worker thread, as integrations should;
 `wait_idle()` lets a test or the demo wait for the answers to be sent.
@@ -20,8 +30,9 @@ import json
 import queue
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,16 +43,49 @@ DRAFT_REQUESTED = "invoice.draft_sync_requested"
 ISSUING_REQUESTED = "invoice.issuing_sync_requested"
 
 
+# what the ERP's invoice status becomes when a payment trigger is reported (Stripe's words;
+# a refund leaves an invoice paid, with amount_refunded)
+TRIGGER_STATUS = {"paid": "paid", "void": "void", "payment_uncollectible": "uncollectible",
+                  "refunded": "paid"}
+
+
+@dataclass
+class ErpLine:
+    """A line of an ERP invoice: our line id (None on a line we never sent), its own id and
+    amount."""
+
+    line_id: str | None
+    external_id: str
+    amount: Decimal
+
+
 @dataclass
 class ErpInvoice:
-    """The integration's own record of one of our invoices."""
+    """The integration's own record of one of our invoices (or of one it made itself: an
+    orphan claims an invoice id we may not know, or none)."""
 
-    invoice_id: str
+    invoice_id: str | None
     external_id: str
     line_ids: dict[str, str] = field(default_factory=dict)
     number: str | None = None
     payment_id: str | None = None
     events: list[str] = field(default_factory=list)
+    currency: str | None = None
+    total: Decimal | None = None
+    lines: list[ErpLine] = field(default_factory=list)
+    status: str = "draft"
+    amount_paid: Decimal = Decimal(0)
+    amount_refunded: Decimal = Decimal(0)
+
+    def statement_entry(self) -> dict[str, Any]:
+        """This invoice as an invoice statement lists it (exact decimal strings)."""
+        return {"external_id": self.external_id, "invoice_id": self.invoice_id,
+                "invoice_number": self.number, "currency": self.currency,
+                "total": _text(self.total), "status": self.status,
+                "amount_paid": _text(self.amount_paid),
+                "amount_refunded": _text(self.amount_refunded),
+                "lines": [{"external_id": line.external_id, "line_id": line.line_id,
+                           "amount": _text(line.amount)} for line in self.lines]}
 
 
 class LocalCustomInvoicing:
@@ -55,6 +99,8 @@ class LocalCustomInvoicing:
         self.number_prefix = number_prefix
         self.answer_hooks = answer_hooks
         self.invoices: dict[str, ErpInvoice] = {}
+        self.others: list[ErpInvoice] = []         # orphans and duplicates (test levers)
+        self.notified: dict[str, dict[str, Any]] = {}   # the latest invoice payload per invoice
         self.received: list[dict[str, Any]] = []   # verified notifications, as received
         self.refused: list[str] = []               # why notifications were refused
         self.errors: list[str] = []                # API answers that were not 2xx
@@ -133,6 +179,9 @@ class LocalCustomInvoicing:
                 return 204
             self._seen_ids.add(webhook_id)
             self.received.append(message)
+            invoice = (message.get("data") or {}).get("invoice") or {}
+            if invoice.get("invoice_id"):
+                self.notified[invoice["invoice_id"]] = invoice
         self._work.put(message)
         return 204
 
@@ -179,6 +228,9 @@ class LocalCustomInvoicing:
         self._call(self.client.draft_synchronized, invoice_id, external_id=record.external_id,
                    line_external_ids=charges, line_discount_external_ids=discounts)
         record.events.append("draft_synchronized")
+        with self._lock:
+            self._keep(record, lines)
+            record.status = "draft"
 
     def issue(self, invoice_id: str) -> None:
         """Number the invoice in the ERP's series, send it, and tell the pipeline."""
@@ -197,19 +249,176 @@ class LocalCustomInvoicing:
         self._call(self.client.issuing_synchronized, invoice_id, invoice_number=record.number,
                    sent_to_customer_at=now.isoformat(), payment_external_id=record.payment_id)
         record.events.append("issuing_synchronized")
+        with self._lock:
+            self._keep(record, None)
+            record.status = "open"
 
     def report_payment(self, invoice_id: str, trigger: str) -> None:
         """Report a payment status (paid, payment_failed, refunded, ...)."""
         self._call(self.client.payment_status, invoice_id, trigger)
-        self.invoices.setdefault(invoice_id, ErpInvoice(invoice_id, "")).events.append(trigger)
+        record = self.invoices.setdefault(invoice_id, ErpInvoice(invoice_id, ""))
+        record.events.append(trigger)
+        with self._lock:
+            if trigger == "paid":
+                _settle(record)
+            elif trigger == "refunded":
+                _refund(record)
+            record.status = TRIGGER_STATUS.get(trigger, record.status)
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
+    def pay(self, invoice_id: str) -> None:
+        """The customer paid: reported as `paid`."""
+        self.report_payment(invoice_id, "paid")
+
+    def fail(self, invoice_id: str) -> None:
+        """The payment failed: reported as `payment_failed` (the invoice stays open)."""
+        self.report_payment(invoice_id, "payment_failed")
+
+    def refund(self, invoice_id: str) -> None:
+        """The payment was refunded in full: reported as `refunded`."""
+        self.report_payment(invoice_id, "refunded")
+
+    def void(self, invoice_id: str) -> None:
+        """The invoice was voided: reported as `void`."""
+        self.report_payment(invoice_id, "void")
+
+    def _keep(self, record: ErpInvoice, lines: list[Mapping[str, Any]] | None) -> None:
+        """Keep the invoice as notified (currency, total, line amounts) on the ERP's record;
+        `lines`, when given, are the lines the draft was made from. Call with the lock held."""
+        invoice = self.notified.get(record.invoice_id or "") or {}
+        sent = lines if lines is not None else invoice.get("lines") or []
+        amounts = {line["line_id"]: line.get("amount") for line in invoice.get("lines") or []}
+        if invoice.get("currency"):
+            record.currency = str(invoice["currency"])
+        if invoice.get("total") is not None:
+            record.total = Decimal(str(invoice["total"]))
+        kept = []
+        for index, line in enumerate(sent, 1):
+            line_id = line["line_id"]
+            amount = line.get("amount", amounts.get(line_id))
+            if amount is None:
+                continue
+            kept.append(ErpLine(line_id, record.line_ids.get(line_id)
+                                or f"{record.external_id}_l{index}", Decimal(str(amount))))
+        if kept or not record.lines:
+            record.lines = kept
+
+    # ------------------------------------------------------------------ invoice statement
+    def statement(self) -> list[dict[str, Any]]:
+        """The ERP's complete current view of our invoices, as an invoice statement lists them:
+        every invoice it holds (made from a hook's notification, or by a test lever)."""
+        with self._lock:
+            held = [*self.invoices.values(), *self.others]
+            return [record.statement_entry() for record in held
+                    if record.external_id and record.currency and record.total is not None]
+
+    def send_statement(self, as_of: datetime | str | None = None) -> dict[str, Any]:
+        """Report `statement()` through the integration API, as of `as_of` (default: now);
+        returns the API's answer (202, with the inbox item)."""
+        at = as_of if as_of is not None else datetime.now(UTC)
+        answer: dict[str, Any] = self._call(self.client.send_statement, self.statement(), at)
+        return answer
+
+    # ------------------------------------------------------------------ test levers
+    # Discrepancies made in the ERP only: nothing is reported to the pipeline but the next
+    # statement. Each names the invoice by our invoice id; KeyError when the ERP holds none.
+    def _held(self, invoice_id: str) -> ErpInvoice:
+        record = self.invoices.get(invoice_id)
+        if record is None or not record.external_id:
+            raise KeyError(f"the ERP holds no invoice {invoice_id}")
+        return record
+
+    def delete(self, invoice_id: str) -> None:
+        """Forget the invoice (and any duplicate of it), as if deleted in the ERP."""
+        with self._lock:
+            self._held(invoice_id)
+            del self.invoices[invoice_id]
+            self.others = [r for r in self.others if r.invoice_id != invoice_id]
+
+    def change_total(self, invoice_id: str, new_total: Decimal | str) -> None:
+        """Edit the invoice's total in the ERP (its lines stay as they were)."""
+        with self._lock:
+            self._held(invoice_id).total = Decimal(str(new_total))
+
+    def change_line_amount(self, invoice_id: str, line_id: str, amount: Decimal | str) -> None:
+        """Edit one line's amount in the ERP (the invoice total stays as it was)."""
+        with self._lock:
+            record = self._held(invoice_id)
+            line = next((ln for ln in record.lines if ln.line_id == line_id), None)
+            if line is None:
+                raise KeyError(f"invoice {invoice_id} has no line {line_id} in the ERP")
+            line.amount = Decimal(str(amount))
+
+    def mark_paid_outside(self, invoice_id: str) -> None:
+        """Paid in the ERP, never reported through payment/status."""
+        with self._lock:
+            record = self._held(invoice_id)
+            _settle(record)
+            record.status = "paid"
+
+    def refund_outside(self, invoice_id: str) -> None:
+        """Refunded in full in the ERP (paid first if it was not), never reported."""
+        with self._lock:
+            record = self._held(invoice_id)
+            _refund(record)
+            record.status = "paid"
+
+    def create_orphan(self, invoice_id_claimed: str | None, currency: str,
+                      total: Decimal | str) -> str:
+        """An invoice made in the ERP (one open line of `total`) claiming an invoice id we may
+        not know, or none; returns its external id."""
+        with self._lock:
+            self._sequence += 1
+            external_id = f"erp_inv_{self._sequence:04d}"
+            amount = Decimal(str(total))
+            self.others.append(ErpInvoice(
+                invoice_id_claimed, external_id, currency=currency, total=amount,
+                lines=[ErpLine(None, f"{external_id}_l1", amount)], status="open"))
+        return external_id
+
+    def duplicate(self, invoice_id: str) -> str:
+        """A second ERP invoice for the same invoice id (same amounts and status, its own ids
+        and number); returns its external id."""
+        with self._lock:
+            record = self._held(invoice_id)
+            self._sequence += 1
+            external_id = f"erp_inv_{self._sequence:04d}"
+            number = None
+            if record.number is not None:
+                self._numbers += 1
+                number = (f"{self.number_prefix}-{datetime.now(UTC).year}-"
+                          f"{self._numbers:04d}")
+            self.others.append(replace(
+                record, external_id=external_id, number=number, payment_id=None,
+                line_ids={}, events=[],
+                lines=[ErpLine(line.line_id, f"{external_id}_l{index}", line.amount)
+                       for index, line in enumerate(record.lines, 1)]))
+        return external_id
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            method(*args, **kwargs)
+            return method(*args, **kwargs)
         except Exception as exc:
             with self._lock:
                 self.errors.append(str(exc))
             raise
+
+
+def _text(amount: Decimal | None) -> str:
+    """An exact decimal string, never in exponent notation."""
+    return format(amount, "f")
+
+
+def _settle(record: ErpInvoice) -> None:
+    """The invoice is paid in full."""
+    if record.total is not None:
+        record.amount_paid = record.total
+
+
+def _refund(record: ErpInvoice) -> None:
+    """The payment is refunded in full (an unpaid invoice is paid first)."""
+    if record.amount_paid == 0:
+        _settle(record)
+    record.amount_refunded = record.amount_paid
 
 
 def _line_type(lines: list[Mapping[str, Any]], line_id: str) -> str | None:

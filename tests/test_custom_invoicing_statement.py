@@ -1,0 +1,337 @@
+"""Invoice statements: a custom invoicing integration's complete view of our invoices, reported
+through the integration API (`POST /api/v1/apps/custom-invoicing/statement`) and applied by the
+sync job as the `custom_invoicing` rows of `sync.provider_invoices` (what reconciliation compares
+the ledger with).
+
+The API over real HTTP (`billing api` in its own process, the `env` fixture of test_api); the
+pipeline's side through real Dagster sync runs, with the local ERP (test_custom_invoicing's `erp`
+fixture) answering the hooks and keeping the invoices it made.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.api import rules
+from pipelines.api.client import ApiError
+from pipelines.api.store import SCHEMA, SCHEMA_VERSION, ApiStore, Call
+from tests import test_api, test_custom_invoicing
+from tests.conftest import query
+from tests.test_api import Env, assert_validation_error, error
+from tests.test_custom_invoicing import Erp, run_sync
+from tests.test_notifications import run_billing
+
+# the fixtures reused: the API in its own process (one per module), and the local ERP
+env = test_api.env
+erp = test_custom_invoicing.erp
+
+STATEMENT = "/api/v1/apps/custom-invoicing/statement"
+AS_OF = "2026-02-03T10:00:00Z"
+
+
+def entry(external_id: str, invoice_id: str | None = "inv_1", **fields: Any) -> dict[str, Any]:
+    """One invoice of a statement, as the contract's example has it."""
+    invoice = {"external_id": external_id, "invoice_id": invoice_id,
+               "invoice_number": "ERP-2026-0001", "currency": "EUR", "total": "123.45",
+               "status": "open", "amount_paid": "0.00", "amount_refunded": "0.00",
+               "lines": [{"external_id": f"{external_id}_l1", "line_id": "line_1",
+                          "amount": "100.00"},
+                         {"external_id": f"{external_id}_l2", "line_id": "line_2",
+                          "amount": "23.45"}]}
+    invoice.update(fields)
+    return invoice
+
+
+def statement(*invoices: dict[str, Any], as_of: str = AS_OF) -> dict[str, Any]:
+    return {"as_of": as_of, "invoices": list(invoices)}
+
+
+# ---------------------------------------------------------------------- the endpoint
+
+
+def test_statement_needs_a_token_with_invoices_sync(env: Env) -> None:
+    body = statement(entry("erp_auth_1"))
+    missing = env.post(STATEMENT, body, token=None)
+    assert missing.status_code == 401 and error(missing)["code"] == "missing_token"
+    for token in ("pay", "stripe"):
+        refused = env.post(STATEMENT, body, token=token)
+        assert refused.status_code == 403, refused.text
+        assert error(refused)["code"] == "insufficient_scope"
+        assert "invoices:sync" in str(error(refused)["message"])
+    assert env.post(STATEMENT, body, token="sync").status_code == 202
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    # amounts are exact decimal strings: a JSON number (a float) is refused, naming the field
+    (statement(entry("a"), entry("b"), entry("c", total=123.45)),
+     "invoices[2].total", "not a JSON number"),
+    (statement(entry("a"), entry("b"), entry("c"), entry("d", lines=[
+        {"external_id": "d_l1", "line_id": "line_1", "amount": 100}])),
+     "invoices[3].lines[0].amount", "not a JSON number"),
+    (statement(entry("a", amount_paid=0.0)), "invoices[0].amount_paid", "not a JSON number"),
+    (statement({k: v for k, v in entry("a").items() if k != "currency"}),
+     "invoices[0].currency", "required"),
+    (statement({k: v for k, v in entry("a").items() if k != "lines"}),
+     "invoices[0].lines", "required"),
+    ({"invoices": []}, "as_of", "required"),
+    ({"as_of": AS_OF}, "invoices", "required"),
+    (statement(entry("erp_1"), entry("erp_2"), entry("erp_1", invoice_id="inv_2")),
+     "invoices[2].external_id", "given more than once (also invoices[0].external_id)"),
+    (statement(entry("a", lines=[{"external_id": "x", "line_id": "l1", "amount": "1"},
+                                 {"external_id": "x", "line_id": "l2", "amount": "2"}])),
+     "invoices[0].lines[1].external_id", "more than once in this invoice"),
+    (statement(entry("a", total="12.3456789012345")), "invoices[0].total", "12 after"),
+    (statement(entry("a", total="1e3")), "invoices[0].total", "decimal string"),
+    (statement(entry("a", amount_refunded="-1.00")), "invoices[0].amount_refunded",
+     "negative"),
+    (statement(entry("a", currency="EURO")), "invoices[0].currency", "3-letter"),
+    (statement(entry("a", status="refunded")), "invoices[0].status", "draft, open, paid"),
+    (statement(entry("a", colour="red")), "invoices[0].colour", "unknown field"),
+    (statement(entry("a"), as_of="2026-02-03T10:00:00"), "as_of", "UTC offset"),
+    (statement("nope"), "invoices[0]", "must be an object"),
+])
+def test_bad_statement_gets_422_naming_the_field(env: Env, body: object, field: str,
+                                                 words: str) -> None:
+    before = env.store.pending_count()
+    assert_validation_error(env.post(STATEMENT, body), field, words)
+    assert env.store.pending_count() == before
+
+
+def test_every_problem_is_listed_up_to_a_limit(env: Env) -> None:
+    body = statement(*[entry(f"erp_{i}", total=float(i)) for i in range(150)])
+    problem = error(env.post(STATEMENT, body))
+    assert problem["field"] == "invoices[0].total"
+    assert len(problem["details"]) == 100     # type: ignore[arg-type]
+    assert str(problem["message"]).endswith("(and 140 more problems)")
+
+
+def test_orphans_are_accepted_and_a_replay_is_answered_as_the_first(env: Env) -> None:
+    body = statement(entry("erp_r1", invoice_id="inv_we_never_made"),
+                     entry("erp_r2", invoice_id=None, lines=[]),
+                     {k: v for k, v in entry("erp_r3").items() if k != "invoice_id"},
+                     as_of="2026-02-03T11:00:00+01:00")
+    first = env.post(STATEMENT, body)
+    assert first.status_code == 202, first.text
+    accepted = first.json()
+    assert {k: v for k, v in accepted.items() if k not in ("inbox_item_id", "received_at")} == {
+        "status": "accepted", "kind": "custom_invoicing.statement",
+        "as_of": "2026-02-03T11:00:00+01:00", "invoice_count": 3}
+    before = env.store.pending_count()
+    replay = env.post(STATEMENT, body)
+    assert replay.status_code == 202 and replay.json() == accepted
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert env.store.pending_count() == before
+    item = env.store.inbox_item(accepted["inbox_item_id"])
+    assert item is not None and item.kind == rules.STATEMENT and item.invoice_id is None
+    assert item.body == body and item.token_name == "erp-sync"
+    # the outcome is readable with the scope that sent it, not with another
+    view = env.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}").json()
+    assert (view["kind"], view["status"], view["invoice_id"]) == (
+        "custom_invoicing.statement", "pending", None)
+    assert env.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}",
+                   token="pay").status_code == 404
+
+
+def test_client_sends_decimals_exactly_and_raises_on_floats(env: Env) -> None:
+    with env.client("sync") as client:
+        answer = client.send_statement(
+            [entry("erp_c1", total=Decimal("0.000000000001"), amount_paid=Decimal("0"),
+                   lines=[{"external_id": "c1", "line_id": None,
+                           "amount": Decimal("0.000000000001")}])],
+            as_of=datetime(2026, 2, 3, 10, tzinfo=UTC))
+        assert answer["as_of"] == "2026-02-03T10:00:00+00:00"
+        with pytest.raises(ApiError) as refused:
+            client.send_statement([entry("erp_c2", total=1.1)], as_of=AS_OF)
+    assert refused.value.status_code == 422 and refused.value.field == "invoices[0].total"
+    item = env.store.inbox_item(answer["inbox_item_id"])
+    assert item is not None
+    [invoice] = item.body["invoices"]
+    assert (invoice["total"], invoice["amount_paid"], invoice["lines"][0]["amount"]) == (
+        "0.000000000001", "0", "0.000000000001")
+
+
+def test_a_store_of_schema_version_1_is_migrated_keeping_its_items(tmp_path: Path) -> None:
+    """Stores made before statements existed refuse the new kind in their CHECK constraint;
+    opening one rebuilds the inbox, keeping every item, answer and item id."""
+    path = tmp_path / "api_store.sqlite"
+    con = sqlite3.connect(path, isolation_level=None)
+    v1 = SCHEMA.replace(f", '{rules.STATEMENT}'", "")
+    assert v1 != SCHEMA
+    con.executescript(f"PRAGMA journal_mode=WAL; {v1}; PRAGMA user_version=1;")
+    con.execute("INSERT INTO inbox (item_id, kind, invoice_id, body, token_name, request_key, "
+                "received_at) VALUES (7, ?, 'inv_old', '{\"trigger\": \"paid\"}', 'erp', 'k7', "
+                "'2026-02-01T12:00:00+00:00')", (rules.PAYMENT_STATUS,))
+    con.execute("INSERT INTO responses VALUES ('k7', 'f7', 202, '{}', 7, "
+                "'2026-02-01T12:00:00+00:00')")
+    with pytest.raises(sqlite3.IntegrityError):   # what a v1 store does with a statement
+        con.execute("INSERT INTO inbox (kind, body, token_name, request_key, received_at) "
+                    "VALUES (?, '{}', 'erp', 'k8', 'x')", (rules.STATEMENT,))
+    con.close()
+
+    store = ApiStore(str(path))
+    call = Call(kind=rules.STATEMENT, invoice_id=None, body=statement(entry("erp_m1")),
+                token_name="erp", request_key="k9", fingerprint="f9",
+                received_at=datetime(2026, 2, 3, 10, tzinfo=UTC))
+    answer = store.accept(call)
+    assert answer.status_code == 202 and answer.body["inbox_item_id"] == 8
+    assert [(i.item_id, i.kind) for i in store.pending_items()] == [
+        (7, rules.PAYMENT_STATUS), (8, rules.STATEMENT)]
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert {row[1] for row in check.execute("PRAGMA index_list(inbox)")} >= {
+            "inbox_status", "inbox_invoice"}
+    ApiStore(str(path))    # opening it again changes nothing
+    assert store.accept(call).replayed
+
+
+# ---------------------------------------------------------------------- the pipeline's side
+
+
+def provider_rows(warehouse: Path) -> list[tuple[Any, ...]]:
+    return query(warehouse, """
+        SELECT external_id, invoice_id, external_customer_id, number, status, currency, total,
+               amount_paid, amount_remaining, amount_refunded, line_count,
+               CAST(lines AS VARCHAR), snapshot_at
+        FROM sync.provider_invoices WHERE provider = 'custom_invoicing'
+        ORDER BY external_id""")
+
+
+def statement_events(warehouse: Path) -> list[tuple[Any, ...]]:
+    return query(warehouse, """
+        SELECT outcome, created_at, invoice_id, object_id, received_via
+        FROM sync.provider_events
+        WHERE provider = 'custom_invoicing' AND event_type = 'custom_invoicing.statement'
+        ORDER BY CAST(split_part(event_id, ':', 2) AS INTEGER)""")
+
+
+def issue_through_hooks(erp: Erp) -> str:
+    """Umbrella's February invoice through both hooks, answered by the local ERP."""
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    umbrella = erp.invoice("umbrella_004")
+    for now in ("2026-02-01T12:00:00Z", "2026-02-01T12:20:00Z", "2026-02-01T12:40:00Z"):
+        run_sync(now)
+        erp.integration.wait_idle()
+    assert erp.status("umbrella_004") == "payment_processing.pending"
+    assert erp.integration.errors == []
+    return umbrella
+
+
+def test_the_erps_statement_lands_exactly_and_replaces_the_earlier_one(erp: Erp) -> None:
+    umbrella = issue_through_hooks(erp)
+    record = erp.integration.invoices[umbrella]
+
+    # the ERP kept the invoice it was sent: the ledger's currency, total and lines (golden)
+    ledger = query(erp.warehouse, """
+        SELECT i.currency, i.total, i.invoice_number,
+               list((l.line_type, l.amount) ORDER BY l.position),
+               list(l.line_id ORDER BY l.position)
+        FROM billing.invoices i JOIN billing.invoice_lines l USING (invoice_id)
+        WHERE invoice_id = $i GROUP BY ALL""", {"i": umbrella})
+    line_ids = [line.line_id for line in record.lines]
+    assert ledger == [("USD", Decimal("50"), record.number, [
+        ("usage", Decimal("0")), ("usage", Decimal("0")), ("usage", Decimal("0")),
+        ("minimum_commitment", Decimal("40")), ("flat", Decimal("10"))], line_ids)]
+    golden_lines = ["0.00", "0.00", "0.00", "40.00", "10.00"]   # as notified: cents
+    assert erp.integration.statement() == [{
+        "external_id": record.external_id, "invoice_id": umbrella,
+        "invoice_number": record.number, "currency": "USD", "total": "50.00",
+        "status": "open", "amount_paid": "0", "amount_refunded": "0",
+        "lines": [{"external_id": record.line_ids[line_id], "line_id": line_id,
+                   "amount": amount} for line_id, amount in zip(line_ids, golden_lines,
+                                                                strict=True)]}]
+
+    # the statement, applied by the next sync run, becomes the custom_invoicing rows
+    erp.integration.pay(umbrella)
+    accepted = erp.integration.send_statement("2026-02-02T09:00:00+01:00")
+    steps = run_sync("2026-02-02T09:00:00Z")
+    assert steps["sync/api_inbox"]["items_applied"] == 2      # the payment, then the statement
+    assert erp.status("umbrella_004") == "paid"
+    lines = [{"external_id": record.line_ids[line_id], "line_id": line_id, "amount": amount}
+             for line_id, amount in zip(line_ids, golden_lines, strict=True)]
+    first_as_of = datetime(2026, 2, 2, 8, tzinfo=UTC)
+    [row] = provider_rows(erp.warehouse)
+    assert (*row[:11], json.loads(row[11]), row[12]) == (
+        record.external_id, umbrella, None, record.number, "paid", "USD", Decimal("50.00"),
+        Decimal("50.00"), Decimal("0"), Decimal("0"), 5, lines, first_as_of)
+    assert erp.store.inbox_item(accepted["inbox_item_id"]).status == "applied"
+
+    # discrepancies made in the ERP reach the warehouse with the next statement only
+    erp.integration.change_total(umbrella, "49.999999999999")
+    erp.integration.change_line_amount(umbrella, record.lines[0].line_id, "0.000000000001")
+    erp.integration.refund_outside(umbrella)
+    orphan = erp.integration.create_orphan(None, "eur", "12345678901234567890123456.5")
+    claimed = erp.integration.create_orphan("inv_nobody_knows", "EUR", "-10.10")
+    second = erp.integration.duplicate(umbrella)
+    erp.integration.send_statement("2026-02-03T10:00:00Z")
+    run_sync("2026-02-03T10:05:00Z")
+    second_as_of = datetime(2026, 2, 3, 10, tzinfo=UTC)
+    rows = {row[0]: row for row in provider_rows(erp.warehouse)}
+    assert set(rows) == {record.external_id, orphan, claimed, second}
+    assert rows[record.external_id][4:11] == (
+        "paid", "USD", Decimal("49.999999999999"), Decimal("50"), Decimal("0"),
+        Decimal("50"), 5)
+    assert json.loads(rows[record.external_id][11])[0]["amount"] == "0.000000000001"
+    assert rows[orphan][1:11] == (
+        None, None, None, "open", "EUR", Decimal("12345678901234567890123456.5"), Decimal("0"),
+        Decimal("12345678901234567890123456.5"), Decimal("0"), 1)
+    assert rows[claimed][1] == "inv_nobody_knows" and rows[claimed][6] == Decimal("-10.10")
+    assert rows[claimed][8] == Decimal("0")               # nothing to collect on a credit
+    assert rows[second][1] == umbrella and rows[second][3] != record.number
+    assert {row[12] for row in rows.values()} == {second_as_of}
+    assert statement_events(erp.warehouse) == [
+        ("applied", first_as_of, None, None, "api"), ("applied", second_as_of, None, None, "api")]
+
+    # the ERP forgets the invoice: the next statement drops its row
+    erp.integration.delete(umbrella)
+    erp.integration.send_statement("2026-02-04T10:00:00Z")
+    run_sync("2026-02-04T10:05:00Z")
+    assert [row[0] for row in provider_rows(erp.warehouse)] == sorted([orphan, claimed])
+
+
+def test_an_older_statement_is_recorded_but_does_not_replace_a_newer_one(erp: Erp) -> None:
+    client = erp.integration.client
+    newer = client.send_statement([entry("erp_new", total="10.01")], "2026-02-03T10:00:00Z")
+    run_sync("2026-02-03T10:05:00Z")
+    assert [row[0:7] for row in provider_rows(erp.warehouse)] == [
+        ("erp_new", "inv_1", None, "ERP-2026-0001", "open", "EUR", Decimal("10.01"))]
+
+    # a statement taken earlier arrives late (a retry, another sender): kept, not applied
+    older = client.send_statement([entry("erp_old", total="20.02")], "2026-02-03T09:59:59Z")
+    # and an empty one, later still: the integration holds nothing any more
+    empty = client.send_statement([], "2026-02-03T11:00:00Z")
+    steps = run_sync("2026-02-03T11:05:00Z")
+    assert steps["sync/api_inbox"]["items_applied"] == 1
+    assert steps["sync/api_inbox"]["items_rejected"] == 1
+    assert provider_rows(erp.warehouse) == []
+    item = erp.store.inbox_item(older["inbox_item_id"])
+    assert item is not None and item.status == "rejected"
+    assert item.reason is not None and item.reason.startswith("superseded:")
+    assert "2026-02-03T10:00:00+00:00" in item.reason
+    assert [erp.store.inbox_item(a["inbox_item_id"]).status for a in (newer, empty)] == [
+        "applied", "applied"]
+    assert [row[:2] for row in statement_events(erp.warehouse)] == [
+        ("applied", datetime(2026, 2, 3, 10, tzinfo=UTC)),
+        ("ignored", datetime(2026, 2, 3, 9, 59, 59, tzinfo=UTC)),
+        ("applied", datetime(2026, 2, 3, 11, tzinfo=UTC))]
+
+    # the pipeline stopped before marking the items in the API's store: applying them again
+    # gives the recorded outcomes and writes nothing
+    from pipelines.custom_invoicing.inbox import apply_item
+    from pipelines.warehouse import connect_writer
+
+    items = [erp.store.inbox_item(a["inbox_item_id"]) for a in (newer, older)]
+    with connect_writer(str(erp.warehouse)) as con:
+        again = [apply_item(con, item, now=datetime(2026, 2, 3, 12, tzinfo=UTC))
+                 for item in items if item is not None]
+    assert [(r.outcome, r.reason) for r in again] == [("applied", None),
+                                                      ("ignored", item.reason)]
+    assert len(statement_events(erp.warehouse)) == 3
+    assert provider_rows(erp.warehouse) == []
