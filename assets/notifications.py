@@ -18,17 +18,20 @@ from pipelines.warehouse import transaction
 # after the sync steps that move invoices, so their transitions are announced in the same run
 SYNC_STEPS = [dg.AssetKey(["sync", "api_inbox"]), dg.AssetKey(["sync", "custom_invoicing"]),
               dg.AssetKey(["sync", "stripe_invoices"]), dg.AssetKey(["sync", "stripe_events"])]
+# and after reconciliation's alerts, so the reconciliation job announces them in the same run
+ALERTS = dg.AssetKey(["health", "alerts"])
 
 
 @dg.asset(
     key=["notifications", "events"],
     group_name="notifications",
-    deps=[dg.AssetKey(["billing", "invoices"]), *SYNC_STEPS],
+    deps=[dg.AssetKey(["billing", "invoices"]), *SYNC_STEPS, ALERTS],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="Invoice events (invoice.created, invoice.issued, invoice.paid, ..., sync.failed) "
                 "from billing.invoice_status_history, each once, with the invoice and its lines "
-                "frozen in the payload, and a delivery per subscribed channel.",
+                "frozen in the payload; alert.opened / alert.resolved from health.alerts; a "
+                "delivery per subscribed channel.",
 )
 def events(context: dg.AssetExecutionContext, catalog: CatalogResource,
            warehouse: WarehouseResource) -> dg.MaterializeResult:

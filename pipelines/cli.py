@@ -197,9 +197,8 @@ def cmd_sync(args: argparse.Namespace) -> None:
     print_sync_summary(result)
 
 
-def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
-    """What each step of the sync did (from its materialization), then invoices by provider app
-    and status, and the open alerts."""
+def print_steps(result: dg.ExecuteInProcessResult) -> None:
+    """What each step of a run did, from its materialization's metadata."""
     for materialization in result.get_asset_materialization_events():
         meta = materialization.materialization.metadata
         counts = ", ".join(f"{key.replace('_', ' ')} {value.value}" for key, value in meta.items()
@@ -207,19 +206,73 @@ def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
                            and not isinstance(value.value, bool))
         key = materialization.asset_key.to_user_string() if materialization.asset_key else "?"
         print(f"{key}: {counts or 'done'}")
+
+
+def print_open_alerts() -> None:
+    """The open alerts, most severe first (at most 20 shown)."""
+    with connect_reader(settings.warehouse_path()) as con:
+        alerts = con.execute("""
+            SELECT severity, alert_key, detail FROM health.alerts
+            ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                     alert_key""").fetchall()
+    print(f"{len(alerts)} open alert(s)")
+    for severity, key, detail in alerts[:20]:
+        print(f"  {severity}: {key}: {detail}")
+
+
+def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
+    """What each step of the sync did, then invoices by provider app and status, and the open
+    alerts."""
+    print_steps(result)
     with connect_reader(settings.warehouse_path()) as con:
         statuses = con.execute("""
             SELECT app, status, count(*) FROM billing.invoices
             WHERE app <> 'none' AND status <> 'discarded'
             GROUP BY ALL ORDER BY app, status""").fetchall()
-        alerts = con.execute("""
-            SELECT severity, alert_key, detail FROM health.alerts
-            ORDER BY severity, alert_key""").fetchall()
     if statuses:
         print_table(("app", "status", "invoices"), statuses)
-    print(f"{len(alerts)} open alert(s)")
-    for severity, key, detail in alerts[:20]:
-        print(f"  {severity}: {key}: {detail}")
+    print_open_alerts()
+
+
+def cmd_reconcile(args: argparse.Namespace) -> None:
+    from assets.billing import NOW_TAG
+    from pipelines.jobs import RECONCILE_JOB
+
+    result = run_job(RECONCILE_JOB, tags={NOW_TAG: settings.now().isoformat()})
+    if args.verbose:
+        print_steps(result)
+    print_reconciliation_summary()
+
+
+def print_reconciliation_summary() -> None:
+    """Rows by match status for each reconciliation table, then the open alerts."""
+    from pipelines.rating.money import quantum
+
+    with connect_reader(settings.warehouse_path()) as con:
+        rows = con.execute("""
+            SELECT 'invoices' AS "table", provider, match_status, count(*) AS "rows",
+                   count(*) FILTER (WHERE sla_breached) AS past_sla
+            FROM finance.invoice_reconciliation GROUP BY ALL
+            UNION ALL
+            SELECT 'payments', provider, match_status, count(*), NULL
+            FROM finance.payment_reconciliation GROUP BY ALL
+            UNION ALL
+            SELECT 'usage', NULL, match_status, count(*), NULL
+            FROM finance.usage_reconciliation GROUP BY ALL
+            ORDER BY 1, 2 NULLS FIRST, match_status = 'matched' DESC, 3""").fetchall()
+        aging = con.execute("""
+            SELECT aging_bucket, currency, count(*), sum(amount_due)
+            FROM finance.receivables_aging GROUP BY ALL ORDER BY 1, 2""").fetchall()
+    if rows:
+        print_table(("table", "provider", "match status", "rows", "past SLA"), rows)
+    else:
+        print("nothing to reconcile yet")
+    if aging:
+        print("open receivables:")
+        print_table(("days past due", "currency", "invoices", "amount due"),
+                    [(bucket, currency, n, amount.quantize(quantum(currency)))
+                     for bucket, currency, n, amount in aging])
+    print_open_alerts()
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -246,6 +299,22 @@ def cmd_sql(args: argparse.Namespace) -> None:
         columns = relation.columns
         rows = relation.fetchall()
     print_table(columns, rows)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    """The month's finance report (HTML page) and the finance table exports, read-only."""
+    from pipelines.reporting import build_report, parse_month
+
+    try:
+        parse_month(args.month)
+    except ValueError as exc:
+        raise SystemExit(f"billing report: {exc}") from None
+    written = build_report(args.month, args.out)
+    print(f"wrote {written.page}")
+    for path in written.exports:
+        print(f"wrote {path}")
+    for table in written.skipped:
+        print(f"skipped {table}: not in the warehouse yet (the reconciliation has not run)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
         "sync", help="apply the API inbox, sync invoices with Stripe and the custom invoicing "
                      "hooks, pull provider events, deliver due notifications (once)")
     sync.set_defaults(func=cmd_sync)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="refresh provider snapshots, rebuild the reconciliation and health "
+                          "tables and alerts (once), and print a summary by match status")
+    reconcile.add_argument("--verbose", action="store_true", help="also print each step's counts")
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    report = commands.add_parser(
+        "report", help="write the month's finance report (one HTML page) and CSV/Parquet exports")
+    report.add_argument("--month", required=True, help="YYYY-MM (the billing month)")
+    report.add_argument("--out", help="folder (default: reports/YYYY-MM under the current one)")
+    report.set_defaults(func=cmd_report)
 
     for register in (api_commands.register, notification_commands.register):
         register(commands)

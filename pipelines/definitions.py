@@ -9,8 +9,14 @@ from assets import catalog as catalog_assets
 from assets import custom_invoicing as custom_invoicing_assets
 from assets import ingestion as ingestion_assets
 from assets import notifications as notification_assets
+from assets import reconciliation as reconciliation_assets
 from assets import stripe_sync as stripe_sync_assets
-from pipelines.jobs import billing_run_job, ingest_events_job, sync_run_job
+from pipelines.jobs import (
+    billing_run_job,
+    ingest_events_job,
+    reconcile_run_job,
+    sync_run_job,
+)
 from pipelines.providers.stripe_sync.resource import StripeResource
 from pipelines.resources import (
     ApiStoreResource,
@@ -18,17 +24,17 @@ from pipelines.resources import (
     LandingZoneResource,
     WarehouseResource,
 )
-from pipelines.schedules import daily_billing_schedule, sync_schedule
+from pipelines.schedules import daily_billing_schedule, reconcile_schedule, sync_schedule
 from pipelines.sensors import api_inbox_sensor, landing_zone_sensor
 
 STAGES = [catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
-          stripe_sync_assets, notification_assets]
+          stripe_sync_assets, notification_assets, reconciliation_assets]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(STAGES),
     asset_checks=dg.load_asset_checks_from_modules(STAGES),
-    jobs=[ingest_events_job, billing_run_job, sync_run_job],
-    schedules=[daily_billing_schedule, sync_schedule],
+    jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job],
+    schedules=[daily_billing_schedule, sync_schedule, reconcile_schedule],
     sensors=[landing_zone_sensor, api_inbox_sensor],
     resources={
         "warehouse": WarehouseResource(),

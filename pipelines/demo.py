@@ -243,6 +243,15 @@ def run_sync_demo(warehouse: Path) -> None:
               f"{stats.get('requests_total')} requests; finance receiver got "
               f"{[e.get('type') for e in finance.events[FINANCE_PATH]]}")
 
+        print("\n== 10. reconciliation: Umbrella's ERP sends its invoice statement; "
+              "`billing reconcile` compares the ledger with Stripe and the ERP")
+        erp.send_statement(os.environ["BILLING_NOW"])
+        print(f"== `billing reconcile` at {advance_now(5)}")
+        billing(["reconcile"])
+        month = latest_billing_month(warehouse)
+        print(f"\n== `billing report --month {month}`: one HTML page finance opens from disk")
+        billing(["report", "--month", month, "--out", str(demo_folder / "reports" / month)])
+
 
 def first_invoice(warehouse: Path, customer: str) -> str:
     from pipelines.warehouse import connect_reader
@@ -250,6 +259,13 @@ def first_invoice(warehouse: Path, customer: str) -> str:
     with connect_reader(str(warehouse)) as con:
         return str(con.execute("SELECT invoice_id FROM billing.invoices WHERE customer_id = $c "
                                "ORDER BY boundary LIMIT 1", {"c": customer}).fetchall()[0][0])
+
+
+def latest_billing_month(warehouse: Path) -> str:
+    from pipelines.warehouse import connect_reader
+
+    with connect_reader(str(warehouse)) as con:
+        return str(con.execute("SELECT max(billing_month) FROM billing.invoices").fetchall()[0][0])
 
 
 def first_stripe_invoice(warehouse: Path) -> tuple[str, str]:

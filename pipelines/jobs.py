@@ -28,3 +28,15 @@ sync_run_job = dg.define_asset_job(
     description="Apply the integration API's inbox, push due invoices to Stripe and the custom "
                 "invoicing hooks, pull Stripe's events back, and deliver due notifications.",
 )
+
+RECONCILE_JOB = "reconcile_run"
+
+reconcile_run_job = dg.define_asset_job(
+    RECONCILE_JOB,
+    selection=(dg.AssetSelection.assets(["sync", "api_inbox"], ["sync", "stripe_invoice_snapshot"])
+               | dg.AssetSelection.groups("reconciliation")
+               | dg.AssetSelection.groups("notifications")),
+    description="Refresh the providers' snapshots (Stripe's invoices, custom invoicing "
+                "statements in the inbox), rebuild the reconciliation and health tables, open "
+                "and close alerts, and announce them to the finance and operations channels.",
+)

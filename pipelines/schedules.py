@@ -5,7 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from assets.billing import NOW_TAG
-from pipelines.jobs import BILLING_JOB, SYNC_JOB
+from pipelines.jobs import BILLING_JOB, RECONCILE_JOB, SYNC_JOB
 
 
 @dg.schedule(job_name=BILLING_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
@@ -29,4 +29,14 @@ def daily_billing_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick: datetime = context.scheduled_execution_time
     return dg.RunRequest(run_key=f"sync-{tick.strftime('%Y-%m-%dT%H:%M')}",
+                         tags={NOW_TAG: tick.isoformat()})
+
+
+@dg.schedule(job_name=RECONCILE_JOB, cron_schedule="5 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Hourly: refresh provider snapshots, rebuild the reconciliation and "
+                         "health tables, open and close alerts and announce them.")
+def reconcile_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick: datetime = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"reconcile-{tick.strftime('%Y-%m-%dT%H')}",
                          tags={NOW_TAG: tick.isoformat()})

@@ -22,7 +22,7 @@ from pipelines import settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # The DDL run at every writer connect, in order (each file idempotent).
-SCHEMA_FILES = ("warehouse_schema", "notify_schema")
+SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema")
 
 
 @cache
@@ -121,3 +121,26 @@ def connect_reader(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
             yield con
         finally:
             con.close()
+
+
+def register_currency_digits(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table ``currency_digits`` (currency, digits): the minor units of every currency the
+    ledger, the catalog or a provider snapshot uses (from babel, via `minor_units`), and the
+    ``money_text(amount, digits)`` macro (sql/money_macros.sql) that prints amounts with them.
+    A provider's unknown currency code gets no row (its amounts print unrounded)."""
+    from pipelines.rating.money import minor_units  # the money rules import nothing of ours
+
+    codes = [row[0] for row in con.execute("""
+        SELECT currency FROM billing.invoices UNION SELECT currency FROM billing.plans
+        UNION SELECT currency FROM sync.provider_invoices WHERE currency IS NOT NULL""").fetchall()]
+    rows = []
+    for code in codes:
+        try:
+            rows.append((code, minor_units(code)))
+        except ValueError:
+            continue
+    con.execute("CREATE OR REPLACE TEMP TABLE currency_digits (currency VARCHAR PRIMARY KEY, "
+                "digits INTEGER NOT NULL)")
+    if rows:
+        con.executemany("INSERT INTO currency_digits VALUES (?, ?)", rows)
+    run_sql(con, "money_macros")

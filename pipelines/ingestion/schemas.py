@@ -6,22 +6,15 @@ import pandera.polars as pa
 import polars as pl
 
 
-class IngestionLogTable(pa.DataFrameModel):
-    """raw.ingestion_log joined with what the raw tables hold for each file's ingestion.
+class EventCounts(pa.DataFrameModel):
+    """Counts of event lines: every received line is accepted, a duplicate or rejected, and
+    conflicts are rejected lines (raw.ingestion_log per file, health.pipeline_health per day)."""
 
-    `events_stored` and `rejects_stored` are counted in raw.events and raw.rejected_events
-    (rows written by that ingestion), so the check ties the log to the data, not to itself.
-    """
-
-    file_id: str = pa.Field(unique=True, str_length=64)
-    path: str
     received: int = pa.Field(ge=0)
     accepted: int = pa.Field(ge=0)
     duplicates: int = pa.Field(ge=0)
     rejected: int = pa.Field(ge=0)
     conflicts: int = pa.Field(ge=0)
-    events_stored: int = pa.Field(ge=0)
-    rejects_stored: int = pa.Field(ge=0)
 
     @pa.dataframe_check(error="received != accepted + duplicates + rejected")
     def counts_add_up(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -31,6 +24,19 @@ class IngestionLogTable(pa.DataFrameModel):
     @pa.dataframe_check(error="conflicts are part of rejected")
     def conflicts_within_rejected(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("conflicts") <= pl.col("rejected"))
+
+
+class IngestionLogTable(EventCounts):
+    """raw.ingestion_log joined with what the raw tables hold for each file's ingestion.
+
+    `events_stored` and `rejects_stored` are counted in raw.events and raw.rejected_events
+    (rows written by that ingestion), so the check ties the log to the data, not to itself.
+    """
+
+    file_id: str = pa.Field(unique=True, str_length=64)
+    path: str
+    events_stored: int = pa.Field(ge=0)
+    rejects_stored: int = pa.Field(ge=0)
 
     @pa.dataframe_check(error="accepted differs from the events stored for the file")
     def accepted_are_stored(cls, data: pa.PolarsData) -> pl.LazyFrame:

@@ -16,8 +16,7 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog
-from pipelines.rating.money import minor_units
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import register_currency_digits, run_sql
 
 EVENT_TYPES: dict[str, str] = {
     "draft": "invoice.created",
@@ -40,6 +39,8 @@ the one that applies it). `draft` counts only when created; `issuing.syncing` on
 invoicing (Stripe's is internal)."""
 
 TEST_EVENT = "webhook.test"
+ALERT_EVENTS = ("alert.opened", "alert.resolved")
+"""Announced from health.alerts and health.alert_history (sql/notify/alert_events.sql)."""
 
 
 @dataclass(frozen=True)
@@ -68,26 +69,20 @@ def write_channels(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 def enqueue_events(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: datetime,
                    run_id: str | None = None) -> Enqueued:
-    """Turn new status history rows into events and deliveries. Run it inside the caller's
+    """Turn new status history rows into invoice events, and alerts opened or closed since the
+    last pass into alert events, each with its deliveries. Run it inside the caller's
     transaction; running it again changes nothing."""
     write_channels(con, catalog)
-    currencies = [row[0] for row in con.execute(
-        "SELECT DISTINCT currency FROM billing.invoices").fetchall()]
-    digits = pl.DataFrame({"currency": currencies,
-                           "digits": [minor_units(c) for c in currencies]},
-                          schema={"currency": pl.String, "digits": pl.Int32})
-    con.execute("CREATE OR REPLACE TEMP TABLE notify_currency_digits "
-                "(currency VARCHAR, digits INTEGER)")
-    con.register("notify_digits_frame", digits.to_arrow())
-    con.execute("INSERT INTO notify_currency_digits SELECT * FROM notify_digits_frame")
-    con.unregister("notify_digits_frame")
+    register_currency_digits(con)
     before = _count(con, "notify.deliveries")
-    run_sql(con, "notify/events", {"now": now, "run_id": run_id})
-    events = con.execute("SELECT count(*) FROM notify_new_events").fetchall()[0][0]
-    run_sql(con, "notify/deliveries", {"now": now})
+    events = 0
+    for source in ("notify/events", "notify/alert_events"):
+        run_sql(con, source, {"now": now, "run_id": run_id})
+        events += con.execute("SELECT count(*) FROM notify_new_events").fetchall()[0][0]
+        run_sql(con, "notify/events_insert", {"now": now, "run_id": run_id})
+        run_sql(con, "notify/deliveries", {"now": now})
+        con.execute("DROP TABLE notify_new_events")
     deliveries = _count(con, "notify.deliveries") - before
-    con.execute("DROP TABLE notify_new_events")
-    con.execute("DROP TABLE notify_currency_digits")
     return Enqueued(events=int(events), deliveries=int(deliveries))
 
 

@@ -43,6 +43,7 @@ USAGE_SCHEMA: dict[str, pl.DataType] = {
     "quantity": QUANTITY,
     "events_counted": pl.Int64(),
     "events_without_value": pl.Int64(),
+    "events_after_cutoff": pl.Int64(),
     "latest_source": pl.String(),
     "latest_event_id": pl.String(),
     "latest_timestamp": pl.Datetime("us", "UTC"),
@@ -134,7 +135,8 @@ def register_periods(con: duckdb.DuckDBPyConnection,
                    CAST(customer_id AS VARCHAR) AS customer_id,
                    CAST(plan_key AS VARCHAR) AS plan_key,
                    CAST(period_start AS TIMESTAMPTZ) AS period_start,
-                   CAST(period_end AS TIMESTAMPTZ) AS period_end
+                   CAST(period_end AS TIMESTAMPTZ) AS period_end,
+                   CAST(NULL AS TIMESTAMPTZ) AS ingested_cutoff
             FROM usage_periods_frame""").fetchall()
     finally:
         con.unregister("usage_periods_frame")

@@ -23,6 +23,10 @@
 -- finance can see it (it is still in `events_counted`). For unique_count a matched event
 -- without the unique property (or with null) adds no value and is counted there too.
 --
+-- events_after_cutoff: of events_counted, those ingested after the period's ingested_cutoff
+-- (NULL while rating: 0). Reconciliation sets the cutoff to an issued invoice's rating time to
+-- count the events that came too late for it, by the same matching rules.
+--
 -- Quantities (DECIMAL(38, 12), exact, never DOUBLE):
 --   count        matched events;
 --   sum          sum of values (0 without values);
@@ -40,6 +44,7 @@ WITH slots AS (
            p.customer_id,
            p.period_start,
            p.period_end,
+           p.ingested_cutoff,
            m.meter_key,
            m.event_name,
            m.aggregation,
@@ -61,6 +66,7 @@ events AS (
            "timestamp",
            event_id,
            source,
+           ingested_at,
            json_extract(properties, $paths)::VARCHAR[] AS props
     FROM raw.events
     WHERE list_contains($event_names, event_name)
@@ -76,7 +82,8 @@ matched AS (
            e.event_id,
            e.source,
            usage_json_decimal(e.props[s.value_index]) AS value,
-           usage_json_key(e.props[s.unique_index]) AS unique_value
+           usage_json_key(e.props[s.unique_index]) AS unique_value,
+           coalesce(e.ingested_at > s.ingested_cutoff, false) AS after_cutoff
     FROM events e
     JOIN slots s
       ON s.customer_id = e.customer_id
@@ -97,6 +104,7 @@ measured AS (
            max(value) AS value_max,
            min(value) AS value_min,
            count(DISTINCT unique_value) AS unique_values,
+           count(*) FILTER (WHERE after_cutoff) AS events_after_cutoff,
            arg_max({'value': value, 'source': source, 'event_id': event_id,
                     'timestamp': "timestamp"},
                    {'timestamp': "timestamp", 'event_id': event_id, 'source': source})
@@ -128,6 +136,7 @@ SELECT s.subscription_id,
            WHEN 'unique_count' THEN coalesce(u.events_counted - u.events_with_unique_value, 0)
            ELSE coalesce(u.events_counted - u.events_with_value, 0)
        END AS events_without_value,
+       coalesce(u.events_after_cutoff, 0) AS events_after_cutoff,
        u.latest.source AS latest_source,
        u.latest.event_id AS latest_event_id,
        u.latest."timestamp" AS latest_timestamp

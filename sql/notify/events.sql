@@ -2,20 +2,9 @@
 -- that users are told about, with the invoice and its lines frozen into the payload now.
 -- Idempotent: message_id = 'msg_' + sha256(invoice_id|to_status|at in epoch microseconds), and
 -- transitions whose message is already in notify.events are skipped.
--- Parameters: $now, $run_id. Reads temp table `notify_currency_digits` (currency, digits).
--- Leaves temp table `notify_new_events` for sql/notify/deliveries.sql.
-
--- amounts as decimal strings in the currency's minor units (ledger amounts are already rounded
--- once, so cutting the stored scale is exact); other decimals without trailing zeros
-CREATE OR REPLACE TEMP MACRO notify_money(amount, digits) AS
-    CASE WHEN amount IS NULL THEN NULL
-         WHEN digits = 0 THEN split_part(CAST(amount AS VARCHAR), '.', 1)
-         ELSE left(CAST(amount AS VARCHAR), strpos(CAST(amount AS VARCHAR), '.') + digits) END;
-
-CREATE OR REPLACE TEMP MACRO notify_decimal(x) AS
-    CASE WHEN x IS NULL THEN NULL
-         WHEN strpos(CAST(x AS VARCHAR), '.') = 0 THEN CAST(x AS VARCHAR)
-         ELSE rtrim(rtrim(CAST(x AS VARCHAR), '0'), '.') END;
+-- Parameters: $now, $run_id. Reads temp table `currency_digits` and macro `money_text`
+-- (pipelines.warehouse.register_currency_digits).
+-- Leaves temp table `notify_new_events` for sql/notify/events_insert.sql and deliveries.sql.
 
 CREATE OR REPLACE TEMP MACRO notify_instant(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%fZ');
 
@@ -65,14 +54,14 @@ lines AS (
            CAST(list(json_object(
                'line_id', l.line_id, 'line_type', l.line_type, 'price_key', l.price_key,
                'meter_key', l.meter_key, 'description', l.description,
-               'quantity', notify_decimal(l.quantity), 'unit_price', notify_decimal(l.unit_price),
-               'amount', notify_money(l.amount, d.digits),
+               'quantity', decimal_text(l.quantity), 'unit_price', decimal_text(l.unit_price),
+               'amount', money_text(l.amount, d.digits),
                'period', json_object('start', CAST(l.period_start AS VARCHAR),
                                      'end', CAST(l.period_end AS VARCHAR)),
                'external_id', x.line) ORDER BY l.position) AS JSON) AS lines
     FROM billing.invoice_lines l
     JOIN billing.invoices i USING (invoice_id)
-    JOIN notify_currency_digits d USING (currency)
+    JOIN currency_digits d USING (currency)
     LEFT JOIN external x ON x.internal_id = l.line_id
     WHERE l.invoice_id IN (SELECT invoice_id FROM fresh)
     GROUP BY l.invoice_id
@@ -89,9 +78,9 @@ invoice_json AS (
                'period', json_object('start', CAST(i.period_start AS VARCHAR),
                                      'end', CAST(i.period_end AS VARCHAR)),
                'currency', i.currency,
-               'subtotal', notify_money(i.subtotal, d.digits),
-               'discount_total', notify_money(i.discount_total, d.digits),
-               'total', notify_money(i.total, d.digits),
+               'subtotal', money_text(i.subtotal, d.digits),
+               'discount_total', money_text(i.discount_total, d.digits),
+               'total', money_text(i.total, d.digits),
                'collection_method', i.collection_method,
                'due_date', CAST(i.due_date AS VARCHAR),
                'billing_profile', i.billing_profile,
@@ -104,7 +93,7 @@ invoice_json AS (
                'lines', coalesce(l.lines, CAST('[]' AS JSON))) AS invoice
     FROM fresh f
     JOIN billing.invoices i USING (invoice_id)
-    JOIN notify_currency_digits d USING (currency)
+    JOIN currency_digits d USING (currency)
     LEFT JOIN billing.customers c USING (customer_id)
     LEFT JOIN external x ON x.internal_id = i.invoice_id
     LEFT JOIN lines l ON l.invoice_id = i.invoice_id
@@ -131,10 +120,3 @@ SELECT f.message_id, f.event_type, f.invoice_id, j.customer_id, f.from_status, f
                                              'cause', f.cause, 'actor', f.actor)) END)
            AS VARCHAR) AS payload
 FROM fresh f JOIN invoice_json j USING (message_id);
-
-INSERT INTO notify.events
-    (message_id, event_type, invoice_id, customer_id, from_status, to_status, occurred_at,
-     created_at, payload, run_id)
-SELECT message_id, event_type, invoice_id, customer_id, from_status, to_status, occurred_at,
-       $now, payload, $run_id
-FROM notify_new_events;

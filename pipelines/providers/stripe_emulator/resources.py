@@ -2365,6 +2365,26 @@ def action(state: State, name: str, invoice_id: str, body: dict[str, Any]) -> di
         state.emit("invoice.marked_uncollectible", invoice_id, None)
     elif name == "finalize":
         finalize(state, None, inv)
+    elif name == "delete":
+        # Stripe deletes only drafts; this removes any invoice, for reconciliation tests of an
+        # invoice gone from the account (deleted draft, wrong account, lost data)
+        for item_id in state.invoice_items.pop(invoice_id, []):
+            state.remove(item_id)
+        state.remove(invoice_id)
+        return {"deleted": True, "id": invoice_id}
+    elif name == "set_line_amount":
+        # an out-of-band edit Stripe's API refuses on a finalized invoice: the line carrying
+        # metadata line_id = body["line_id"] gets body["amount"] (minor units), totals follow
+        amount = body.get("amount")
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise invalid("amount must be an integer amount in minor units.", "amount")
+        items = [state.objects[i] for i in state.invoice_items.get(invoice_id, [])
+                 if (state.objects[i].get("metadata") or {}).get("line_id") == body.get("line_id")]
+        if not items:
+            raise invalid(f"Invoice {invoice_id} has no line with metadata line_id "
+                          f"{body.get('line_id')!r}.", "line_id")
+        items[0]["amount"] = amount
+        _recompute(state, inv)
     else:
         raise invalid(f"Unknown test action: {name}", "action", status=404)
     return {"invoice": state.render(invoice_id)}
@@ -2379,6 +2399,8 @@ ACTIONS = (
     "void",
     "mark_uncollectible",
     "finalize",
+    "delete",
+    "set_line_amount",
 )
 
 

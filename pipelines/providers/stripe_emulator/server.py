@@ -221,7 +221,9 @@ class StripeEmulator:
 
     def invoice_action(self, invoice_id: str, action: str, **body: Any) -> dict[str, Any]:
         """Run a test action (pay, payment_failed, payment_action_required, overdue, refund,
-        void, mark_uncollectible, finalize) on an invoice; see ``/_emulator/invoices/{id}/...``."""
+        void, mark_uncollectible, finalize; and, for reconciliation tests, the out-of-band
+        changes Stripe's API refuses: delete, set_line_amount) on an invoice; see
+        ``/_emulator/invoices/{id}/...``."""
         with self.state.lock:
             return resources.action(self.state, action, invoice_id, body)
 

@@ -23,10 +23,11 @@ PROVIDER = "stripe"
 
 
 def _all_invoices(gateway: StripeGateway) -> Iterator[Any]:
+    """Every invoice of the account, with its payments (not included by default)."""
     v1 = gateway.client.v1
     after: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 100}
+        params: dict[str, Any] = {"limit": 100, "expand": ["data.payments"]}
         if after:
             params["starting_after"] = after
         page = gateway.call("snapshot.invoices.list", None,
@@ -35,6 +36,41 @@ def _all_invoices(gateway: StripeGateway) -> Iterator[Any]:
         if not page.has_more or not page.data:
             return
         after = page.data[-1].id
+
+
+def refunded_by_payment_intent(gateway: StripeGateway) -> dict[str, int]:
+    """Refunded minor units per payment intent, from Stripe's refunds list (a refund made in
+    the Dashboard shows here before its event is polled). Failed and canceled refunds are not
+    money back."""
+    v1 = gateway.client.v1
+    out: dict[str, int] = {}
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if after:
+            params["starting_after"] = after
+        page = gateway.call("snapshot.refunds.list", None,
+                            lambda o, p=params: v1.refunds.list(params=p, options=o))
+        for refund in page.data:
+            intent = refund.payment_intent
+            intent_id = intent if isinstance(intent, str) or intent is None else intent.id
+            if intent_id and refund.status in ("succeeded", "pending", "requires_action"):
+                out[intent_id] = out.get(intent_id, 0) + int(refund.amount)
+        if not page.has_more or not page.data:
+            return out
+        after = page.data[-1].id
+
+
+def _payment_intents(invoice: Any) -> list[str]:
+    payments = getattr(invoice, "payments", None)
+    intents = []
+    for entry in (payments.data if payments is not None else []):
+        if entry.status != "paid":
+            continue
+        intent = getattr(entry.payment, "payment_intent", None) if entry.payment else None
+        if intent:
+            intents.append(intent if isinstance(intent, str) else intent.id)
+    return intents
 
 
 def _lines(gateway: StripeGateway, invoice: Any) -> list[Any]:
@@ -58,10 +94,15 @@ def _lines(gateway: StripeGateway, invoice: Any) -> list[Any]:
 
 def snapshot_rows(gateway: StripeGateway, mapped_customers: set[str],
                   refunded_minor: dict[str, int], *, now: datetime) -> list[dict[str, Any]]:
-    """One row per Stripe invoice of ours. `refunded_minor`: refunds seen in events per
-    Stripe invoice id (a charge refund does not show on the invoice object)."""
+    """One row per Stripe invoice of ours. A charge refund does not show on the invoice
+    object: the refunded amount is the largest of the invoice's post-payment credit notes, the
+    refunds of its payment intents, and `refunded_minor` (refunds seen in events per Stripe
+    invoice id)."""
     rows = []
-    for invoice in _all_invoices(gateway):
+    invoices = list(_all_invoices(gateway))
+    by_intent = (refunded_by_payment_intent(gateway)
+                 if any(int(i.amount_paid or 0) > 0 for i in invoices) else {})
+    for invoice in invoices:
         ours = metadata(invoice).get("invoice_id")
         customer = invoice.customer if isinstance(invoice.customer, str) else invoice.customer.id
         if ours is None and customer not in mapped_customers:
@@ -69,7 +110,8 @@ def snapshot_rows(gateway: StripeGateway, mapped_customers: set[str],
         currency = invoice.currency
         lines = _lines(gateway, invoice)
         credited = int(getattr(invoice, "post_payment_credit_notes_amount", 0) or 0)
-        refunded = max(credited, refunded_minor.get(invoice.id, 0))
+        refunds = sum(by_intent.get(intent, 0) for intent in _payment_intents(invoice))
+        refunded = max(credited, refunds, refunded_minor.get(invoice.id, 0))
         rows.append({
             "provider": PROVIDER, "external_id": invoice.id, "invoice_id": ours,
             "external_customer_id": customer, "number": invoice.number,
@@ -113,7 +155,7 @@ def refresh_snapshot(con: duckdb.DuckDBPyConnection, gateway: StripeGateway, *,
     with transaction(con):
         con.register("provider_invoices_frame", frame.to_arrow())
         try:
-            run_sql(con, "sync/provider_invoices", {"provider": PROVIDER})
+            run_sql(con, "sync/provider_invoices", {"provider": PROVIDER, "snapshot_at": now})
         finally:
             con.unregister("provider_invoices_frame")
     return frame.height

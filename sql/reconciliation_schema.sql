@@ -1,0 +1,138 @@
+-- Reconciliation and health tables (contract section 7). Idempotent: run at every connect.
+-- Each is rebuilt whole by the reconciliation job (sql/finance/*, sql/health/*): a row says
+-- how things stood at `reconciled_at`. Columns may be added; these names and meanings hold.
+
+-- Every ledger invoice meant for a provider against that provider's latest snapshot
+-- (sync.provider_invoices), and every provider invoice carrying our metadata that the ledger
+-- does not know. match_status is the most serious finding; `findings` lists them all.
+CREATE TABLE IF NOT EXISTS finance.invoice_reconciliation (
+    invoice_id        VARCHAR,                 -- ours; for an orphan, what its metadata claims
+    provider          VARCHAR NOT NULL,        -- stripe | custom_invoicing
+    external_id       VARCHAR,                 -- the provider's invoice (several: comma-separated)
+    customer_id       VARCHAR,
+    billing_month     VARCHAR,
+    invoice_number    VARCHAR,
+    ledger_currency   VARCHAR,
+    provider_currency VARCHAR,
+    ledger_total      DECIMAL(38, 12),
+    provider_total    DECIMAL(38, 12),
+    ledger_status     VARCHAR,
+    provider_status   VARCHAR,
+    expected_provider_status VARCHAR,          -- the provider status the ledger status implies
+    ledger_lines      INTEGER,
+    provider_lines    INTEGER,
+    line_differences  VARCHAR,                 -- which lines differ and how (line_mismatch)
+    match_status      VARCHAR NOT NULL,        -- matched | pending_sync | missing_in_provider |
+                                               -- orphan_in_provider | duplicate_in_provider |
+                                               -- currency_mismatch | amount_mismatch |
+                                               -- line_mismatch | status_mismatch
+    findings          VARCHAR[] NOT NULL,      -- every finding, most serious first
+    detail            VARCHAR NOT NULL,        -- one sentence finance can read
+    since             TIMESTAMPTZ,             -- when the invoice entered its ledger status
+    age_hours         DOUBLE,                  -- hours since `since`
+    sla_hours         DOUBLE,                  -- the billing profile's sync SLA
+    sla_breached      BOOLEAN NOT NULL,        -- not matched, and older than the SLA
+    snapshot_at       TIMESTAMPTZ,             -- when the provider's snapshot was taken
+    reconciled_at     TIMESTAMPTZ NOT NULL
+);
+
+-- Payments and refunds seen at a provider against the ledger, and ledger payments the provider
+-- does not show.
+CREATE TABLE IF NOT EXISTS finance.payment_reconciliation (
+    invoice_id      VARCHAR,
+    provider        VARCHAR NOT NULL,
+    external_id     VARCHAR,
+    kind            VARCHAR NOT NULL,          -- payment | refund
+    currency        VARCHAR,
+    amount          DECIMAL(38, 12),           -- at the provider (paid, or refunded)
+    ledger_amount   DECIMAL(38, 12),           -- what the ledger expects (total due, or refunded)
+    ledger_status   VARCHAR,
+    provider_status VARCHAR,
+    match_status    VARCHAR NOT NULL,          -- matched | paid_at_provider_open_in_ledger |
+                                               -- paid_in_ledger_not_at_provider |
+                                               -- amount_paid_mismatch | refunded_not_flagged |
+                                               -- refund_not_at_provider
+    detail          VARCHAR NOT NULL,
+    reconciled_at   TIMESTAMPTZ NOT NULL
+);
+
+-- Usage per customer × meter × service period: events accepted now, the quantity they
+-- aggregate to now, what was measured at rating and what the invoice bills.
+CREATE TABLE IF NOT EXISTS finance.usage_reconciliation (
+    billing_month       VARCHAR NOT NULL,
+    customer_id         VARCHAR NOT NULL,
+    subscription_id     VARCHAR NOT NULL,
+    meter_key           VARCHAR NOT NULL,
+    period_start        DATE NOT NULL,
+    period_end          DATE NOT NULL,
+    invoice_id          VARCHAR,
+    invoice_status      VARCHAR,
+    events_accepted     BIGINT NOT NULL,       -- matching the meter in raw.events now
+    events_rated        BIGINT NOT NULL,       -- counted when the period was rated
+    quantity_aggregated DECIMAL(38, 12) NOT NULL,  -- aggregated from raw.events now
+    quantity_rated      DECIMAL(38, 12) NOT NULL,  -- measured when the period was rated
+    quantity_billed     DECIMAL(38, 12),       -- on the invoice's usage line(s)
+    unbilled_events     BIGINT NOT NULL,       -- accepted after the issued invoice was rated
+    match_status        VARCHAR NOT NULL,      -- matched | unbilled_late_events |
+                                               -- awaiting_rerating | quantity_mismatch |
+                                               -- not_invoiced
+    detail              VARCHAR NOT NULL,
+    reconciled_at       TIMESTAMPTZ NOT NULL
+);
+
+-- Open receivables by how far past due they are.
+CREATE TABLE IF NOT EXISTS finance.receivables_aging (
+    invoice_id      VARCHAR NOT NULL,
+    invoice_number  VARCHAR,
+    customer_id     VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,          -- the invoice's app
+    currency        VARCHAR NOT NULL,
+    amount_due      DECIMAL(38, 12) NOT NULL,  -- total less what the provider shows paid
+    status          VARCHAR NOT NULL,
+    issued_at       TIMESTAMPTZ,
+    due_date        DATE NOT NULL,
+    days_past_due   INTEGER NOT NULL,          -- negative: not due yet
+    aging_bucket    VARCHAR NOT NULL,          -- 0-30 (not yet due included) | 31-60 | 61-90 | 90+
+    reconciled_at   TIMESTAMPTZ NOT NULL
+);
+
+-- Outbound provider calls per provider and day (sync.sync_attempts), with what waits.
+CREATE TABLE IF NOT EXISTS health.sync_health (
+    provider             VARCHAR NOT NULL,
+    day                  DATE NOT NULL,
+    attempts             BIGINT NOT NULL,
+    succeeded            BIGINT NOT NULL,
+    failed               BIGINT NOT NULL,
+    retried              BIGINT NOT NULL,
+    rate_limited         BIGINT NOT NULL,      -- answered 429
+    p50_ms               DOUBLE,
+    p95_ms               DOUBLE,
+    oldest_pending_hours DOUBLE,               -- on the reconciliation day: the longest wait in
+                                               -- a syncing or sync_failed state
+    invoices_pending     BIGINT NOT NULL,      -- on the reconciliation day: how many wait
+    reconciled_at        TIMESTAMPTZ NOT NULL
+);
+
+-- The pipeline per day: ingestion, late events, stuck invoices, failed deliveries.
+CREATE TABLE IF NOT EXISTS health.pipeline_health (
+    day               DATE NOT NULL,
+    files             BIGINT NOT NULL,
+    received          BIGINT NOT NULL,
+    accepted          BIGINT NOT NULL,
+    duplicates        BIGINT NOT NULL,
+    rejected          BIGINT NOT NULL,
+    conflicts         BIGINT NOT NULL,
+    late_events       BIGINT NOT NULL,         -- ingested after the invoice of their period issued
+    stuck_invoices    BIGINT NOT NULL,         -- on the reconciliation day: past their sync SLA
+    failed_deliveries BIGINT NOT NULL,         -- notification deliveries given up that day
+    payment_errors    BIGINT NOT NULL,         -- invoices that entered a payment failure that day
+    reconciled_at     TIMESTAMPTZ NOT NULL
+);
+
+-- When each provider's snapshot was last replaced (an empty snapshot still counts: the provider
+-- was asked and has none of our invoices, which differs from never having been asked).
+CREATE TABLE IF NOT EXISTS sync.provider_snapshots (
+    provider     VARCHAR PRIMARY KEY,
+    snapshot_at  TIMESTAMPTZ NOT NULL,
+    invoices     BIGINT NOT NULL
+);

@@ -1,0 +1,352 @@
+"""Reconciliation against the local Stripe, through real Dagster runs: every discrepancy type
+made at Stripe (an invoice deleted, an amount changed, paid outside, refunded outside, an orphan
+and a duplicate created with the SDK) and a late event after issue lands in its row; what
+matches stays matched; alerts open, are announced (signed) to the ops channel, and close when
+the sync catches up."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pipelines.notifications.booking_system import FINANCE_PATH, BookingSystem
+from tests import test_stripe_sync
+from tests.conftest import event, query, write_lines
+from tests.test_custom_invoicing import run_sync, start_erp
+from tests.test_notifications import BOOKING_SECRET, FINANCE_SECRET, run_billing
+from tests.test_stripe_sync import API_KEY, SYNC_NOW, bill, client, run_job, sync
+
+SHOPS = ["s1_paid_outside", "s2_deleted", "s3_amount", "s4_refunded", "s5_duplicated",
+         "s6_orphan_owner", "s7_untouched"]
+
+
+def customers_yaml(ops_url: str) -> str:
+    customers = "\n".join(f"  - {{id: {c}, name: Shop {c}, email: {c}@shops.example}}"
+                          for c in SHOPS)
+    subscriptions = "\n".join(
+        f"  - {{id: sub_{c}, customer: {c}, plan: professional, start_date: 2026-01-01, "
+        f"billing_anchor: 1}}" for c in SHOPS)
+    return f"""
+billing_profiles:
+  - {{key: stripe_auto, default: true, app: stripe, grace_period: PT1H}}
+customers:
+{customers}
+subscriptions:
+{subscriptions}
+notification_channels:
+  - key: ops
+    url: {ops_url}
+    secret_env: FINANCE_WEBHOOK_SECRET
+    event_types: [alert.opened, alert.resolved]
+"""
+
+
+emulator = test_stripe_sync.emulator  # the module's local Stripe, reused
+
+
+@pytest.fixture
+def shops(billing_env, emulator, monkeypatch):
+    """Seven Stripe customers on the Professional plan, their January usage ingested on
+    February 1st, billed and synced to the local Stripe on February 3rd; an ops receiver."""
+    emulator.reset()
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", emulator.base_url)
+    monkeypatch.setenv("BILLING_API_STORE", str(billing_env["warehouse"].parent / "api.sqlite"))
+    monkeypatch.setenv("FINANCE_WEBHOOK_SECRET", FINANCE_SECRET)
+    with BookingSystem(booking_secret=BOOKING_SECRET, finance_secret=FINANCE_SECRET) as ops:
+        (billing_env["catalog"] / "customers.yaml").write_text(
+            customers_yaml(ops.url(FINANCE_PATH)))
+        write_lines(billing_env["landing"] / "jan.jsonl",
+                    [event(f"s1-{i}", customer="s1_paid_outside",
+                           ts=f"2026-01-{10 + i:02d}T10:00:00Z") for i in range(3)])
+        bill()
+        assert sync().success
+        yield ops
+
+
+def reconcile(now: str):
+    result = run_job("reconcile_run", now)
+    failures = [e.event_specific_data.error.to_string() for e in result.all_events
+                if e.is_step_failure]
+    assert result.success, failures
+    return result
+
+
+def invoice_ids(warehouse: Path) -> dict[str, str]:
+    return dict(query(warehouse, "SELECT customer_id, invoice_id FROM billing.invoices"))
+
+
+def stripe_id(warehouse: Path, invoice_id: str) -> str:
+    return query(warehouse, "SELECT external_id FROM sync.external_ids WHERE provider = "
+                            "'stripe' AND object_type = 'invoice' AND internal_id = $id",
+                 {"id": invoice_id})[0][0]
+
+
+def invoice_rows(warehouse: Path) -> dict[str, tuple]:
+    rows = query(warehouse, """
+        SELECT coalesce(invoice_id, external_id), match_status, findings, sla_breached, detail
+        FROM finance.invoice_reconciliation""")
+    return {r[0]: r[1:] for r in rows}
+
+
+def payment_rows(warehouse: Path) -> dict[tuple[str, str], tuple]:
+    rows = query(warehouse, """
+        SELECT invoice_id, kind, match_status, amount, ledger_amount, ledger_status,
+               provider_status
+        FROM finance.payment_reconciliation""")
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def test_every_stripe_discrepancy_lands_in_its_row_and_alerts_follow(billing_env, shops,
+                                                                     emulator, monkeypatch):
+    wh: Path = billing_env["warehouse"]
+    ids = invoice_ids(wh)
+    totals = dict(query(wh, "SELECT invoice_id, total FROM billing.invoices"))
+    # Professional: February's 10.00 platform fee and January's usage (10.03 at most) are
+    # topped up to the plan's 50.00 minimum commitment
+    assert {totals[ids[c]] for c in SHOPS} == {Decimal("50.00")}
+
+    # 1. right after the sync everything matches and nothing is alerted
+    reconcile(SYNC_NOW)
+    assert {k: v[0] for k, v in invoice_rows(wh).items()} == {ids[c]: "matched" for c in SHOPS}
+    assert payment_rows(wh) == {}
+    usage = query(wh, "SELECT DISTINCT match_status FROM finance.usage_reconciliation")
+    assert usage == [("matched",)]
+    assert query(wh, """SELECT events_accepted, events_rated, quantity_billed
+                        FROM finance.usage_reconciliation
+                        WHERE customer_id = 's1_paid_outside' AND meter_key = 'api_requests'
+                     """) == [(3, 3, Decimal(3))]
+    assert query(wh, "SELECT count(*) FROM health.alerts WHERE source = 'reconciliation'") \
+        == [(0,)]
+    aging = query(wh, "SELECT count(*), sum(amount_due), min(aging_bucket) "
+                      "FROM finance.receivables_aging")
+    assert aging == [(7, Decimal("350.00"), "0-30")]
+
+    # 2. things happen at Stripe that the pipeline has not seen (no sync run in between)
+    cl = client(emulator)
+    emulator.invoice_action(stripe_id(wh, ids["s2_deleted"]), "delete")
+    s3_line = query(wh, "SELECT line_id FROM billing.invoice_lines WHERE invoice_id = $id "
+                        "AND price_key = 'platform_fee'", {"id": ids["s3_amount"]})[0][0]
+    emulator.invoice_action(stripe_id(wh, ids["s3_amount"]), "set_line_amount",
+                            line_id=s3_line, amount=1500)
+    s4 = stripe_id(wh, ids["s4_refunded"])
+    emulator.invoice_action(s4, "pay")
+    assert sync("2026-02-03T12:00:00Z").success          # the ledger learns s4 was paid
+    emulator.invoice_action(s4, "refund")                  # ... but not yet of its refund
+    emulator.invoice_action(stripe_id(wh, ids["s1_paid_outside"]), "pay")
+    customer_of = {row[0]: row[1] for row in query(wh, """
+        SELECT internal_id, external_id FROM sync.external_ids
+        WHERE provider = 'stripe' AND object_type = 'customer'""")}
+    for claimed, owner in ((ids["s5_duplicated"], "s5_duplicated"),
+                           ("inv_made_by_hand", "s6_orphan_owner")):
+        made = cl.v1.invoices.create(params={
+            "customer": customer_of[owner], "auto_advance": False, "currency": "usd",
+            "metadata": {"invoice_id": claimed}})
+        cl.v1.invoices.add_lines(made.id, params={"lines": [
+            {"amount": 6000, "description": "made by hand"}]})
+        cl.v1.invoices.finalize_invoice(made.id)
+    # a late event for s1's January, ingested after its invoice was issued
+    monkeypatch.setenv("BILLING_NOW", "2026-02-04T08:00:00Z")
+    write_lines(billing_env["landing"] / "late.jsonl",
+                [event("s1-late", customer="s1_paid_outside", ts="2026-01-30T23:00:00Z")])
+    assert run_job("ingest_events", "2026-02-04T08:00:00Z").success
+
+    reconcile("2026-02-05T00:00:00Z")
+    rows = invoice_rows(wh)
+    at_stripe = list(cl.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
+    s5_copies = [inv.id for inv in at_stripe
+                 if inv.metadata.to_dict().get("invoice_id") == ids["s5_duplicated"]]
+    orphan = next(inv.id for inv in at_stripe
+                  if inv.metadata.to_dict().get("invoice_id") == "inv_made_by_hand")
+    assert {k: v[:3] for k, v in rows.items()} == {
+        ids["s1_paid_outside"]: ("status_mismatch", ["status_mismatch"], True),
+        ids["s2_deleted"]: ("missing_in_provider", ["missing_in_provider"], True),
+        ids["s3_amount"]: ("amount_mismatch", ["amount_mismatch", "line_mismatch"], True),
+        ids["s4_refunded"]: ("matched", [], False),
+        ids["s5_duplicated"]: ("duplicate_in_provider", ["duplicate_in_provider"], True),
+        ids["s6_orphan_owner"]: ("matched", [], False),
+        ids["s7_untouched"]: ("matched", [], False),
+        "inv_made_by_hand": ("orphan_in_provider", ["orphan_in_provider"], True),
+    }
+    assert rows[ids["s3_amount"]][3] == (
+        f"total 50.00 in the ledger, 55.00 at stripe; lines: {s3_line}: ledger 10.00, "
+        f"provider 15.00")
+    assert rows[ids["s1_paid_outside"]][3] == (
+        "status paid at stripe, open expected for ledger payment_processing.pending")
+    mapped = stripe_id(wh, ids["s5_duplicated"])
+    by_hand = next(i for i in s5_copies if i != mapped)
+    assert rows[ids["s5_duplicated"]][3] == f"2 copies at stripe: {mapped},{by_hand}"
+    assert query(wh, "SELECT external_id, provider_total FROM finance.invoice_reconciliation "
+                     "WHERE match_status = 'orphan_in_provider'") == [(orphan, Decimal("60"))]
+
+    assert payment_rows(wh) == {
+        (ids["s1_paid_outside"], "payment"): ("paid_at_provider_open_in_ledger",
+                                              Decimal("50"), Decimal("50"),
+                                              "payment_processing.pending", "paid"),
+        (ids["s4_refunded"], "payment"): ("matched", Decimal("50"), Decimal("50"), "paid",
+                                          "paid"),
+        (ids["s4_refunded"], "refund"): ("refunded_not_flagged", Decimal("50"), None, "paid",
+                                         "paid"),
+    }
+    late = query(wh, """
+        SELECT match_status, events_accepted, events_rated, unbilled_events,
+               quantity_aggregated, quantity_billed
+        FROM finance.usage_reconciliation WHERE match_status <> 'matched'""")
+    assert late == [("unbilled_late_events", 4, 3, 1, Decimal(4), Decimal(3))]
+    assert query(wh, "SELECT late_events FROM health.pipeline_health WHERE day = '2026-02-04'") \
+        == [(1,)]
+    # open receivables: s2 (gone at Stripe), s3, s5, s6, s7; s1 shows paid at Stripe
+    assert query(wh, "SELECT count(*), sum(amount_due) FROM finance.receivables_aging") \
+        == [(5, Decimal("250.00"))]
+
+    alerts = dict(query(wh, "SELECT alert_key, severity FROM health.alerts "
+                            "WHERE source = 'reconciliation'"))
+    assert alerts == {
+        f"reconciliation:invoice:stripe:{ids['s1_paid_outside']}": "warning",
+        f"reconciliation:invoice:stripe:{ids['s2_deleted']}": "critical",
+        f"reconciliation:invoice:stripe:{ids['s3_amount']}": "critical",
+        f"reconciliation:invoice:stripe:{ids['s5_duplicated']}": "critical",
+        f"reconciliation:invoice:stripe:{orphan}": "critical",
+        f"reconciliation:payment:stripe:payment:{ids['s1_paid_outside']}": "warning",
+        f"reconciliation:payment:stripe:refund:{ids['s4_refunded']}": "warning",
+        "reconciliation:usage:sub_s1_paid_outside:api_requests:2026-01-01": "warning",
+    }
+    announced = {m["data"]["alert"]["key"] for m in shops.events[FINANCE_PATH]
+                 if m["type"] == "alert.opened"}
+    assert announced == set(alerts)
+
+    # 3. the sync catches up (s1 paid, s4 refunded): their discrepancies and alerts close
+    assert sync("2026-02-05T06:00:00Z").success
+    reconcile("2026-02-05T07:00:00Z")
+    rows = invoice_rows(wh)
+    assert rows[ids["s1_paid_outside"]][0] == "matched"
+    assert payment_rows(wh)[(ids["s4_refunded"], "refund")][0] == "matched"
+    assert payment_rows(wh)[(ids["s1_paid_outside"], "payment")][0] == "matched"
+    closed = {row[0] for row in query(wh, "SELECT alert_key FROM health.alert_history "
+                                          "WHERE source = 'reconciliation'")}
+    assert closed == {f"reconciliation:invoice:stripe:{ids['s1_paid_outside']}",
+                      f"reconciliation:payment:stripe:payment:{ids['s1_paid_outside']}",
+                      f"reconciliation:payment:stripe:refund:{ids['s4_refunded']}"}
+    resolved = {m["data"]["alert"]["key"] for m in shops.events[FINANCE_PATH]
+                if m["type"] == "alert.resolved"}
+    assert resolved == closed
+    # a re-run changes nothing and announces nothing twice
+    before = len(shops.events[FINANCE_PATH])
+    reconcile("2026-02-05T07:30:00Z")
+    assert len(shops.events[FINANCE_PATH]) == before
+    assert json.loads(query(wh, "SELECT payload FROM notify.events WHERE event_type = "
+                                "'alert.opened' LIMIT 1")[0][0])["data"]["alert"]["source"] \
+        == "reconciliation"
+
+
+def test_billing_reconcile_prints_a_summary_by_match_status(billing_env, shops, capsys):
+    from pipelines.cli import main
+
+    wh: Path = billing_env["warehouse"]
+    emulator_ids = invoice_ids(wh)
+    assert len(emulator_ids) == len(SHOPS)
+    main(["reconcile"])
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["invoices", "stripe", "matched", "7", "0"] in lines
+    assert ["usage", "matched", "21"] in lines
+    assert "0 open alert(s)" in out
+
+
+# --------------------------------------------------------------------------- custom invoicing
+
+ERP_SHOPS = ["u1_deleted", "u2_amount", "u3_paid_outside", "u4_refunded", "u5_duplicated",
+             "u6_untouched"]
+
+
+def erp_catalog(url: str) -> str:
+    customers = "\n".join(f"  - {{id: {c}, name: Shop {c}}}" for c in ERP_SHOPS)
+    subscriptions = "\n".join(
+        f"  - {{id: sub_{c}, customer: {c}, plan: professional, start_date: 2026-01-01}}"
+        for c in ERP_SHOPS)
+    return f"""
+billing_profiles:
+  - {{key: erp_hooks, default: true, app: custom_invoicing, grace_period: PT1H, sync_sla: PT24H,
+     draft_sync_hook: true, issuing_sync_hook: true}}
+customers:
+{customers}
+subscriptions:
+{subscriptions}
+notification_channels:
+  - key: erp
+    url: {url}
+    secret_env: ERP_WEBHOOK_SECRET
+    event_types: [invoice.draft_sync_requested, invoice.issuing_sync_requested]
+"""
+
+
+@pytest.fixture
+def erp_shops(billing_env, monkeypatch):
+    """Six customers of a custom invoicing profile with both hooks, invoiced through the local
+    ERP (which answers the hooks through `billing api`)."""
+    for erp in start_erp(billing_env, monkeypatch, catalog=erp_catalog):
+        run_billing("2026-02", "2026-02-01T12:00:00Z")
+        for now in ("2026-02-01T12:00:00Z", "2026-02-01T12:20:00Z", "2026-02-01T12:40:00Z"):
+            run_sync(now)
+            erp.integration.wait_idle()
+        assert erp.integration.errors == []
+        yield erp.integration
+
+
+def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_shops):
+    wh: Path = billing_env["warehouse"]
+    ids = invoice_ids(wh)
+    assert set(query(wh, "SELECT status FROM billing.invoices")) == {
+        ("payment_processing.pending",)}
+
+    # before any statement the integration has not been heard from: pending, not missing
+    reconcile("2026-02-01T13:00:00Z")
+    assert {v[0] for v in invoice_rows(wh).values()} == {"pending_sync"}
+
+    erp_shops.send_statement("2026-02-01T13:10:00Z")
+    reconcile("2026-02-01T13:30:00Z")
+    assert {k: v[0] for k, v in invoice_rows(wh).items()} == {
+        ids[c]: "matched" for c in ERP_SHOPS}
+
+    # things happen in the ERP only; then it reports a paid invoice and sends its statement
+    erp_shops.delete(ids["u1_deleted"])
+    erp_shops.change_total(ids["u2_amount"], "75.50")
+    erp_shops.mark_paid_outside(ids["u3_paid_outside"])
+    erp_shops.report_payment(ids["u4_refunded"], "paid")
+    erp_shops.refund_outside(ids["u4_refunded"])
+    duplicate = erp_shops.duplicate(ids["u5_duplicated"])
+    orphan = erp_shops.create_orphan("inv_erp_only", "USD", "12.00")
+    erp_shops.send_statement("2026-02-02T08:00:00Z")
+    reconcile("2026-02-03T00:00:00Z")
+
+    rows = invoice_rows(wh)
+    assert {k: v[:2] for k, v in rows.items()} == {
+        ids["u1_deleted"]: ("missing_in_provider", ["missing_in_provider"]),
+        ids["u2_amount"]: ("amount_mismatch", ["amount_mismatch"]),
+        ids["u3_paid_outside"]: ("status_mismatch", ["status_mismatch"]),
+        ids["u4_refunded"]: ("matched", []),
+        ids["u5_duplicated"]: ("duplicate_in_provider", ["duplicate_in_provider"]),
+        ids["u6_untouched"]: ("matched", []),
+        "inv_erp_only": ("orphan_in_provider", ["orphan_in_provider"]),
+    }
+    assert rows[ids["u2_amount"]][3] == "total 50.00 in the ledger, 75.50 at custom_invoicing"
+    primary = erp_shops.invoices[ids["u5_duplicated"]].external_id
+    assert rows[ids["u5_duplicated"]][3] == f"2 copies at custom_invoicing: {primary},{duplicate}"
+    assert query(wh, "SELECT external_id FROM finance.invoice_reconciliation "
+                     "WHERE invoice_id = 'inv_erp_only'") == [(orphan,)]
+    # the pipeline learned u4 was paid through the API; the refund it was never told of
+    assert payment_rows(wh) == {
+        (ids["u3_paid_outside"], "payment"): ("paid_at_provider_open_in_ledger",
+                                              Decimal("50"), Decimal("50"),
+                                              "payment_processing.pending", "paid"),
+        (ids["u4_refunded"], "payment"): ("matched", Decimal("50"), Decimal("50"), "paid",
+                                          "paid"),
+        (ids["u4_refunded"], "refund"): ("refunded_not_flagged", Decimal("50"), None, "paid",
+                                         "paid"),
+    }
+    # nothing here has been waiting long; u1 has been missing 43 h, past its 24 h SLA
+    breached = {k for k, v in rows.items() if v[2]}
+    assert ids["u1_deleted"] in breached and ids["u6_untouched"] not in breached
