@@ -10,7 +10,7 @@ announces new and closed alerts to the channels that subscribe to `alert.opened`
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -18,8 +18,9 @@ import pandera.polars as pa
 
 from assets.billing import run_now
 from pipelines.checks import pandera_check
+from pipelines.jobs import BILLING_JOB, INGEST_JOB, SYNC_JOB
 from pipelines.reconciliation import schemas, tables
-from pipelines.reconciliation.alerts import refresh_alerts
+from pipelines.reconciliation.alerts import FailedRun, refresh_alerts
 from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
 
 GROUP = "reconciliation"
@@ -123,11 +124,37 @@ pipeline_health, pipeline_health_schema = _table_asset(
 def alerts(context: dg.AssetExecutionContext,
            warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = run_now(context)
+    failed = failed_runs(context.instance, (INGEST_JOB, BILLING_JOB, SYNC_JOB))
     with warehouse.writer() as con:
-        opened, closed = refresh_alerts(con, now=now)
+        opened, closed = refresh_alerts(con, now=now, failed_runs=failed)
         open_now = _open_alerts(con)
     return dg.MaterializeResult(metadata={"alerts_opened": opened, "alerts_closed": closed,
                                           "alerts_open": open_now})
+
+
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+            dg.DagsterRunStatus.CANCELED]
+
+
+def failed_runs(instance: dg.DagsterInstance, job_names: tuple[str, ...]) -> list[FailedRun]:
+    """The jobs whose latest finished run failed (or was canceled), with why."""
+    failed = []
+    for job_name in job_names:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=FINISHED),
+                                 limit=1)
+        if not runs or runs[0].status == dg.DagsterRunStatus.SUCCESS:
+            continue
+        run = runs[0]
+        record = instance.get_run_record_by_id(run.run_id)
+        ended = (datetime.fromtimestamp(record.end_time, UTC)
+                 if record is not None and record.end_time else None)
+        steps = [event.dagster_event.step_key for event in instance.all_logs(
+                     run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+                 if event.dagster_event is not None]
+        message = (f"steps failed: {', '.join(s for s in steps if s)}" if steps
+                   else f"run {run.status.value.lower()}")
+        failed.append(FailedRun(job_name, run.run_id, ended, message))
+    return failed
 
 
 def _open_alerts(con: duckdb.DuckDBPyConnection) -> int:

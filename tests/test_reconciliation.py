@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pipelines.notifications.booking_system import FINANCE_PATH, BookingSystem
@@ -198,6 +199,12 @@ def test_every_stripe_discrepancy_lands_in_its_row_and_alerts_follow(billing_env
     assert late == [("unbilled_late_events", 4, 3, 1, Decimal(4), Decimal(3))]
     assert query(wh, "SELECT late_events FROM health.pipeline_health WHERE day = '2026-02-04'") \
         == [(1,)]
+    [(calls, retried)] = query(wh, "SELECT count(*), count(*) FILTER (WHERE outcome = 'retried') "
+                                   "FROM sync.sync_attempts WHERE provider = 'stripe'")
+    assert calls > 0 and query(wh, """
+        SELECT sum(attempts), sum(succeeded), sum(retried), sum(failed), sum(rate_limited)
+        FROM health.sync_health WHERE provider = 'stripe'""") == [
+        (calls, calls - retried, retried, 0, 0)]
     # open receivables: s2 (gone at Stripe), s3, s5, s6, s7; s1 shows paid at Stripe
     assert query(wh, "SELECT count(*), sum(amount_due) FROM finance.receivables_aging") \
         == [(5, Decimal("250.00"))]
@@ -259,7 +266,8 @@ def test_billing_reconcile_prints_a_summary_by_match_status(billing_env, shops, 
 # --------------------------------------------------------------------------- custom invoicing
 
 ERP_SHOPS = ["u1_deleted", "u2_amount", "u3_paid_outside", "u4_refunded", "u5_duplicated",
-             "u6_untouched"]
+             "u6_untouched", "u7_line", "u8_currency", "u9_unpaid", "u10_partly_paid",
+             "u11_refund_missing", "u12_partly_refunded"]
 
 
 def erp_catalog(url: str) -> str:
@@ -285,7 +293,7 @@ notification_channels:
 
 @pytest.fixture
 def erp_shops(billing_env, monkeypatch):
-    """Six customers of a custom invoicing profile with both hooks, invoiced through the local
+    """Twelve customers of a custom invoicing profile with both hooks, invoiced through the local
     ERP (which answers the hooks through `billing api`)."""
     for erp in start_erp(billing_env, monkeypatch, catalog=erp_catalog):
         run_billing("2026-02", "2026-02-01T12:00:00Z")
@@ -319,6 +327,19 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
     erp_shops.refund_outside(ids["u4_refunded"])
     duplicate = erp_shops.duplicate(ids["u5_duplicated"])
     orphan = erp_shops.create_orphan("inv_erp_only", "USD", "12.00")
+    fee_line = dict(query(wh, "SELECT invoice_id, line_id FROM billing.invoice_lines "
+                              "WHERE price_key = 'platform_fee'"))
+    erp_shops.change_line_amount(ids["u7_line"], fee_line[ids["u7_line"]], "12.00")
+    erp_shops.invoices[ids["u8_currency"]].currency = "EUR"     # re-keyed in the ERP
+    for shop in ("u9_unpaid", "u10_partly_paid", "u11_refund_missing", "u12_partly_refunded"):
+        erp_shops.report_payment(ids[shop], "paid")
+    erp_shops.report_payment(ids["u11_refund_missing"], "refunded")
+    erp_shops.report_payment(ids["u12_partly_refunded"], "refunded")
+    unpaid = erp_shops.invoices[ids["u9_unpaid"]]                # payment reversed in the ERP
+    unpaid.status, unpaid.amount_paid = "open", Decimal(0)
+    erp_shops.invoices[ids["u10_partly_paid"]].amount_paid = Decimal("20.00")
+    erp_shops.invoices[ids["u11_refund_missing"]].amount_refunded = Decimal(0)
+    erp_shops.invoices[ids["u12_partly_refunded"]].amount_refunded = Decimal("5.00")
     erp_shops.send_statement("2026-02-02T08:00:00Z")
     reconcile("2026-02-03T00:00:00Z")
 
@@ -330,8 +351,17 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
         ids["u4_refunded"]: ("matched", []),
         ids["u5_duplicated"]: ("duplicate_in_provider", ["duplicate_in_provider"]),
         ids["u6_untouched"]: ("matched", []),
+        ids["u7_line"]: ("line_mismatch", ["line_mismatch"]),
+        ids["u8_currency"]: ("currency_mismatch", ["currency_mismatch"]),
+        ids["u9_unpaid"]: ("status_mismatch", ["status_mismatch"]),
+        ids["u10_partly_paid"]: ("matched", []),
+        ids["u11_refund_missing"]: ("matched", []),
+        ids["u12_partly_refunded"]: ("matched", []),
         "inv_erp_only": ("orphan_in_provider", ["orphan_in_provider"]),
     }
+    assert rows[ids["u7_line"]][3] == (
+        f"lines: {fee_line[ids['u7_line']]}: ledger 10.00, provider 12.00")
+    assert rows[ids["u8_currency"]][3] == "currency USD in the ledger, EUR at custom_invoicing"
     assert rows[ids["u2_amount"]][3] == "total 50.00 in the ledger, 75.50 at custom_invoicing"
     primary = erp_shops.invoices[ids["u5_duplicated"]].external_id
     assert rows[ids["u5_duplicated"]][3] == f"2 copies at custom_invoicing: {primary},{duplicate}"
@@ -346,7 +376,58 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
                                           "paid"),
         (ids["u4_refunded"], "refund"): ("refunded_not_flagged", Decimal("50"), None, "paid",
                                          "paid"),
+        (ids["u9_unpaid"], "payment"): ("paid_in_ledger_not_at_provider", Decimal("0"),
+                                        Decimal("50"), "paid", "open"),
+        (ids["u10_partly_paid"], "payment"): ("amount_paid_mismatch", Decimal("20"),
+                                              Decimal("50"), "paid", "paid"),
+        (ids["u11_refund_missing"], "payment"): ("matched", Decimal("50"), Decimal("50"),
+                                                 "refunded", "paid"),
+        (ids["u11_refund_missing"], "refund"): ("refund_not_at_provider", Decimal("0"),
+                                                Decimal("50"), "refunded", "paid"),
+        (ids["u12_partly_refunded"], "payment"): ("matched", Decimal("50"), Decimal("50"),
+                                                  "refunded", "paid"),
+        (ids["u12_partly_refunded"], "refund"): ("refund_amount_mismatch", Decimal("5"),
+                                                 Decimal("50"), "refunded", "paid"),
     }
+    assert query(wh, "SELECT detail FROM finance.payment_reconciliation WHERE invoice_id = $i "
+                     "AND kind = 'refund'", {"i": ids["u12_partly_refunded"]}) == [
+        ("5.00 of 50.00 USD refunded at custom_invoicing, ledger refunded",)]
     # nothing here has been waiting long; u1 has been missing 43 h, past its 24 h SLA
     breached = {k for k, v in rows.items() if v[2]}
     assert ids["u1_deleted"] in breached and ids["u6_untouched"] not in breached
+
+
+def test_a_failed_sync_run_is_alerted_until_a_run_succeeds(billing_env, shops, monkeypatch):
+    """Failed sync jobs are on the monitoring list: the reconciliation run reads Dagster's run
+    history (the same instance the schedules launch into)."""
+    from assets.billing import NOW_TAG
+    from pipelines.definitions import defs
+
+    wh: Path = billing_env["warehouse"]
+
+    def run(instance, job: str, now: str):
+        return defs.resolve_job_def(job).execute_in_process(
+            tags={NOW_TAG: now}, instance=instance, raise_on_error=False)
+
+    def job_alerts() -> list[tuple[str, str]]:
+        return query(wh, "SELECT alert_key, detail FROM health.alerts "
+                         "WHERE starts_with(alert_key, 'health:job_failed:')")
+
+    with dg.instance_for_test() as instance:
+        monkeypatch.delenv("STRIPE_API_KEY")     # Stripe work waits, and no key: the run fails
+        failed = run(instance, "sync_run", "2026-02-04T00:00:00Z")
+        assert not failed.success
+        assert run(instance, "reconcile_run", "2026-02-04T00:10:00Z").success is False
+        # the reconciliation itself refreshes Stripe's snapshot, which needs the key too
+        monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+        assert run(instance, "reconcile_run", "2026-02-04T00:20:00Z").success
+        [(key, detail)] = job_alerts()
+        assert key == "health:job_failed:sync_run"
+        assert detail.startswith(f"run {failed.run_id} failed at ")
+        assert detail.endswith("steps failed: sync__stripe_invoices")
+
+        assert run(instance, "sync_run", "2026-02-04T01:00:00Z").success
+        assert run(instance, "reconcile_run", "2026-02-04T01:10:00Z").success
+        assert job_alerts() == []
+        assert query(wh, "SELECT count(*) FROM health.alert_history "
+                         "WHERE alert_key = 'health:job_failed:sync_run'") == [(1,)]

@@ -10,11 +10,15 @@ Keys (all owned here; others' alerts are left alone):
 - ``health:rate_limited:<provider>`` the provider answered 429 on the reconciliation day;
 - ``health:ingestion_rejects`` rejected or conflicting event lines nobody has resolved;
 - ``health:stuck_invoices`` invoices in a syncing or sync_failed state past their SLA;
-- ``health:payment_errors`` invoices whose payment failed and that are still in that state.
+- ``health:payment_errors`` invoices whose payment failed and that are still in that state;
+- ``health:job_failed:<job>`` the latest finished run of a scheduled job failed (Dagster's run
+  history, read by the reconciliation run and passed in as `failed_runs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -28,13 +32,29 @@ CRITICAL = {"missing_in_provider", "orphan_in_provider", "duplicate_in_provider"
             "refund_amount_mismatch"}
 
 
+@dataclass(frozen=True)
+class FailedRun:
+    """The latest finished run of a job, when it failed."""
+
+    job_name: str
+    run_id: str
+    ended_at: datetime | None
+    message: str
+
+
 def _severity(match_status: str) -> Severity:
     return "critical" if match_status in CRITICAL else "warning"
 
 
-def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Alert]:
-    """The alerts the reconciliation and health tables call for now."""
-    alerts: list[Alert] = []
+def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime,
+                   failed_runs: Sequence[FailedRun] = ()) -> list[Alert]:
+    """The alerts the reconciliation and health tables (and failed job runs) call for now."""
+    alerts: list[Alert] = [
+        Alert(f"health:job_failed:{run.job_name}", "critical", f"{run.job_name} run failed",
+              f"run {run.run_id} failed"
+              + (f" at {run.ended_at.isoformat(timespec='seconds')}" if run.ended_at else "")
+              + f": {run.message}", SOURCE)
+        for run in failed_runs]
     for provider, invoice_id, external_id, status, detail in con.execute("""
             SELECT provider, invoice_id, external_id, match_status, detail
             FROM finance.invoice_reconciliation
@@ -98,10 +118,11 @@ def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Ale
     return alerts
 
 
-def refresh_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime) -> tuple[int, int]:
+def refresh_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime,
+                   failed_runs: Sequence[FailedRun] = ()) -> tuple[int, int]:
     """Open the alerts conditions call for, close this module's alerts whose condition is gone;
     returns (opened, closed)."""
-    alerts = current_alerts(con, now=now)
+    alerts = current_alerts(con, now=now, failed_runs=failed_runs)
     wanted = {alert.key for alert in alerts}
     opened = raise_alerts(con, alerts, now=now)
     stale = {key for prefix in PREFIXES for key in open_alert_keys(con, prefix)} - wanted
