@@ -431,3 +431,83 @@ def test_a_failed_sync_run_is_alerted_until_a_run_succeeds(billing_env, shops, m
         assert job_alerts() == []
         assert query(wh, "SELECT count(*) FROM health.alert_history "
                          "WHERE alert_key = 'health:job_failed:sync_run'") == [(1,)]
+
+
+# --------------------------------------------------------------------------- usage
+
+USAGE_CATALOG = """
+billing_profiles:
+  - {key: manual, default: true, app: none, grace_period: PT1H}
+  - {key: slow, app: none, grace_period: PT240H}
+customers:
+  - {id: a1_late, name: Late events after issue}
+  - {id: a2_draft, name: Late events while draft, billing_profile: slow}
+  - {id: a3_meter, name: Meter changed after issue}
+subscriptions:
+  - {id: sub_a1, customer: a1_late, plan: professional, start_date: 2026-01-01}
+  - {id: sub_a2, customer: a2_draft, plan: professional, start_date: 2026-01-01}
+  - {id: sub_a3, customer: a3_meter, plan: professional, start_date: 2026-01-01}
+"""
+
+
+def usage_rows(warehouse: Path) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in query(warehouse, """
+        SELECT customer_id, match_status, events_accepted, events_rated, unbilled_events,
+               quantity_aggregated, quantity_rated, quantity_billed
+        FROM finance.usage_reconciliation WHERE meter_key = 'api_requests'""")}
+
+
+def test_usage_reconciliation_tells_late_events_from_drafts_and_meter_changes(
+        billing_env, monkeypatch):
+    wh: Path = billing_env["warehouse"]
+    (billing_env["catalog"] / "customers.yaml").write_text(USAGE_CATALOG)
+
+    def ingest(name: str, now: str, lines: list[object]) -> None:
+        monkeypatch.setenv("BILLING_NOW", now)
+        write_lines(billing_env["landing"] / name, lines)
+        assert run_job("ingest_events", now).success
+
+    ingest("jan.jsonl", "2026-02-01T12:00:00Z",
+           [event(f"{c}-{i}", customer=c, ts=f"2026-01-{10 + i:02d}T10:00:00Z")
+            for c in ("a1_late", "a2_draft", "a3_meter") for i in range(5)])
+    run_billing("2026-02", "2026-02-02T00:00:00Z")
+    statuses = dict(query(wh, "SELECT customer_id, status FROM billing.invoices"))
+    assert statuses["a2_draft"] == "draft" and statuses["a1_late"] != "draft"
+    reconcile("2026-02-02T00:30:00Z")
+    matched = ("matched", 5, 5, 0, Decimal(5), Decimal(5), Decimal(5))
+    assert usage_rows(wh) == {c: matched for c in ("a1_late", "a2_draft", "a3_meter")}
+
+    # two more January events each for a1 (issued) and a2 (still a draft)
+    ingest("late.jsonl", "2026-02-03T00:00:00Z",
+           [event(f"{c}-late-{i}", customer=c, ts="2026-01-31T22:00:00Z")
+            for c in ("a1_late", "a2_draft") for i in range(2)])
+    reconcile("2026-02-03T01:00:00Z")
+    rows = usage_rows(wh)
+    assert rows["a1_late"] == ("unbilled_late_events", 7, 5, 2, Decimal(7), Decimal(5),
+                               Decimal(5))
+    assert rows["a2_draft"] == ("awaiting_rerating", 7, 5, 0, Decimal(7), Decimal(5),
+                                Decimal(5))
+    assert rows["a3_meter"] == matched
+
+    # the next billing run re-rates the draft; the issued invoice stays as it was
+    run_billing("2026-02", "2026-02-03T02:00:00Z")
+    reconcile("2026-02-03T03:00:00Z")
+    rows = usage_rows(wh)
+    assert rows["a2_draft"] == ("matched", 7, 7, 0, Decimal(7), Decimal(7), Decimal(7))
+    assert rows["a1_late"] == ("unbilled_late_events", 7, 7, 2, Decimal(7), Decimal(7),
+                               Decimal(5))
+
+    # the meter is redefined after issue: a3's quantity now differs without any late event
+    meters = billing_env["catalog"] / "meters.yaml"
+    meters.write_text(meters.read_text().replace(
+        "    event_name: api.request\n    aggregation: count\n",
+        "    event_name: api.request\n    aggregation: count\n"
+        "    filters: {endpoint: /v1/orders}\n", 1))
+    assert run_job("ingest_events", "2026-02-03T04:00:00Z").success   # the catalog reloaded
+    run_billing("2026-02", "2026-02-03T04:00:00Z")
+    reconcile("2026-02-03T05:00:00Z")
+    assert usage_rows(wh)["a3_meter"] == ("quantity_mismatch", 0, 0, 0, Decimal(0), Decimal(0),
+                                          Decimal(5))
+    assert query(wh, "SELECT detail FROM finance.usage_reconciliation WHERE customer_id = "
+                     "'a3_meter' AND meter_key = 'api_requests'") == [
+        ("quantity 0 now, 0 rated, 5 billed",)]
