@@ -45,6 +45,7 @@ bench: $(SYNCED)
 	$(VENV)/bin/python benchmarks/ingest.py
 	$(VENV)/bin/python benchmarks/billing_run.py
 	$(VENV)/bin/python benchmarks/stripe_sync.py
+	$(VENV)/bin/python benchmarks/reconcile.py
 
 clean:
 	rm -rf data/demo .dagster_home
