@@ -310,14 +310,26 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
     assert set(query(wh, "SELECT status FROM billing.invoices")) == {
         ("payment_processing.pending",)}
 
-    # before any statement the integration has not been heard from: pending, not missing
+    # before any statement the integration has not been heard from: pending, not missing;
+    # past the SLA one alert says so (not one per invoice)
+    def no_snapshot_alerts() -> list[tuple[str, str]]:
+        return query(wh, "SELECT alert_key, detail FROM health.alerts "
+                         "WHERE starts_with(alert_key, 'reconciliation:')")
+
     reconcile("2026-02-01T13:00:00Z")
     assert {v[0] for v in invoice_rows(wh).values()} == {"pending_sync"}
+    assert no_snapshot_alerts() == []
+    reconcile("2026-02-02T13:00:00Z")
+    assert no_snapshot_alerts() == [(
+        "reconciliation:no_snapshot:custom_invoicing",
+        f"{len(ERP_SHOPS)} invoice(s) past their SLA cannot be reconciled with custom_invoicing: "
+        "send invoice statements (POST /api/v1/apps/custom-invoicing/statement)")]
 
-    erp_shops.send_statement("2026-02-01T13:10:00Z")
-    reconcile("2026-02-01T13:30:00Z")
+    erp_shops.send_statement("2026-02-02T13:10:00Z")
+    reconcile("2026-02-02T13:30:00Z")
     assert {k: v[0] for k, v in invoice_rows(wh).items()} == {
         ids[c]: "matched" for c in ERP_SHOPS}
+    assert no_snapshot_alerts() == []
 
     # things happen in the ERP only; then it reports a paid invoice and sends its statement
     erp_shops.delete(ids["u1_deleted"])
@@ -340,8 +352,8 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
     erp_shops.invoices[ids["u10_partly_paid"]].amount_paid = Decimal("20.00")
     erp_shops.invoices[ids["u11_refund_missing"]].amount_refunded = Decimal(0)
     erp_shops.invoices[ids["u12_partly_refunded"]].amount_refunded = Decimal("5.00")
-    erp_shops.send_statement("2026-02-02T08:00:00Z")
-    reconcile("2026-02-03T00:00:00Z")
+    erp_shops.send_statement("2026-02-03T08:00:00Z")
+    reconcile("2026-02-04T00:00:00Z")
 
     rows = invoice_rows(wh)
     assert {k: v[:2] for k, v in rows.items()} == {
@@ -392,7 +404,7 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
     assert query(wh, "SELECT detail FROM finance.payment_reconciliation WHERE invoice_id = $i "
                      "AND kind = 'refund'", {"i": ids["u12_partly_refunded"]}) == [
         ("5.00 of 50.00 USD refunded at custom_invoicing, ledger refunded",)]
-    # nothing here has been waiting long; u1 has been missing 43 h, past its 24 h SLA
+    # u1 has been missing since it was issued 59 h ago, past its 24 h SLA
     breached = {k for k, v in rows.items() if v[2]}
     assert ids["u1_deleted"] in breached and ids["u6_untouched"] not in breached
 

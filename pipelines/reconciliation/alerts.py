@@ -3,7 +3,10 @@ open alert in health.alerts, refreshed while it lasts and closed when it is gone
 
 Keys (all owned here; others' alerts are left alone):
 - ``reconciliation:invoice:<provider>:<invoice or provider invoice>`` a ledger invoice that does
-  not match its provider (pending_sync only once past the SLA), or an orphan;
+  not match its provider, or an orphan (an invoice still being handed over is not one: the sync
+  and custom invoicing SLA alerts cover those, per invoice);
+- ``reconciliation:no_snapshot:<provider>`` invoices past their SLA that cannot be reconciled
+  because the provider has never reported (no Stripe snapshot, no invoice statement);
 - ``reconciliation:payment:<provider>:<payment|refund>:<invoice>`` a payment or refund that
   does not match;
 - ``reconciliation:usage:<subscription>:<meter>:<period start>`` usage not billed as measured;
@@ -58,13 +61,23 @@ def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime,
     for provider, invoice_id, external_id, status, detail in con.execute("""
             SELECT provider, invoice_id, external_id, match_status, detail
             FROM finance.invoice_reconciliation
-            WHERE match_status <> 'matched'
-              AND (match_status <> 'pending_sync' OR sla_breached)
+            WHERE match_status NOT IN ('matched', 'pending_sync')
             ORDER BY ALL""").fetchall():
         subject_id = invoice_id if status != "orphan_in_provider" else external_id
         alerts.append(Alert(
             f"reconciliation:invoice:{provider}:{subject_id}", _severity(status),
             f"{status.replace('_', ' ')}: {subject_id} ({provider})", detail, SOURCE))
+    for provider, waiting in con.execute("""
+            SELECT provider, count(*) FROM finance.invoice_reconciliation
+            WHERE match_status = 'pending_sync' AND snapshot_at IS NULL AND sla_breached
+            GROUP BY provider ORDER BY provider""").fetchall():
+        how = ("send invoice statements (POST /api/v1/apps/custom-invoicing/statement)"
+               if provider == "custom_invoicing" else "let the sync refresh its snapshot")
+        alerts.append(Alert(
+            f"reconciliation:no_snapshot:{provider}", "warning",
+            f"{provider} has never reported its invoices",
+            f"{waiting} invoice(s) past their SLA cannot be reconciled with {provider}: "
+            f"{how}", SOURCE))
     for provider, kind, invoice_id, status, detail in con.execute("""
             SELECT provider, kind, invoice_id, match_status, detail
             FROM finance.payment_reconciliation WHERE match_status <> 'matched'
