@@ -248,6 +248,9 @@ def run_sync_demo(warehouse: Path) -> None:
         erp.send_statement(os.environ["BILLING_NOW"])
         print(f"== `billing reconcile` at {advance_now(5)}")
         billing(["reconcile"])
+        announced = [(e["type"], e["data"]["alert"]["key"]) for e in finance.events[FINANCE_PATH]
+                     if str(e.get("type", "")).startswith("alert.")]
+        print(f"finance receiver got the alerts: {announced}")
         month = latest_billing_month(warehouse)
         print(f"\n== `billing report --month {month}`: one HTML page finance opens from disk")
         billing(["report", "--month", month, "--out", str(demo_folder / "reports" / month)])
