@@ -55,7 +55,7 @@ ledger_lines AS (
     FROM billing.invoice_lines l JOIN expected e USING (invoice_id)
 ),
 provider_lines AS (
-    -- the lines of the earliest copy of each held invoice, by our line id
+    -- the lines of the primary copy of each held invoice, by our line id
     SELECT h.provider, h.invoice_id, pl.line->>'line_id' AS line_id,
            pl.line->>'external_id' AS external_line_id,
            CAST(pl.line->>'amount' AS DECIMAL(38, 12)) AS amount
