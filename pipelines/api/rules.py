@@ -105,7 +105,6 @@ class _Checker:
         elif len(value) > MAX_TEXT:
             self.error(path, f"must be at most {MAX_TEXT} characters")
 
-
     def decimal(self, parent: Mapping[str, Any], key: str, field: str, *,
                 negative: bool) -> None:
         """A required exact amount: a decimal string, never a JSON number (a float is not
@@ -133,6 +132,20 @@ class _Checker:
             self.error(path, f"{value!r} is given more than once{scope} (also {seen[value]})")
         else:
             seen[value] = path
+
+    def instant(self, parent: Mapping[str, Any], key: str, field: str) -> None:
+        """A required ISO-8601 instant with a UTC offset."""
+        value = parent.get(key)
+        path = _join(field, key)
+        if value is None:
+            self.error(path, "required")
+            return
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            parse_instant(value)
+        except ValueError:
+            self.error(path, f"must be an ISO-8601 instant with a UTC offset, got {value!r}")
 
     def items(self, value: Any, field: str) -> list[Any]:
         """A required list (may be empty)."""
@@ -208,17 +221,7 @@ def validate_issuing_synchronized(body: Any) -> list[FieldError]:
                           ("invoice_number", "sent_to_customer_at"), required=True)
     if invoicing is not None:
         check.text(invoicing, "invoice_number", "invoicing", required=False)
-        sent = invoicing.get("sent_to_customer_at")
-        if sent is None:
-            check.error("invoicing.sent_to_customer_at", "required")
-        else:
-            try:
-                if not isinstance(sent, str):
-                    raise ValueError
-                parse_instant(sent)
-            except ValueError:
-                check.error("invoicing.sent_to_customer_at",
-                            f"must be an ISO-8601 instant with a UTC offset, got {sent!r}")
+        check.instant(invoicing, "sent_to_customer_at", "invoicing")
     payment = check.obj(root.get("payment"), "payment", ("external_id",), required=False)
     if payment is not None:
         check.text(payment, "external_id", "payment", required=False)
@@ -253,16 +256,7 @@ def validate_statement(body: Any) -> list[FieldError]:
     root = check.obj(body, "", ("as_of", "invoices"), required=True)
     if root is None:
         return check.errors
-    as_of = root.get("as_of")
-    if as_of is None:
-        check.error("as_of", "required")
-    else:
-        try:
-            if not isinstance(as_of, str):
-                raise ValueError
-            parse_instant(as_of)
-        except ValueError:
-            check.error("as_of", f"must be an ISO-8601 instant with a UTC offset, got {as_of!r}")
+    check.instant(root, "as_of", "")
     seen: dict[str, str] = {}
     for index, entry in enumerate(check.items(root.get("invoices"), "invoices")):
         at = f"invoices[{index}]"

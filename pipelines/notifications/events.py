@@ -39,8 +39,6 @@ the one that applies it). `draft` counts only when created; `issuing.syncing` on
 invoicing (Stripe's is internal)."""
 
 TEST_EVENT = "webhook.test"
-ALERT_EVENTS = ("alert.opened", "alert.resolved")
-"""Announced from health.alerts and health.alert_history (sql/notify/alert_events.sql)."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from pipelines.rating.usage import aggregate_usage, register_periods
+from pipelines.rating.usage import USAGE_SCHEMA, aggregate_usage, register_periods
 from pipelines.warehouse import register_currency_digits, run_sql, transaction
 
 
@@ -70,10 +70,7 @@ def measure_current_usage(con: duckdb.DuckDBPyConnection) -> int:
               AND CAST(p.period_start AS DATE) = c.period_start""").fetchall()
         frame = aggregate_usage(con)
     else:
-        frame = pl.DataFrame(schema={"subscription_id": pl.String, "meter_key": pl.String,
-                                     "period_start": pl.Date, "quantity": pl.Decimal(38, 12),
-                                     "events_counted": pl.Int64,
-                                     "events_after_cutoff": pl.Int64})
+        frame = pl.DataFrame(schema=USAGE_SCHEMA)
     con.register("current_usage_frame", frame.select(
         "subscription_id", "meter_key", "period_start", "quantity", "events_counted",
         "events_after_cutoff").to_arrow())
