@@ -32,7 +32,7 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 	cp dagster.yaml $@
 
 demo: $(SYNCED) .dagster_home/dagster.yaml
-	$(DEMO_ENV) $(VENV)/bin/python -m pipelines.demo
+	$(DEMO_ENV) $(VENV)/bin/python -m devkit.demo
 
 test: $(SYNCED)
 	$(VENV)/bin/ruff check .

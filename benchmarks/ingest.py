@@ -33,13 +33,13 @@ def peak_rss_mib() -> float:
 
 
 def phase_prepare(work: Path, events: int, history: int) -> dict[str, object]:
-    from pipelines.catalog import load_catalog
-    from pipelines.sample_data import (
+    from devkit.sample_data import (
         generate_events,
         write_benchmark_catalog,
         write_jsonl,
         write_parquet,
     )
+    from pipelines.catalog import load_catalog
 
     started = time.perf_counter()
     catalog_dir = write_benchmark_catalog(work / "catalog", customers=10_000, seed=1)

@@ -95,7 +95,7 @@ def main() -> None:
     from pipelines.warehouse import connect_reader
 
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.providers.stripe_emulator", "--port", str(port),
+        [sys.executable, "-m", "devkit.stripe_emulator", "--port", str(port),
          "--rps", str(args.rps)], cwd=REPO, stdout=subprocess.DEVNULL)
     try:
         wait_up(base)

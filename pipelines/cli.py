@@ -107,8 +107,8 @@ def cmd_reprocess(args: argparse.Namespace) -> None:
 
 
 def cmd_generate_events(args: argparse.Namespace) -> None:
+    from devkit.sample_data import generate_events, write_csv, write_jsonl, write_parquet
     from pipelines.catalog import load_catalog
-    from pipelines.sample_data import generate_events, write_csv, write_jsonl, write_parquet
 
     catalog = load_catalog(args.catalog or settings.catalog_path())
     sample = generate_events(catalog, customers=args.customers, events=args.events,
@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["stripe-emulator"]:
         # its options (port, fault knobs) belong to the emulator's own parser
-        from pipelines.providers.stripe_emulator.__main__ import main as emulator_main
+        from devkit.stripe_emulator.__main__ import main as emulator_main
 
         emulator_main(argv[1:])
         return

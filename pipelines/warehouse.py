@@ -14,13 +14,15 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from pipelines import settings
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_PACKAGE = "sql"
+"""The package holding the SQL files: top-level in the checkout, installed beside `pipelines`."""
 # The DDL run at every writer connect, in order (each file idempotent).
 SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema")
 
@@ -28,7 +30,7 @@ SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema")
 @cache
 def sql(name: str) -> str:
     """The text of `sql/<name>.sql` (e.g. ``sql("raw/events")``)."""
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files(SQL_PACKAGE).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
 def statements(name: str) -> list[str]:

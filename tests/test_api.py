@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.api.client import ApiError, CustomInvoicingClient
+from devkit.api_client import ApiError, CustomInvoicingClient
+from devkit.stripe_emulator.webhooks import signature_header
 from pipelines.api.store import ApiStore, PublishedInvoice, PublishedLine
-from pipelines.providers.stripe_emulator.webhooks import signature_header
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = "2026-02-01T12:00:00+00:00"

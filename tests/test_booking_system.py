@@ -19,14 +19,14 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from pipelines.api.client import CustomInvoicingClient
-from pipelines.api.store import ApiStore
-from pipelines.notifications.booking_system import (
+from devkit.api_client import CustomInvoicingClient
+from devkit.booking_system import (
     BOOKING_PATH,
     FINANCE_PATH,
     Booking,
     BookingSystem,
 )
+from pipelines.api.store import ApiStore
 from pipelines.notifications.signing import sign_headers
 from tests.conftest import query
 from tests.test_api import start_api, stop_api

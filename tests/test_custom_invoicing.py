@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.api.client import ApiError
+from devkit.api_client import ApiError
+from devkit.local_erp import LocalCustomInvoicing
 from pipelines.api.store import ApiStore
-from pipelines.custom_invoicing.local_integration import LocalCustomInvoicing
 from tests.conftest import query
 from tests.test_api import ApiProcess, start_api, stop_api
 from tests.test_notifications import run_billing

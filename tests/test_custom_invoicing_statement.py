@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from devkit.api_client import ApiError
 from pipelines.api import rules
-from pipelines.api.client import ApiError
 from pipelines.api.store import SCHEMA, SCHEMA_VERSION, ApiStore, Call
 from tests import test_api, test_custom_invoicing
 from tests.conftest import query

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from pipelines.notifications.booking_system import BOOKING_PATH, FINANCE_PATH, BookingSystem
+from devkit.booking_system import BOOKING_PATH, FINANCE_PATH, BookingSystem
 from pipelines.notifications.delivery import RETRY_DELAYS, decide
 from pipelines.notifications.signing import (
     WebhookHeaderError,

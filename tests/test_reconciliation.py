@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.notifications.booking_system import FINANCE_PATH, BookingSystem
+from devkit.booking_system import FINANCE_PATH, BookingSystem
 from tests import test_stripe_sync
 from tests.conftest import event, query, write_lines
 from tests.test_custom_invoicing import run_sync, start_erp

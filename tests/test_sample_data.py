@@ -19,9 +19,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipelines.catalog.loader import load_catalog
-from pipelines.catalog.models import Catalog
-from pipelines.sample_data import (
+from devkit.sample_data import (
     CONFLICT,
     NATIVE_COLUMNS,
     REJECT_REASONS,
@@ -33,6 +31,8 @@ from pipelines.sample_data import (
     write_jsonl,
     write_parquet,
 )
+from pipelines.catalog.loader import load_catalog
+from pipelines.catalog.models import Catalog
 
 CATALOG = Path(__file__).resolve().parents[1] / "catalog"
 NATIVE_KEYS = set(NATIVE_COLUMNS)

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import stripe
 
-from pipelines.providers.stripe_emulator import Faults, StripeEmulator
-from pipelines.providers.stripe_emulator.params import params_schema, parse_form, validate
+from devkit.stripe_emulator import Faults, StripeEmulator
+from devkit.stripe_emulator.params import params_schema, parse_form, validate
 
 API_KEY = "sk_test_emulator_tests"
 FIXTURES = Path("/work/shared/reference/stripe-fixtures3.json")
@@ -728,7 +728,7 @@ def test_module_entry_point_serves_until_stopped():
         [
             sys.executable,
             "-m",
-            "pipelines.providers.stripe_emulator",
+            "devkit.stripe_emulator",
             "--port",
             "0",
             "--rate-limit-next",

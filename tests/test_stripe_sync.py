@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 import stripe
 
-from pipelines.providers.stripe_emulator import StripeEmulator
+from devkit.stripe_emulator import StripeEmulator
 from tests.conftest import REPO, event, query, write_lines
 
 API_KEY = "sk_test_sync_tests"

@@ -5,7 +5,7 @@ parameters validated against the SDK's own parameter types, Bearer keys, idempot
 Stripe's object shapes and error bodies) and can inject the faults a real integration meets:
 500s, 429 bursts, a requests-per-second limit, latency and responses lost after the commit.
 
-    from pipelines.providers.stripe_emulator import StripeEmulator
+    from devkit.stripe_emulator import StripeEmulator
 
     with StripeEmulator() as emu:
         client = stripe.StripeClient(

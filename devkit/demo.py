@@ -181,9 +181,9 @@ def run_demo() -> None:
 
 def run_sync_demo(warehouse: Path) -> None:
     """Steps 6-9: the sync job against local stand-ins of Stripe, Umbrella's ERP and finance."""
-    from pipelines.custom_invoicing.local_integration import LocalCustomInvoicing
-    from pipelines.notifications.booking_system import FINANCE_PATH, BookingSystem
-    from pipelines.providers.stripe_emulator import StripeEmulator
+    from devkit.booking_system import FINANCE_PATH, BookingSystem
+    from devkit.local_erp import LocalCustomInvoicing
+    from devkit.stripe_emulator import StripeEmulator
 
     erp_secret, finance_secret = webhook_secret(), webhook_secret()
     os.environ["ERP_WEBHOOK_SECRET"] = erp_secret

@@ -1,4 +1,4 @@
-"""``python -m pipelines.providers.stripe_emulator --port 12111 [--rps 25 ...]``"""
+"""``python -m devkit.stripe_emulator --port 12111 [--rps 25 ...]``"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .server import serve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.providers.stripe_emulator",
+        prog="python -m devkit.stripe_emulator",
         description="Run a local Stripe-compatible API server.",
     )
     parser.add_argument("--port", type=int, default=12111)

@@ -36,7 +36,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipelines.api.client import CustomInvoicingClient
+from devkit.api_client import CustomInvoicingClient
 from pipelines.notifications.signing import verify_webhook
 
 DRAFT_REQUESTED = "invoice.draft_sync_requested"
