@@ -1,4 +1,5 @@
-"""A small client of the integration API for custom invoicing integrations (and tests).
+"""The example Python client of the integration API (docs/integration-api.md), as a custom
+invoicing integration would call it; the local ERP (`devkit.local_erp`) and the tests use it.
 
 Each call is safe to retry: without an Idempotency-Key the API derives the call's key from its
 method, path and body, so a retried call is answered as the first was. Transport errors and 503
@@ -16,8 +17,8 @@ from typing import Any
 
 import httpx
 
-APP = "/api/v1/apps/custom-invoicing"
-CUSTOM = f"{APP}/invoices"
+CUSTOM_INVOICING_APP = "/api/v1/apps/custom-invoicing"
+CUSTOM_INVOICES = f"{CUSTOM_INVOICING_APP}/invoices"
 
 
 class ApiError(Exception):
@@ -95,7 +96,7 @@ class CustomInvoicingClient:
         if line_discount_external_ids:
             invoicing["line_discount_external_ids"] = [dict(x)
                                                        for x in line_discount_external_ids]
-        return self._request("POST", f"{CUSTOM}/{invoice_id}/draft/synchronized",
+        return self._request("POST", f"{CUSTOM_INVOICES}/{invoice_id}/draft/synchronized",
                              {"invoicing": invoicing}, idempotency_key=idempotency_key)
 
     def issuing_synchronized(self, invoice_id: str, *, sent_to_customer_at: str | datetime,
@@ -111,14 +112,14 @@ class CustomInvoicingClient:
         body: dict[str, Any] = {"invoicing": invoicing}
         if payment_external_id is not None:
             body["payment"] = {"external_id": payment_external_id}
-        return self._request("POST", f"{CUSTOM}/{invoice_id}/issuing/synchronized", body,
+        return self._request("POST", f"{CUSTOM_INVOICES}/{invoice_id}/issuing/synchronized", body,
                              idempotency_key=idempotency_key)
 
     def payment_status(self, invoice_id: str, trigger: str, *,
                        idempotency_key: str | None = None) -> dict[str, Any]:
         """Report a payment status: paid, payment_failed, payment_uncollectible,
         payment_overdue, action_required, void or refunded."""
-        return self._request("POST", f"{CUSTOM}/{invoice_id}/payment/status",
+        return self._request("POST", f"{CUSTOM_INVOICES}/{invoice_id}/payment/status",
                              {"trigger": trigger}, idempotency_key=idempotency_key)
 
     def send_statement(self, invoices: Sequence[Mapping[str, Any]], as_of: str | datetime, *,
@@ -130,25 +131,25 @@ class CustomInvoicingClient:
         instant with offset). Amounts may be Decimal (sent as exact decimal strings) or
         strings."""
         at = as_of.isoformat() if isinstance(as_of, datetime) else as_of
-        body = {"as_of": at, "invoices": [_exact(dict(invoice)) for invoice in invoices]}
-        return self._request("POST", f"{APP}/statement", body,
+        body = {"as_of": at, "invoices": [_exact_decimals(dict(invoice)) for invoice in invoices]}
+        return self._request("POST", f"{CUSTOM_INVOICING_APP}/statement", body,
                              idempotency_key=idempotency_key)
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         """The invoice as published for the API, with its projected state."""
-        return self._request("GET", f"{CUSTOM}/{invoice_id}")
+        return self._request("GET", f"{CUSTOM_INVOICES}/{invoice_id}")
 
     def inbox_item(self, item_id: int) -> dict[str, Any]:
         """What became of an accepted call: pending, applied, or rejected with the reason."""
         return self._request("GET", f"/api/v1/inbox-items/{item_id}")
 
 
-def _exact(value: Any) -> Any:
+def _exact_decimals(value: Any) -> Any:
     """`value` with every Decimal as its exact decimal string (JSON has no exact number)."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, Mapping):
-        return {key: _exact(item) for key, item in value.items()}
+        return {key: _exact_decimals(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_exact(item) for item in value]
+        return [_exact_decimals(item) for item in value]
     return value

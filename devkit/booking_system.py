@@ -36,7 +36,7 @@ from pipelines.notifications.signing import (
 
 BOOKING_PATH = "/hooks/booking"
 FINANCE_PATH = "/hooks/finance"
-FINANCE_ALERTS = ("invoice.payment_failed", "invoice.refunded")
+FINANCE_ALERT_TYPES = ("invoice.payment_failed", "invoice.refunded")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Booking:
 
 
 @dataclass
-class Received:
+class ReceivedRequest:
     """A request as it arrived (kept so tests can check it with a reference library)."""
 
     path: str
@@ -72,12 +72,12 @@ class BookingSystem:
         self.bookings: dict[str, Booking] = {b.booking_id: b for b in bookings}
         self.customer_notifications: list[dict[str, Any]] = []
         self.finance_alerts: list[dict[str, Any]] = []
-        self.requests: list[Received] = []
+        self.requests: list[ReceivedRequest] = []
         self.events: dict[str, list[dict[str, Any]]] = {BOOKING_PATH: [], FINANCE_PATH: []}
         self.duplicates = 0
-        self._seen: dict[str, set[str]] = {BOOKING_PATH: set(), FINANCE_PATH: set()}
-        self._scripts: dict[str, list[int]] = {}
-        self._gone: set[str] = set()
+        self._taken_webhook_ids: dict[str, set[str]] = {BOOKING_PATH: set(), FINANCE_PATH: set()}
+        self._scripted_statuses: dict[str, list[int]] = {}
+        self._gone_paths: set[str] = set()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,17 +137,17 @@ class BookingSystem:
     def script(self, path: str, statuses: Iterable[int]) -> None:
         """Answer the next requests to `path` with these statuses, then normally."""
         with self._lock:
-            self._scripts.setdefault(path, []).extend(statuses)
+            self._scripted_statuses.setdefault(path, []).extend(statuses)
 
     def gone(self, path: str) -> None:
         """Answer 410 Gone to every request to `path` from now on."""
         with self._lock:
-            self._gone.add(path)
+            self._gone_paths.add(path)
 
     def restore(self, path: str) -> None:
         """Serve `path` again after `gone()`."""
         with self._lock:
-            self._gone.discard(path)
+            self._gone_paths.discard(path)
 
     # ------------------------------------------------------------------ receiving
     def receive(self, path: str, body: bytes,
@@ -155,35 +155,37 @@ class BookingSystem:
         """Handle one POST; returns the HTTP status and the JSON answer."""
         lowered = {k.lower(): v for k, v in headers.items()}
         with self._lock:
-            status, reason = self._gate(path)
+            status, reason = self._answer_before_verifying(path)
             if status is None:
                 status, reason = self._verify(path, body, lowered)
             if status is None:
                 message = json.loads(body)
                 webhook_id = lowered["webhook-id"]
-                if webhook_id in self._seen[path]:
+                if webhook_id in self._taken_webhook_ids[path]:
                     self.duplicates += 1
                     status, reason = 204, "duplicate webhook-id: already taken"
                 else:
-                    self._seen[path].add(webhook_id)
+                    self._taken_webhook_ids[path].add(webhook_id)
                     self.events[path].append(message)
-                    self._apply(path, webhook_id, message)
+                    self._act_on(path, webhook_id, message)
                     status = 204
-            self.requests.append(Received(path, body, lowered, status, reason))
+            self.requests.append(ReceivedRequest(path, body, lowered, status, reason))
         return status, ({"error": reason} if status >= 300 else {})
 
-    def _gate(self, path: str) -> tuple[int | None, str]:
+    def _answer_before_verifying(self, path: str) -> tuple[int | None, str]:
+        """404 for an unknown path, 410 for one `gone()`, a `script()`ed status; else None."""
         if path not in self.secrets:
             return 404, f"no such path {path}"
-        if path in self._gone:
+        if path in self._gone_paths:
             return 410, "this endpoint is gone"
-        script = self._scripts.get(path)
+        script = self._scripted_statuses.get(path)
         if script:
             return script.pop(0), "scripted failure"
         return None, ""
 
     def _verify(self, path: str, body: bytes,
                 headers: Mapping[str, str]) -> tuple[int | None, str]:
+        """400 for bad Standard Webhooks headers, 401 for a bad signature; else None."""
         try:
             verify_webhook(self.secrets[path], body, headers)
         except WebhookHeaderError as exc:
@@ -192,11 +194,12 @@ class BookingSystem:
             return 401, str(exc)
         return None, ""
 
-    def _apply(self, path: str, webhook_id: str, message: Mapping[str, Any]) -> None:
+    def _act_on(self, path: str, webhook_id: str, message: Mapping[str, Any]) -> None:
+        """What the booking system or finance does with a verified, first-time message."""
         kind = message.get("type")
         invoice = (message.get("data") or {}).get("invoice") or {}
         if path == FINANCE_PATH:
-            if kind in FINANCE_ALERTS:
+            if kind in FINANCE_ALERT_TYPES:
                 self.finance_alerts.append({
                     "type": kind, "invoice_id": invoice.get("invoice_id"),
                     "customer_id": (invoice.get("customer") or {}).get("id"),

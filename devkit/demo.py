@@ -1,11 +1,11 @@
-"""`make demo`: a sample month of usage for the example catalog, ingested, rated and synced
-through Dagster.
+"""`make demo` (`python -m devkit demo`): a sample month of usage for the example catalog,
+ingested, rated, synced and reconciled through Dagster, as a user runs the `billing` commands.
 
 Runs on embedded defaults so it is reproducible: the demo's own data folder (wiped first), a copy
 of the example catalog whose notification channels point at the demo's local receivers, and a
 pinned "now" (`BILLING_NOW`, early in the month after the sample month) moved forward by hand
-between sync runs. Nothing leaves 127.0.0.1: the local Stripe (`billing stripe-emulator`) stands
-in for Stripe, a local ERP for Umbrella's custom invoicing integration, and a local finance
+between sync runs. Nothing leaves 127.0.0.1: the local Stripe (`python -m devkit stripe-emulator`)
+stands in for Stripe, a local ERP for Umbrella's custom invoicing integration, and a local finance
 receiver for the finance channel; the integration API runs as its own process (`billing api`).
 """
 
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from devkit.cli import main as devkit
 from pipelines import settings
 from pipelines.cli import main as billing
 
@@ -45,12 +46,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def webhook_secret() -> str:
+def new_webhook_secret() -> str:
     """A fresh Standard Webhooks secret (`whsec_` + base64 of 32 random bytes)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def demo_catalog(source: Path, target: Path, *, finance_url: str, erp_url: str) -> None:
+def write_demo_catalog(source: Path, target: Path, *, finance_url: str, erp_url: str) -> None:
     """The example catalog, its channels pointed at this demo's receivers."""
     if target.exists():
         shutil.rmtree(target)
@@ -66,7 +67,7 @@ def demo_catalog(source: Path, target: Path, *, finance_url: str, erp_url: str) 
 
 
 @contextlib.contextmanager
-def integration_api(log: Path) -> Iterator[str]:
+def running_integration_api(log: Path) -> Iterator[str]:
     """`billing api` in its own process (as in production), until the demo ends."""
     port = free_port()
     with log.open("wb") as out:
@@ -95,7 +96,7 @@ def integration_api(log: Path) -> Iterator[str]:
             process.kill()
 
 
-def create_token() -> str:
+def create_erp_token() -> str:
     """`billing token create`, as a user runs it; the token is the last line it prints."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -115,6 +116,7 @@ def advance_now(minutes: int) -> str:
 
 
 def run_demo() -> None:
+    """Steps 1-5 (sample data, ingestion, rating, rejects, usage), then the stand-ins' steps."""
     os.environ.setdefault("BILLING_NOW", DEMO_NOW)
     os.environ.setdefault("BILLING_WAREHOUSE", "data/demo/warehouse.duckdb")
     os.environ.setdefault("BILLING_LANDING", "data/demo/landing")
@@ -133,12 +135,12 @@ def run_demo() -> None:
     landing.mkdir(parents=True)
 
     print(f"== 1. a sample month ({DEMO_MONTH}) of usage events for the example catalog")
-    billing(["generate-events", "--month", DEMO_MONTH, "--events", "20000", "--seed", "7",
-             "--format", "jsonl"])
-    billing(["generate-events", "--month", DEMO_MONTH, "--events", "5000", "--seed", "8",
-             "--format", "parquet"])
-    billing(["generate-events", "--month", DEMO_MONTH, "--events", "1000", "--seed", "9",
-             "--format", "csv"])
+    devkit(["generate-events", "--month", DEMO_MONTH, "--events", "20000", "--seed", "7",
+            "--format", "jsonl"])
+    devkit(["generate-events", "--month", DEMO_MONTH, "--events", "5000", "--seed", "8",
+            "--format", "parquet"])
+    devkit(["generate-events", "--month", DEMO_MONTH, "--events", "1000", "--seed", "9",
+            "--format", "csv"])
     first = sorted(landing.glob("*.jsonl"))[0]
     shutil.copy(first, landing / f"relanded_{first.name}")
     print(f"(and the JSON Lines file landed a second time as relanded_{first.name})")
@@ -163,7 +165,7 @@ def run_demo() -> None:
                min("timestamp") AS first, max("timestamp") AS last
         FROM raw.events GROUP BY event_name ORDER BY events DESC"""])
 
-    run_sync_demo(warehouse)
+    run_with_local_stand_ins(warehouse)
 
     env = f"BILLING_WAREHOUSE={warehouse}"
     duckdb_cmd = (f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
@@ -179,13 +181,13 @@ def run_demo() -> None:
     make dev      # then open http://127.0.0.1:3000""")
 
 
-def run_sync_demo(warehouse: Path) -> None:
+def run_with_local_stand_ins(warehouse: Path) -> None:
     """Steps 6-9: the sync job against local stand-ins of Stripe, Umbrella's ERP and finance."""
     from devkit.booking_system import FINANCE_PATH, BookingSystem
-    from devkit.local_erp import LocalCustomInvoicing
+    from devkit.local_erp import LocalErp
     from devkit.stripe_emulator import StripeEmulator
 
-    erp_secret, finance_secret = webhook_secret(), webhook_secret()
+    erp_secret, finance_secret = new_webhook_secret(), new_webhook_secret()
     os.environ["ERP_WEBHOOK_SECRET"] = erp_secret
     os.environ["FINANCE_WEBHOOK_SECRET"] = finance_secret
     os.environ["STRIPE_API_KEY"] = STRIPE_TEST_KEY
@@ -193,18 +195,18 @@ def run_sync_demo(warehouse: Path) -> None:
     with contextlib.ExitStack() as stack:
         emulator = stack.enter_context(StripeEmulator(api_keys=[STRIPE_TEST_KEY]))
         os.environ["STRIPE_API_BASE"] = emulator.base_url
-        finance = stack.enter_context(BookingSystem(booking_secret=webhook_secret(),
+        finance = stack.enter_context(BookingSystem(booking_secret=new_webhook_secret(),
                                                     finance_secret=finance_secret))
-        api_url = stack.enter_context(integration_api(demo_folder / "api.log"))
+        api_url = stack.enter_context(running_integration_api(demo_folder / "api.log"))
         print(f"\n== 6. local stand-ins on 127.0.0.1: Stripe at {emulator.base_url} "
               f"(STRIPE_API_BASE, key {STRIPE_TEST_KEY}), the integration API at {api_url} "
               "(`billing api`), Umbrella's ERP and a finance receiver; signing secrets "
               "generated into ERP_WEBHOOK_SECRET and FINANCE_WEBHOOK_SECRET")
-        token = create_token()
-        erp = LocalCustomInvoicing(api_url, token, erp_secret)
+        token = create_erp_token()
+        erp = LocalErp(api_url, token, erp_secret)
         erp_url = erp.start()
         stack.callback(erp.stop)
-        demo_catalog(Path(settings.catalog_path()), demo_folder / "catalog",
+        write_demo_catalog(Path(settings.catalog_path()), demo_folder / "catalog",
                      finance_url=finance.url(FINANCE_PATH), erp_url=erp_url)
         os.environ["BILLING_CATALOG"] = str(demo_folder / "catalog")
 
@@ -218,8 +220,8 @@ def run_sync_demo(warehouse: Path) -> None:
             billing(["sync"])
             erp.wait_idle()
 
-        umbrella = first_invoice(warehouse, "umbrella_004")
-        stripe_invoice = first_stripe_invoice(warehouse)
+        umbrella = first_invoice_of(warehouse, "umbrella_004")
+        stripe_invoice = stripe_invoice_awaiting_payment(warehouse)
         print(f"\n== 8. payments: Umbrella's ERP reports {umbrella} paid through the API; "
               f"a Stripe customer pays {stripe_invoice[1]} at Stripe")
         erp.report_payment(umbrella, "paid")
@@ -239,7 +241,7 @@ def run_sync_demo(warehouse: Path) -> None:
             ORDER BY object_type, internal_id"""])
         print(f"ERP received: {[m['type'] for m in erp.received]}; ERP errors: {erp.errors}")
         stats = emulator.stats()
-        print(f"local Stripe: {len(emulator_invoices(emulator.base_url))} invoices, "
+        print(f"local Stripe: {len(local_stripe_invoices(emulator.base_url))} invoices, "
               f"{stats.get('requests_total')} requests; finance receiver got "
               f"{[e.get('type') for e in finance.events[FINANCE_PATH]]}")
 
@@ -256,7 +258,7 @@ def run_sync_demo(warehouse: Path) -> None:
         billing(["report", "--month", month, "--out", str(demo_folder / "reports" / month)])
 
 
-def first_invoice(warehouse: Path, customer: str) -> str:
+def first_invoice_of(warehouse: Path, customer: str) -> str:
     from pipelines.warehouse import connect_reader
 
     with connect_reader(str(warehouse)) as con:
@@ -271,7 +273,7 @@ def latest_billing_month(warehouse: Path) -> str:
         return str(con.execute("SELECT max(billing_month) FROM billing.invoices").fetchall()[0][0])
 
 
-def first_stripe_invoice(warehouse: Path) -> tuple[str, str]:
+def stripe_invoice_awaiting_payment(warehouse: Path) -> tuple[str, str]:
     """A Stripe invoice awaiting payment: (Stripe id, our invoice id)."""
     from pipelines.warehouse import connect_reader
 
@@ -287,7 +289,7 @@ def first_stripe_invoice(warehouse: Path) -> tuple[str, str]:
     return str(row[0][0]), str(row[0][1])
 
 
-def emulator_invoices(base_url: str) -> list[object]:
+def local_stripe_invoices(base_url: str) -> list[object]:
     """Every invoice the local Stripe holds, read with the stripe SDK."""
     import stripe
 

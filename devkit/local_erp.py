@@ -1,4 +1,5 @@
-"""A local custom invoicing integration (an ERP stand-in) for tests and the demo.
+"""A local ERP: the stand-in for a customer's own invoicing system connected through a custom
+invoicing integration (Umbrella's in the demo), for tests and the demo.
 
 It does what a real integration does, over the real wire: it receives the pipeline's signed
 notifications on 127.0.0.1 (Standard Webhooks, checked with the channel's secret), keeps its own
@@ -39,14 +40,14 @@ from typing import Any
 from devkit.api_client import CustomInvoicingClient
 from pipelines.notifications.signing import verify_webhook
 
-DRAFT_REQUESTED = "invoice.draft_sync_requested"
-ISSUING_REQUESTED = "invoice.issuing_sync_requested"
+DRAFT_SYNC_REQUESTED = "invoice.draft_sync_requested"
+ISSUING_SYNC_REQUESTED = "invoice.issuing_sync_requested"
 
 
 # what the ERP's invoice status becomes when a payment trigger is reported (Stripe's words;
 # a refund leaves an invoice paid, with amount_refunded)
-TRIGGER_STATUS = {"paid": "paid", "void": "void", "payment_uncollectible": "uncollectible",
-                  "refunded": "paid"}
+ERP_STATUS_AFTER_TRIGGER = {"paid": "paid", "void": "void",
+                            "payment_uncollectible": "uncollectible", "refunded": "paid"}
 
 
 @dataclass
@@ -81,16 +82,16 @@ class ErpInvoice:
         """This invoice as an invoice statement lists it (exact decimal strings)."""
         return {"external_id": self.external_id, "invoice_id": self.invoice_id,
                 "invoice_number": self.number, "currency": self.currency,
-                "total": _text(self.total), "status": self.status,
-                "amount_paid": _text(self.amount_paid),
-                "amount_refunded": _text(self.amount_refunded),
+                "total": _decimal_text(self.total), "status": self.status,
+                "amount_paid": _decimal_text(self.amount_paid),
+                "amount_refunded": _decimal_text(self.amount_refunded),
                 "lines": [{"external_id": line.external_id, "line_id": line.line_id,
-                           "amount": _text(line.amount)} for line in self.lines]}
+                           "amount": _decimal_text(line.amount)} for line in self.lines]}
 
 
-class LocalCustomInvoicing:
-    """The integration: `start()` it, point a notification channel at `webhook_url`, give it a
-    token with the `invoices:sync` and `payments:write` scopes."""
+class LocalErp:
+    """The ERP and its integration: `start()` it, point a notification channel at
+    `webhook_url`, give it a token with the `invoices:sync` and `payments:write` scopes."""
 
     def __init__(self, api_url: str, token: str, webhook_secret: str, *,
                  number_prefix: str = "ERP", answer_hooks: bool = True) -> None:
@@ -99,18 +100,18 @@ class LocalCustomInvoicing:
         self.number_prefix = number_prefix
         self.answer_hooks = answer_hooks
         self.invoices: dict[str, ErpInvoice] = {}
-        self.others: list[ErpInvoice] = []         # orphans and duplicates (test levers)
-        self.notified: dict[str, dict[str, Any]] = {}   # the latest invoice payload per invoice
+        self.extra_invoices: list[ErpInvoice] = []   # orphans and duplicates (test levers)
+        self.latest_notified: dict[str, dict[str, Any]] = {}   # invoice payload per invoice id
         self.received: list[dict[str, Any]] = []   # verified notifications, as received
         self.refused: list[str] = []               # why notifications were refused
         self.errors: list[str] = []                # API answers that were not 2xx
         self._lock = threading.Lock()
-        self._work: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._seen_ids: set[str] = set()
+        self._pending_messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._taken_webhook_ids: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
-        self._sequence = 0
-        self._numbers = 0       # the ERP's own invoice number series
+        self._last_external_sequence = 0   # the ERP's own ids: erp_inv_NNNN
+        self._last_invoice_number = 0      # the ERP's own invoice number series
 
     # ------------------------------------------------------------------ server
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -119,7 +120,7 @@ class LocalCustomInvoicing:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                status = integration._receive(body, dict(self.headers.items()))
+                status = integration._accept_webhook(body, dict(self.headers.items()))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -129,7 +130,7 @@ class LocalCustomInvoicing:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
-                         threading.Thread(target=self._worker, daemon=True)]
+                         threading.Thread(target=self._answer_messages, daemon=True)]
         for thread in self._threads:
             thread.start()
         return self.webhook_url
@@ -142,7 +143,7 @@ class LocalCustomInvoicing:
         return f"http://{host}:{port}/hooks/billing"
 
     def stop(self) -> None:
-        self._work.put(None)
+        self._pending_messages.put(None)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -150,7 +151,7 @@ class LocalCustomInvoicing:
             thread.join(timeout=10)
         self.client.close()
 
-    def __enter__(self) -> LocalCustomInvoicing:
+    def __enter__(self) -> LocalErp:
         self.start()
         return self
 
@@ -160,12 +161,12 @@ class LocalCustomInvoicing:
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until every received notification has been answered."""
         done = threading.Event()
-        self._work.put({"__barrier__": done})
+        self._pending_messages.put({"__barrier__": done})
         if not done.wait(timeout):
             raise TimeoutError("the local integration did not finish its work in time")
 
     # ------------------------------------------------------------------ hooks
-    def _receive(self, body: bytes, headers: Mapping[str, str]) -> int:
+    def _accept_webhook(self, body: bytes, headers: Mapping[str, str]) -> int:
         try:
             verify_webhook(self.webhook_secret, body, headers)
         except ValueError as exc:
@@ -175,19 +176,19 @@ class LocalCustomInvoicing:
         message = json.loads(body)
         webhook_id = {k.lower(): v for k, v in headers.items()}.get("webhook-id", "")
         with self._lock:
-            if webhook_id in self._seen_ids:   # a retry of a message already taken
+            if webhook_id in self._taken_webhook_ids:   # a retry of a message already taken
                 return 204
-            self._seen_ids.add(webhook_id)
+            self._taken_webhook_ids.add(webhook_id)
             self.received.append(message)
             invoice = (message.get("data") or {}).get("invoice") or {}
             if invoice.get("invoice_id"):
-                self.notified[invoice["invoice_id"]] = invoice
-        self._work.put(message)
+                self.latest_notified[invoice["invoice_id"]] = invoice
+        self._pending_messages.put(message)
         return 204
 
-    def _worker(self) -> None:
+    def _answer_messages(self) -> None:
         while True:
-            message = self._work.get()
+            message = self._pending_messages.get()
             if message is None:
                 return
             barrier = message.get("__barrier__")
@@ -195,18 +196,18 @@ class LocalCustomInvoicing:
                 barrier.set()
                 continue
             try:
-                self._handle(message)
+                self._answer_hook(message)
             except Exception as exc:  # an integration keeps serving after one failure
                 with self._lock:
                     self.errors.append(f"{message.get('type')}: {exc}")
 
-    def _handle(self, message: Mapping[str, Any]) -> None:
+    def _answer_hook(self, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
         invoice = (message.get("data") or {}).get("invoice") or {}
-        if kind not in (DRAFT_REQUESTED, ISSUING_REQUESTED) or not self.answer_hooks:
+        if kind not in (DRAFT_SYNC_REQUESTED, ISSUING_SYNC_REQUESTED) or not self.answer_hooks:
             return
         invoice_id = invoice["invoice_id"]
-        if kind == DRAFT_REQUESTED:
+        if kind == DRAFT_SYNC_REQUESTED:
             self.synchronize_draft(invoice_id, invoice.get("lines") or [])
         else:
             self.issue(invoice_id)
@@ -215,9 +216,8 @@ class LocalCustomInvoicing:
     def synchronize_draft(self, invoice_id: str, lines: list[Mapping[str, Any]]) -> None:
         """Create the ERP draft and tell the pipeline its ids."""
         with self._lock:
-            self._sequence += 1
             record = self.invoices.setdefault(
-                invoice_id, ErpInvoice(invoice_id, f"erp_inv_{self._sequence:04d}"))
+                invoice_id, ErpInvoice(invoice_id, self._next_external_id()))
         record.line_ids = {line["line_id"]: f"{record.external_id}_l{index}"
                            for index, line in enumerate(lines, 1)}
         charges = [{"line_id": lid, "external_id": ext} for lid, ext in record.line_ids.items()
@@ -225,11 +225,12 @@ class LocalCustomInvoicing:
         discounts = [{"line_discount_id": lid, "external_id": ext}
                      for lid, ext in record.line_ids.items()
                      if _line_type(lines, lid) == "discount"]
-        self._call(self.client.draft_synchronized, invoice_id, external_id=record.external_id,
-                   line_external_ids=charges, line_discount_external_ids=discounts)
+        self._call_api(self.client.draft_synchronized, invoice_id,
+                       external_id=record.external_id, line_external_ids=charges,
+                       line_discount_external_ids=discounts)
         record.events.append("draft_synchronized")
         with self._lock:
-            self._keep(record, lines)
+            self._record_as_notified(record, lines)
             record.status = "draft"
 
     def issue(self, invoice_id: str) -> None:
@@ -237,33 +238,32 @@ class LocalCustomInvoicing:
         record = self.invoices.get(invoice_id)
         if record is None:   # a profile with only the issuing hook: no draft sync came first
             with self._lock:
-                self._sequence += 1
                 record = self.invoices.setdefault(
-                    invoice_id, ErpInvoice(invoice_id, f"erp_inv_{self._sequence:04d}"))
+                    invoice_id, ErpInvoice(invoice_id, self._next_external_id()))
         now = datetime.now(UTC)
         if record.number is None:
             with self._lock:
-                self._numbers += 1
-                record.number = f"{self.number_prefix}-{now.year}-{self._numbers:04d}"
+                record.number = self._next_invoice_number(now)
         record.payment_id = f"{record.external_id}_pay"
-        self._call(self.client.issuing_synchronized, invoice_id, invoice_number=record.number,
-                   sent_to_customer_at=now.isoformat(), payment_external_id=record.payment_id)
+        self._call_api(self.client.issuing_synchronized, invoice_id,
+                       invoice_number=record.number, sent_to_customer_at=now.isoformat(),
+                       payment_external_id=record.payment_id)
         record.events.append("issuing_synchronized")
         with self._lock:
-            self._keep(record, None)
+            self._record_as_notified(record, None)
             record.status = "open"
 
     def report_payment(self, invoice_id: str, trigger: str) -> None:
         """Report a payment status (paid, payment_failed, refunded, ...)."""
-        self._call(self.client.payment_status, invoice_id, trigger)
+        self._call_api(self.client.payment_status, invoice_id, trigger)
         record = self.invoices.setdefault(invoice_id, ErpInvoice(invoice_id, ""))
         record.events.append(trigger)
         with self._lock:
             if trigger == "paid":
-                _settle(record)
+                _settle_in_full(record)
             elif trigger == "refunded":
-                _refund(record)
-            record.status = TRIGGER_STATUS.get(trigger, record.status)
+                _refund_in_full(record)
+            record.status = ERP_STATUS_AFTER_TRIGGER.get(trigger, record.status)
 
     def pay(self, invoice_id: str) -> None:
         """The customer paid: reported as `paid`."""
@@ -281,10 +281,21 @@ class LocalCustomInvoicing:
         """The invoice was voided: reported as `void`."""
         self.report_payment(invoice_id, "void")
 
-    def _keep(self, record: ErpInvoice, lines: list[Mapping[str, Any]] | None) -> None:
+    def _next_external_id(self) -> str:
+        """The ERP's id for a new invoice of its own. Call with the lock held."""
+        self._last_external_sequence += 1
+        return f"erp_inv_{self._last_external_sequence:04d}"
+
+    def _next_invoice_number(self, now: datetime) -> str:
+        """The next number in the ERP's own series (`ERP-YYYY-NNNN`). Call with the lock held."""
+        self._last_invoice_number += 1
+        return f"{self.number_prefix}-{now.year}-{self._last_invoice_number:04d}"
+
+    def _record_as_notified(self, record: ErpInvoice,
+                            lines: list[Mapping[str, Any]] | None) -> None:
         """Keep the invoice as notified (currency, total, line amounts) on the ERP's record;
         `lines`, when given, are the lines the draft was made from. Call with the lock held."""
-        invoice = self.notified.get(record.invoice_id or "") or {}
+        invoice = self.latest_notified.get(record.invoice_id or "") or {}
         sent = lines if lines is not None else invoice.get("lines") or []
         amounts = {line["line_id"]: line.get("amount") for line in invoice.get("lines") or []}
         if invoice.get("currency"):
@@ -307,7 +318,7 @@ class LocalCustomInvoicing:
         """The ERP's complete current view of our invoices, as an invoice statement lists them:
         every invoice it holds (made from a hook's notification, or by a test lever)."""
         with self._lock:
-            held = [*self.invoices.values(), *self.others]
+            held = [*self.invoices.values(), *self.extra_invoices]
             return [record.statement_entry() for record in held
                     if record.external_id and record.currency and record.total is not None]
 
@@ -315,13 +326,13 @@ class LocalCustomInvoicing:
         """Report `statement()` through the integration API, as of `as_of` (default: now);
         returns the API's answer (202, with the inbox item)."""
         at = as_of if as_of is not None else datetime.now(UTC)
-        answer: dict[str, Any] = self._call(self.client.send_statement, self.statement(), at)
+        answer: dict[str, Any] = self._call_api(self.client.send_statement, self.statement(), at)
         return answer
 
     # ------------------------------------------------------------------ test levers
     # Discrepancies made in the ERP only: nothing is reported to the pipeline but the next
     # statement. Each names the invoice by our invoice id; KeyError when the ERP holds none.
-    def _held(self, invoice_id: str) -> ErpInvoice:
+    def _held_invoice(self, invoice_id: str) -> ErpInvoice:
         record = self.invoices.get(invoice_id)
         if record is None or not record.external_id:
             raise KeyError(f"the ERP holds no invoice {invoice_id}")
@@ -330,19 +341,19 @@ class LocalCustomInvoicing:
     def delete(self, invoice_id: str) -> None:
         """Forget the invoice (and any duplicate of it), as if deleted in the ERP."""
         with self._lock:
-            self._held(invoice_id)
+            self._held_invoice(invoice_id)
             del self.invoices[invoice_id]
-            self.others = [r for r in self.others if r.invoice_id != invoice_id]
+            self.extra_invoices = [r for r in self.extra_invoices if r.invoice_id != invoice_id]
 
     def change_total(self, invoice_id: str, new_total: Decimal | str) -> None:
         """Edit the invoice's total in the ERP (its lines stay as they were)."""
         with self._lock:
-            self._held(invoice_id).total = Decimal(str(new_total))
+            self._held_invoice(invoice_id).total = Decimal(str(new_total))
 
     def change_line_amount(self, invoice_id: str, line_id: str, amount: Decimal | str) -> None:
         """Edit one line's amount in the ERP (the invoice total stays as it was)."""
         with self._lock:
-            record = self._held(invoice_id)
+            record = self._held_invoice(invoice_id)
             line = next((ln for ln in record.lines if ln.line_id == line_id), None)
             if line is None:
                 raise KeyError(f"invoice {invoice_id} has no line {line_id} in the ERP")
@@ -351,15 +362,15 @@ class LocalCustomInvoicing:
     def mark_paid_outside(self, invoice_id: str) -> None:
         """Paid in the ERP, never reported through payment/status."""
         with self._lock:
-            record = self._held(invoice_id)
-            _settle(record)
+            record = self._held_invoice(invoice_id)
+            _settle_in_full(record)
             record.status = "paid"
 
     def refund_outside(self, invoice_id: str) -> None:
         """Refunded in full in the ERP (paid first if it was not), never reported."""
         with self._lock:
-            record = self._held(invoice_id)
-            _refund(record)
+            record = self._held_invoice(invoice_id)
+            _refund_in_full(record)
             record.status = "paid"
 
     def create_orphan(self, invoice_id_claimed: str | None, currency: str,
@@ -367,10 +378,9 @@ class LocalCustomInvoicing:
         """An invoice made in the ERP (one open line of `total`) claiming an invoice id we may
         not know, or none; returns its external id."""
         with self._lock:
-            self._sequence += 1
-            external_id = f"erp_inv_{self._sequence:04d}"
+            external_id = self._next_external_id()
             amount = Decimal(str(total))
-            self.others.append(ErpInvoice(
+            self.extra_invoices.append(ErpInvoice(
                 invoice_id_claimed, external_id, currency=currency, total=amount,
                 lines=[ErpLine(None, f"{external_id}_l1", amount)], status="open"))
         return external_id
@@ -379,22 +389,20 @@ class LocalCustomInvoicing:
         """A second ERP invoice for the same invoice id (same amounts and status, its own ids
         and number); returns its external id."""
         with self._lock:
-            record = self._held(invoice_id)
-            self._sequence += 1
-            external_id = f"erp_inv_{self._sequence:04d}"
+            record = self._held_invoice(invoice_id)
+            external_id = self._next_external_id()
             number = None
             if record.number is not None:
-                self._numbers += 1
-                number = (f"{self.number_prefix}-{datetime.now(UTC).year}-"
-                          f"{self._numbers:04d}")
-            self.others.append(replace(
+                number = self._next_invoice_number(datetime.now(UTC))
+            self.extra_invoices.append(replace(
                 record, external_id=external_id, number=number, payment_id=None,
                 line_ids={}, events=[],
                 lines=[ErpLine(line.line_id, f"{external_id}_l{index}", line.amount)
                        for index, line in enumerate(record.lines, 1)]))
         return external_id
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call_api(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the integration API; a failed call is kept in `errors`, then raised."""
         try:
             return method(*args, **kwargs)
         except Exception as exc:
@@ -403,21 +411,21 @@ class LocalCustomInvoicing:
             raise
 
 
-def _text(amount: Decimal | None) -> str:
+def _decimal_text(amount: Decimal | None) -> str:
     """An exact decimal string, never in exponent notation."""
     return format(amount, "f")
 
 
-def _settle(record: ErpInvoice) -> None:
+def _settle_in_full(record: ErpInvoice) -> None:
     """The invoice is paid in full."""
     if record.total is not None:
         record.amount_paid = record.total
 
 
-def _refund(record: ErpInvoice) -> None:
+def _refund_in_full(record: ErpInvoice) -> None:
     """The payment is refunded in full (an unpaid invoice is paid first)."""
     if record.amount_paid == 0:
-        _settle(record)
+        _settle_in_full(record)
     record.amount_refunded = record.amount_paid
 
 

@@ -103,3 +103,8 @@ def display(amount: int, code: str) -> str:
 def round_minor(value: Decimal) -> int:
     """Round a computed minor-unit amount to an integer, half away from zero."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as Stripe writes ``*_decimal`` fields: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")

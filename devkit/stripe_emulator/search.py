@@ -1,19 +1,23 @@
-"""Stripe's search query language, as far as the billing sync needs it.
+"""Search: ``/v1/{resource}/search`` and Stripe's query language, as far as the sync needs it.
 
 ``metadata['billing_id']:'in_123' AND status:'open'``, ``email~'acme'``, ``total>=1000``,
 ``-status:'void'``, ``customer:'cus_1' OR customer:'cus_2'``. Clauses are joined by ``AND`` or
 ``OR`` (not both in one query, as in Stripe). ``:`` is an exact, case-insensitive match; ``~``
 a substring match (at least 3 characters); ``>``, ``<``, ``>=``, ``<=`` compare numbers.
-``field:null`` matches a missing/null value.
+``field:null`` matches a missing/null value. Results page with ``page``/``next_page``;
+``expand[]=total_count`` adds the number of matches.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import StripeAPIError, invalid
+from .routes import Body, Params, route
+from .state import RequestContext, State, page_limit
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -132,3 +136,39 @@ def _clause(c: Clause, obj: dict[str, Any]) -> bool:
         return isinstance(actual, (int, float)) and float(actual) == c.value
     text = str(actual).lower()
     return c.value.lower() in text if c.op == "~" else text == c.value.lower()
+
+
+def search_endpoint(kind: str, resource: str, params_prefix: str, fields: Iterable[str]) -> None:
+    """``GET /v1/{resource}/search``: objects of ``kind`` matching the query on ``fields``."""
+    searchable = frozenset(fields)
+
+    @route("GET", f"/v1/{resource}/search", f"{params_prefix}SearchParams")
+    def search(state: State, ctx: RequestContext, p: Params) -> Body:
+        query = parse(p["query"], searchable, resource)
+        limit = page_limit(p)
+        offset = 0
+        if "page" in p:
+            token = p["page"]
+            if not re.fullmatch(r"page_\d+", token):
+                raise invalid(f"Invalid page: {token}", "page")
+            offset = int(token[5:])
+        ids = [
+            i
+            for i in state.ids_of(kind)
+            if state.visible_to_search(i) and matches(query, state.objects[i])
+        ]
+        page = ids[offset : offset + limit]
+        has_more = offset + limit < len(ids)
+        out: dict[str, Any] = {
+            "object": "search_result",
+            "data": [state.render(i) for i in page],
+            "has_more": has_more,
+            "next_page": f"page_{offset + limit}" if has_more else None,
+            "url": f"/v1/{resource}/search",
+        }
+        for path in p.get("expand", []):
+            if path == "total_count":
+                out["total_count"] = len(ids)
+            else:
+                state.expand_into(out, path)
+        return out

@@ -1,4 +1,5 @@
-"""The HTTP front of the emulator: Stripe's wire protocol plus the ``/_emulator`` control API.
+"""The HTTP front of the emulator: Stripe's wire protocol, and the ``/_emulator`` control API
+(answered by ``control.py``) on the same port.
 
 Per API request, in order (as Stripe does, as far as a client can tell):
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import html
 import json
 import random
 import re
@@ -31,23 +31,24 @@ import traceback
 import urllib.parse
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from stripe._api_version import _ApiVersion
 
-from . import resources
+from . import levers
 from . import webhooks as _webhooks
+from .control import handle_control
+from .endpoints import match_route
 from .errors import StripeAPIError, invalid
 from .faults import FaultInjector, Faults
-from .money import display
+from .idempotency import IdempotencyKeys, SavedAnswer, Scope
 from .params import parse_form, validate
+from .routes import encode_body
 from .state import RequestContext, State
 
 DEFAULT_API_VERSION = _ApiVersion.CURRENT
 _ALNUM = string.ascii_letters + string.digits
-IDEMPOTENCY_TTL = 24 * 3600
 _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
 _VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 _NO_KEY = (
@@ -56,20 +57,6 @@ _NO_KEY = (
     "https://stripe.com/docs/api#authentication for details, or we can help at "
     "https://support.stripe.com/."
 )
-
-
-@dataclass
-class _Saved:
-    """An idempotency key's first request and (once done) its answer."""
-
-    method: str
-    path: str
-    fingerprint: str
-    created: float
-    status: int | None = None  # None while the first request is executing
-    body: bytes = b""
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    request_id: str = ""
 
 
 def _mask(key: str) -> str:
@@ -111,8 +98,7 @@ class StripeEmulator:
         )
         self.deliverer = _webhooks.WebhookDeliverer(self.state, tuple(webhook_retry_delays))
         self.state.on_event = self.deliverer.fan_out
-        self._idem: dict[tuple[str, str], _Saved] = {}
-        self._idem_lock = threading.Lock()
+        self._idempotency = IdempotencyKeys()
         self._request_ids = random.Random()  # apart from the (seedable) object-id generator
         self._stats_lock = threading.Lock()
         self._reset_stats()
@@ -204,8 +190,7 @@ class StripeEmulator:
         """Forget every object, event, idempotency key and statistic; restore the start faults."""
         with self.state.lock:
             self.state.reset()
-        with self._idem_lock:
-            self._idem.clear()
+        self._idempotency.clear()
         self.deliverer.clear()
         self.injector.configure(self._initial_faults)
         self.injector.reset_counters()
@@ -217,7 +202,7 @@ class StripeEmulator:
             raise ValueError("the clock only moves forward")
         with self.state.lock:
             self.state.clock_offset += seconds
-            return resources.run_automations(self.state)
+            return levers.run_automations(self.state)
 
     def invoice_action(self, invoice_id: str, action: str, **body: Any) -> dict[str, Any]:
         """Run a test action (pay, payment_failed, payment_action_required, overdue, refund,
@@ -225,7 +210,7 @@ class StripeEmulator:
         changes Stripe's API refuses: delete, set_line_amount) on an invoice; see
         ``/_emulator/invoices/{id}/...``."""
         with self.state.lock:
-            return resources.action(self.state, action, invoice_id, body)
+            return levers.action(self.state, action, invoice_id, body)
 
     def add_webhook_endpoint(self, url: str, events: Iterable[str] = ("*",)) -> str:
         """Register a webhook endpoint directly; returns its ``whsec_`` signing secret."""
@@ -319,11 +304,11 @@ class StripeEmulator:
             "route": f"{method} (unknown)",
             "request_id": request_id,
         }
-        saved: _Saved | None = None
-        scope: tuple[str, str] | None = None
+        saved: SavedAnswer | None = None
+        scope: Scope | None = None
         try:
             api_key = self._authenticate(headers.get("Authorization"))
-            found = resources.match_route(method, path)
+            found = match_route(method, path)
             if found is None:
                 raise invalid(
                     f"Unrecognized request URL ({method}: {path}). Please see "
@@ -352,7 +337,9 @@ class StripeEmulator:
                     )
                 scope = (api_key, idem_key)
                 fingerprint = json.dumps(raw, sort_keys=True)
-                record, fresh = self._idempotency(scope, method, path, fingerprint, request_id)
+                record, fresh = self._idempotency.reserve(
+                    scope, method, path, fingerprint, request_id, self.state.now()
+                )
                 if not fresh:
                     replay = record
                     assert replay.status is not None
@@ -381,7 +368,7 @@ class StripeEmulator:
                 except StripeAPIError as exc:
                     status, payload = exc.status, exc.body()
                     out_headers.update(exc.headers)
-            encoded = _json(payload)
+            encoded = encode_body(payload)
             if saved is not None:
                 saved.status, saved.body = status, encoded
                 saved.headers = {k: v for k, v in out_headers.items() if k != "Request-Id"}
@@ -395,154 +382,22 @@ class StripeEmulator:
             if exc.type == "idempotency_error" or exc.code == "idempotency_key_in_use":
                 entry["idempotency_error"] = True
             entry["status"] = exc.status
-            return exc.status, _json(exc.body()), {**out_headers, **exc.headers}, False, entry
+            return exc.status, encode_body(exc.body()), {**out_headers, **exc.headers}, False, entry
         except Exception as exc:  # a bug in the emulator: answer like Stripe's 500
             entry["status"] = 500
             entry["exception"] = repr(exc)
             if self.log_requests:
                 traceback.print_exc()
             body = StripeAPIError(500, f"Emulator error: {exc!r}", type="api_error").body()
-            return 500, _json(body), out_headers, False, entry
+            return 500, encode_body(body), out_headers, False, entry
         finally:
             if saved is not None and scope is not None:
-                with self._idem_lock:  # never finished: forget the key so a retry can run
-                    if self._idem.get(scope) is saved:
-                        del self._idem[scope]
-
-    def _idempotency(
-        self, scope: tuple[str, str], method: str, path: str, fingerprint: str, request_id: str
-    ) -> tuple[_Saved, bool]:
-        """The key's record and whether it is new (reserved for this request)."""
-        key = scope[1]
-        now = self.state.now()
-        with self._idem_lock:
-            saved = self._idem.get(scope)
-            if saved is not None and now - saved.created > IDEMPOTENCY_TTL:
-                saved = None
-            if saved is None:
-                saved = _Saved(method, path, fingerprint, now, request_id=request_id)
-                self._idem[scope] = saved
-                return saved, True
-            if (saved.method, saved.path) != (method, path):
-                raise StripeAPIError(
-                    400,
-                    "Keys for idempotent requests can only be used for the same endpoint they "
-                    f"were first used for ('{saved.method} {saved.path}' vs '{method} {path}'). "
-                    f"Try using a key other than '{key}' if you meant to execute a different "
-                    "request.",
-                    type="idempotency_error",
-                )
-            if saved.fingerprint != fingerprint:
-                raise StripeAPIError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    f"they were first used with. Try using a key other than '{key}' if you "
-                    "meant to execute a different request.",
-                    type="idempotency_error",
-                )
-            if saved.status is None:
-                raise StripeAPIError(
-                    409,
-                    "There is currently another in-progress request using this Idempotent Key "
-                    "(that probably means you submitted twice, and the other request is still "
-                    f"going through): {key}. Please try again later.",
-                    code="idempotency_key_in_use",
-                )
-            return saved, False
-
-    # ------------------------------------------------------------------ /_emulator
-
-    def handle_control(
-        self, method: str, path: str, query: str, body: str
-    ) -> tuple[int, bytes, str]:
-        """The control API; returns (status, body, content type)."""
-        try:
-            data = json.loads(body) if body.strip() else {}
-            if not isinstance(data, dict):
-                raise ValueError("the body must be a JSON object")
-        except ValueError as exc:
-            return (
-                400,
-                _json({"error": {"type": "invalid_request_error", "message": str(exc)}}),
-                ("application/json"),
-            )
-        try:
-            status, payload = self._control(method, path, query, data)
-        except StripeAPIError as exc:
-            return exc.status, _json(exc.body()), "application/json"
-        except ValueError as exc:
-            body_ = {"error": {"type": "invalid_request_error", "message": str(exc)}}
-            return 400, _json(body_), "application/json"
-        if isinstance(payload, str):
-            return status, payload.encode(), "text/html; charset=utf-8"
-        return status, _json(payload), "application/json"
-
-    def _control(
-        self, method: str, path: str, query: str, data: dict[str, Any]
-    ) -> tuple[int, dict[str, Any] | str]:
-        parts = [p for p in path.split("/") if p][1:]  # drop "_emulator"
-        q = dict(urllib.parse.parse_qsl(query))
-        match method, parts:
-            case "GET", ["health"]:
-                return 200, {"status": "ok", "base_url": self.base_url}
-            case "GET", ["faults"]:
-                return 200, self.faults.to_dict()
-            case "POST", ["faults"]:
-                return 200, self.update_faults(**data).to_dict()
-            case "PUT", ["faults"]:
-                self.faults = data
-                return 200, self.faults.to_dict()
-            case "DELETE", ["faults"]:
-                self.faults = Faults()
-                return 200, self.faults.to_dict()
-            case "GET", ["stats"]:
-                return 200, self.stats()
-            case "GET", ["requests"]:
-                return 200, {"data": self.request_log(int(q.get("limit", 100)))}
-            case "POST", ["reset"]:
-                self.reset()
-                return 200, {"reset": True}
-            case "GET", ["clock"]:
-                return 200, {"now": self.state.now(), "offset": self.state.clock_offset}
-            case "POST", ["clock"]:
-                done = self.advance_clock(float(data.get("advance_seconds", 0)))
-                return 200, {"now": self.state.now(), "automations": done}
-            case "GET", ["webhooks"]:
-                return 200, {"data": list(self.deliverer.log), **self.stats()["webhooks"]}
-            case "GET", ["invoices", invoice_id, "hosted"]:
-                return 200, self._hosted_page(invoice_id, q.get("token", ""))
-            case "POST", ["invoices", invoice_id, action] if action in resources.ACTIONS:
-                return 200, self.invoice_action(invoice_id, action, **data)
-        raise invalid(f"Unrecognized emulator URL ({method}: {path}).", status=404)
-
-    def _hosted_page(self, invoice_id: str, token: str) -> str:
-        with self.state.lock:
-            inv = self.state.render(invoice_id)
-        if not inv.get("hosted_invoice_url") or f"token={token}" not in inv["hosted_invoice_url"]:
-            raise invalid("No such hosted invoice.", status=404)
-        cur = inv["currency"]
-        rows = "".join(
-            f"<tr><td>{html.escape(line['description'] or '')}</td><td>{line['quantity']}</td>"
-            f"<td>{display(line['amount'], cur)}</td></tr>"
-            for line in inv["lines"]["data"]
-        )
-        return (
-            f"<!doctype html><title>Invoice {html.escape(inv['number'] or '')}</title>"
-            f"<h1>Invoice {html.escape(inv['number'] or '')} ({inv['status']})</h1>"
-            f"<table><tr><th>Item</th><th>Qty</th><th>Amount</th></tr>{rows}</table>"
-            f"<p>Total {display(inv['total'], cur)} &middot; Amount due "
-            f"{display(inv['amount_due'], cur)} &middot; Remaining "
-            f"{display(inv['amount_remaining'], cur)}</p>"
-        )
+                self._idempotency.release(scope, saved)  # never finished
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops SYNs of concurrent clients (1 s retransmit)
-
-
-def _json(payload: Any) -> bytes:
-    return (json.dumps(payload, indent=2) + "\n").encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -594,8 +449,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = raw.decode("utf-8", errors="replace")
         if split.path.startswith("/_emulator/") or split.path == "/_emulator":
-            status, payload, ctype = self.emulator.handle_control(
-                method, split.path, split.query, body
+            status, payload, ctype = handle_control(
+                self.emulator, method, split.path, split.query, body
             )
             self._send(status, payload, {"Content-Type": ctype})
             return

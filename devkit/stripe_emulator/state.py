@@ -1,7 +1,8 @@
 """In-memory account state: objects, ids, clock, events, list pagination and ``expand``.
 
-Resource behaviour (what creating an invoice or paying it does) lives in ``resources.py``; this
-module is the storage and the generic API mechanics every resource shares. All access happens
+Resource behaviour (what creating an invoice or paying it does) lives in one module per Stripe
+object (``customers.py``, ``invoices.py``, ...); this module is the storage and the generic API
+mechanics every resource shares. All access happens
 under :attr:`State.lock` (the HTTP server holds it around each request's execution).
 """
 
@@ -142,8 +143,7 @@ class State:
     def render(self, oid: str, expand: Iterable[str] = ()) -> dict[str, Any]:
         """The API representation of an object, with ``expand`` applied."""
         out = self._render_plain(oid)
-        for path in expand:
-            self.expand_into(out, path)
+        self.expand_all(out, expand)
         return out
 
     def _render_plain(self, oid: str) -> dict[str, Any]:
@@ -152,6 +152,11 @@ class State:
         if renderer is not None:
             renderer(self, obj)
         return obj
+
+    def expand_all(self, out: dict[str, Any], paths: Iterable[str]) -> None:
+        """Apply each ``expand`` path to the rendered object or list ``out``."""
+        for path in paths:
+            self.expand_into(out, path)
 
     def expand_into(self, out: dict[str, Any], path: str, depth: int = 0) -> None:
         parts = path.split(".")
@@ -237,7 +242,7 @@ class State:
         render: Callable[[str], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Cursor pagination (``limit``, ``starting_after``, ``ending_before``) over ``ids``."""
-        limit = _limit(params)
+        limit = page_limit(params)
         after, before = params.get("starting_after"), params.get("ending_before")
         if after is not None and before is not None:
             raise exclusive("ending_before", "starting_after")
@@ -256,9 +261,8 @@ class State:
             page = ids[:limit]
             has_more = len(ids) > limit
         draw = render or self._render_plain
-        out = {"object": "list", "data": [draw(i) for i in page], "has_more": has_more, "url": url}
-        for path in params.get("expand", []):
-            self.expand_into(out, path)
+        out = list_object([draw(i) for i in page], has_more, url)
+        self.expand_all(out, params.get("expand", []))
         return out
 
     def visible_to_search(self, oid: str) -> bool:
@@ -266,7 +270,13 @@ class State:
         return lag <= 0 or time.monotonic() - self.born[oid] >= lag
 
 
-def _limit(params: dict[str, Any]) -> int:
+def list_object(data: list[dict[str, Any]], has_more: bool, url: str) -> dict[str, Any]:
+    """Stripe's list object: a page of ``data`` and whether more follow."""
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def page_limit(params: dict[str, Any]) -> int:
+    """The ``limit`` of a list or search request (1 to 100, default 10)."""
     limit = params.get("limit", 10)
     if not 1 <= limit <= 100:
         raise invalid(f"This value must be between 1 and 100 (it currently is '{limit}').", "limit")
@@ -299,7 +309,7 @@ def _cannot_expand(path: str, suggest: bool = False) -> StripeAPIError:
     return invalid(message, "expand")
 
 
-# Filled in by resources.py: object type -> function completing the stored dict on render
+# Filled in by the resource modules: object type -> function completing the stored dict on render
 # (e.g. an invoice's embedded ``lines`` list), and object type -> expandable field paths
 # (value None: the field holds an id to replace by its object; else a function building it).
 RENDERERS: dict[str, Callable[[State, dict[str, Any]], None]] = {}

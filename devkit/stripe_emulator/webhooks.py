@@ -22,8 +22,10 @@ from hashlib import sha256
 from typing import Any
 
 from .errors import invalid
-from .resources import _expand, _nullable, merge_metadata, route
-from .state import EXPANDABLE, RequestContext, State
+from .fields import merge_metadata, new_metadata, nullable
+from .routes import Body, Params, route
+from .state import RequestContext, State
+from .templates import delete_endpoint, list_endpoint, rendered, retrieve_endpoint
 
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 5.0, 30.0)
 
@@ -47,7 +49,7 @@ def _check_events(events: list[str]) -> list[str]:
 
 
 @route("POST", "/v1/webhook_endpoints", "WebhookEndpointCreateParams")
-def create_webhook_endpoint(state: State, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+def create_webhook_endpoint(state: State, ctx: RequestContext, p: Params) -> Body:
     if p.get("connect"):
         raise invalid("The Stripe emulator has no connected accounts.", "connect")
     obj = {
@@ -56,33 +58,26 @@ def create_webhook_endpoint(state: State, ctx: RequestContext, p: dict[str, Any]
         "api_version": p.get("api_version"),
         "application": None,
         "created": state.now(),
-        "description": _nullable(p.get("description")),
+        "description": nullable(p.get("description")),
         "enabled_events": _check_events(p["enabled_events"]),
         "livemode": False,
-        "metadata": merge_metadata({}, p.get("metadata", {})),
+        "metadata": new_metadata(p),
         "status": "enabled",
         "url": _check_url(p["url"]),
     }
     state.add(obj)
     secret = "whsec_" + state.token(32)
     state.webhook_secrets[obj["id"]] = secret
-    out = state.render(obj["id"], _expand(p))
+    out = rendered(state, obj["id"], p)
     out["secret"] = secret  # only ever shown in the create response, as on Stripe
     return out
 
 
-@route("GET", "/v1/webhook_endpoints/{id}", "WebhookEndpointRetrieveParams")
-def retrieve_webhook_endpoint(
-    state: State, ctx: RequestContext, p: dict[str, Any], id: str
-) -> dict[str, Any]:
-    state.get("webhook_endpoint", id)
-    return state.render(id, _expand(p))
+retrieve_endpoint("webhook_endpoint", "/v1/webhook_endpoints", "WebhookEndpoint")
 
 
 @route("POST", "/v1/webhook_endpoints/{id}", "WebhookEndpointUpdateParams")
-def update_webhook_endpoint(
-    state: State, ctx: RequestContext, p: dict[str, Any], id: str
-) -> dict[str, Any]:
+def update_webhook_endpoint(state: State, ctx: RequestContext, p: Params, id: str) -> Body:
     obj = state.get("webhook_endpoint", id)
     if "url" in p:
         obj["url"] = _check_url(p["url"])
@@ -91,28 +86,21 @@ def update_webhook_endpoint(
     if "disabled" in p:
         obj["status"] = "disabled" if p["disabled"] else "enabled"
     if "description" in p:
-        obj["description"] = _nullable(p["description"])
+        obj["description"] = nullable(p["description"])
     if "metadata" in p:
         obj["metadata"] = merge_metadata(obj["metadata"], p["metadata"])
-    return state.render(id, _expand(p))
+    return rendered(state, id, p)
 
 
-@route("DELETE", "/v1/webhook_endpoints/{id}", "WebhookEndpointDeleteParams")
-def delete_webhook_endpoint(
-    state: State, ctx: RequestContext, p: dict[str, Any], id: str
-) -> dict[str, Any]:
-    state.get("webhook_endpoint", id)
-    state.remove(id)
-    state.webhook_secrets.pop(id, None)
-    return {"id": id, "object": "webhook_endpoint", "deleted": True}
+delete_endpoint(
+    "webhook_endpoint",
+    "/v1/webhook_endpoints",
+    "WebhookEndpoint",
+    forget=lambda state, id: state.webhook_secrets.pop(id, None),
+)
 
 
-@route("GET", "/v1/webhook_endpoints", "WebhookEndpointListParams")
-def list_webhook_endpoints(state: State, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    return state.list_response(state.ids_of("webhook_endpoint"), p, "/v1/webhook_endpoints")
-
-
-EXPANDABLE.setdefault("webhook_endpoint", {})
+list_endpoint("webhook_endpoint", "/v1/webhook_endpoints", "WebhookEndpoint")
 
 
 class WebhookDeliverer:

@@ -1,0 +1,5 @@
+"""``python -m devkit stripe-emulator | generate-events | demo`` (`devkit.cli`)."""
+
+from devkit.cli import main
+
+main()
