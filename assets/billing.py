@@ -5,41 +5,21 @@ due by "now" (re-rating drafts in place), leaves issued invoices untouched, and 
 profiles without a provider app once their grace period is over.
 """
 
-from datetime import datetime
-
 import dagster as dg
 
-from pipelines import settings
-from pipelines.catalog import CatalogError
-from pipelines.catalog.models import Catalog
-from pipelines.catalog.tables import write_catalog_tables
+from pipelines.asset_checks import asset_check_result
+from pipelines.catalog.warehouse_tables import write_catalog_tables
 from pipelines.invoicing import audit
 from pipelines.invoicing.ledger import write_month
-from pipelines.invoicing.month import draft_invoices, due_cuts
-from pipelines.invoicing.usage import measure_month, stored_usage
+from pipelines.invoicing.month_cuts import draft_invoices, due_cuts
+from pipelines.invoicing.usage_measurement import measure_month, stored_usage
 from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
-
-BILLING_MONTHS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
-NOW_TAG = "billing/now"
-
-
-def billing_month(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
-    """'YYYY-MM' of the run's partition (Dagster's monthly keys are the month's first day)."""
-    return context.partition_key[:7]
-
-
-def run_now(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
-    """The run's "now": the tag the launcher pinned (CLI, schedule), else BILLING_NOW or the
-    clock. Every step of a run then agrees on which cycles have closed."""
-    tagged = context.run.tags.get(NOW_TAG)
-    return settings.parse_instant(tagged) if tagged else settings.now()
-
-
-def _catalog(resource: CatalogResource) -> Catalog:
-    try:
-        return resource.load()
-    except CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
+from pipelines.run_context import (
+    BILLING_MONTHS,
+    catalog_or_fail,
+    run_billing_month,
+    run_now,
+)
 
 
 @dg.asset(
@@ -54,7 +34,7 @@ def _catalog(resource: CatalogResource) -> Catalog:
 )
 def usage_quantities(context: dg.AssetExecutionContext, catalog: CatalogResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    month, now, loaded = billing_month(context), run_now(context), _catalog(catalog)
+    month, now, loaded = run_billing_month(context), run_now(context), catalog_or_fail(catalog)
     cuts = due_cuts(loaded, month, now)
     with warehouse.writer() as con:
         # rating reads the catalog as it is now, so its tables are refreshed first
@@ -82,7 +62,7 @@ def usage_quantities(context: dg.AssetExecutionContext, catalog: CatalogResource
 )
 def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
              warehouse: WarehouseResource) -> dg.MaterializeResult:
-    month, now, loaded = billing_month(context), run_now(context), _catalog(catalog)
+    month, now, loaded = run_billing_month(context), run_now(context), catalog_or_fail(catalog)
     cuts = due_cuts(loaded, month, now)
     with warehouse.writer() as con:
         drafts = draft_invoices(loaded, cuts, stored_usage(con, month))
@@ -101,7 +81,7 @@ def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
 def invoice_totals_match_lines(context: dg.AssetCheckExecutionContext,
                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:
-        return audit.invoice_totals(con, billing_month(context))
+        return asset_check_result(audit.invoice_totals(con, run_billing_month(context)))
 
 
 @dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
@@ -109,10 +89,10 @@ def invoice_totals_match_lines(context: dg.AssetCheckExecutionContext,
                             "again (usage from the measured quantity, flat fees prorated by "
                             "days), rounded once to the currency's minor units.")
 def lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: CatalogResource,
-                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    loaded = _catalog(catalog)
+                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    month, now, loaded = run_billing_month(context), run_now(context), catalog_or_fail(catalog)
     with warehouse.reader() as con:
-        return audit.lines_priced(con, loaded, billing_month(context), run_now(context))
+        return asset_check_result(audit.lines_priced(con, loaded, month, now))
 
 
 @dg.asset_check(asset=invoices, pool=WAREHOUSE_POOL,
@@ -123,7 +103,7 @@ def lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: Catalo
 def issued_invoices_match_rerating(context: dg.AssetCheckExecutionContext,
                                    warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:
-        return audit.issued_differences(con, billing_month(context))
+        return asset_check_result(audit.issued_differences(con, run_billing_month(context)))
 
 
 @dg.asset_check(asset=usage_quantities, blocking=True, pool=WAREHOUSE_POOL,
@@ -132,4 +112,4 @@ def issued_invoices_match_rerating(context: dg.AssetCheckExecutionContext,
 def usage_counts_every_event_once(context: dg.AssetCheckExecutionContext,
                                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:
-        return audit.usage_coverage(con, billing_month(context))
+        return asset_check_result(audit.usage_coverage(con, run_billing_month(context)))

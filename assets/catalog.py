@@ -3,9 +3,9 @@
 
 import dagster as dg
 
-from pipelines.catalog import CatalogError
-from pipelines.catalog.tables import write_catalog_tables
+from pipelines.catalog.warehouse_tables import write_catalog_tables
 from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
+from pipelines.run_context import catalog_faults_fail_the_step, catalog_or_fail
 
 
 @dg.asset(
@@ -18,11 +18,8 @@ from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResour
 )
 def catalog_tables(context: dg.AssetExecutionContext, catalog: CatalogResource,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
-    try:
-        loaded = catalog.load()
-        with warehouse.writer() as con:
-            counts = write_catalog_tables(con, loaded)
-    except CatalogError as exc:
-        raise dg.Failure(description=str(exc), metadata={"faults": len(exc.faults)}) from None
+    loaded = catalog_or_fail(catalog)
+    with warehouse.writer() as con, catalog_faults_fail_the_step():
+        counts = write_catalog_tables(con, loaded)
     context.log.info(f"catalog loaded from {catalog.location}: {counts}")
     return dg.MaterializeResult(metadata={f"{table}_rows": n for table, n in counts.items()})

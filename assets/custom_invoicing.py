@@ -8,10 +8,11 @@ their SLA, and publishes the invoices integrations may act on into the API's sto
 
 import dagster as dg
 
-from assets.billing import run_now
-from pipelines.custom_invoicing import flow
+from pipelines.custom_invoicing.api_publication import publish_to_api_store
 from pipelines.custom_invoicing.inbox import apply_inbox
+from pipelines.custom_invoicing.invoice_progress import advance_invoices
 from pipelines.resources import WAREHOUSE_POOL, ApiStoreResource, WarehouseResource
+from pipelines.run_context import run_now
 from pipelines.warehouse import transaction
 
 
@@ -54,8 +55,8 @@ def custom_invoicing(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     store = api_store.open()
     with warehouse.writer() as con:
         with transaction(con):
-            update = flow.advance(con, now=now)
-        published = flow.publish(con, store)
+            update = advance_invoices(con, now=now)
+        published = publish_to_api_store(con, store)
     context.log.info(f"custom invoicing: {update}")
     return dg.MaterializeResult(metadata={
         "issuing_sync_requested": update.sync_requested,

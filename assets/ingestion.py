@@ -1,28 +1,26 @@
 """Ingestion stage: landed usage event files into raw.events, with nothing lost."""
 
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from pipelines import settings
-from pipelines.catalog import CatalogError
+from pipelines.asset_checks import asset_check_result
 from pipelines.checks import pandera_check
 from pipelines.ingestion import (
     ingest_landed_files,
-    landed_files,
     prepare_session,
     reprocess_rejected,
 )
-from pipelines.ingestion.landing import LandedFile, file_format
-from pipelines.ingestion.schemas import IngestionLogTable
+from pipelines.ingestion.event_count_checks import IngestionLogTable
+from pipelines.ingestion.landing import selected_files
 from pipelines.resources import (
     WAREHOUSE_POOL,
     CatalogResource,
     LandingZoneResource,
     WarehouseResource,
 )
+from pipelines.run_context import catalog_or_fail
 from pipelines.warehouse import sql
 
 
@@ -32,20 +30,6 @@ class IngestConfig(dg.Config):
 
     files: list[str] | None = None
     reprocess_rejected: bool = True
-
-
-def _selected_files(landing: LandingZoneResource, files: list[str] | None) -> list[LandedFile]:
-    if files is None:
-        return landed_files(landing.location)
-    selected = []
-    for path in files:
-        fmt = file_format(path)
-        if fmt is None:
-            raise dg.Failure(description=f"{path}: not an event file (.jsonl, .ndjson, .gz, "
-                                         f".csv, .parquet)")
-        stat = Path(path).stat()
-        selected.append(LandedFile(path, fmt, stat.st_size, stat.st_mtime_ns))
-    return selected
 
 
 @dg.asset(
@@ -59,12 +43,12 @@ def _selected_files(landing: LandingZoneResource, files: list[str] | None) -> li
 def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
                catalog: CatalogResource, landing: LandingZoneResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
-    try:
-        customers = list(catalog.load().customers)
-    except CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
+    customers = list(catalog_or_fail(catalog).customers)
     now = settings.now()
-    files = _selected_files(landing, config.files)
+    try:
+        files = selected_files(landing.location, config.files)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
     with warehouse.writer() as con:
         prepare_session(con, customers, now)
         result = ingest_landed_files(con, files, now=now, run_id=context.run.run_id)
@@ -99,6 +83,7 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
 def ingestion_counts_add_up(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:
         frame = con.sql(sql("staging/ingestion_log_audit")).pl()
-    return pandera_check(IngestionLogTable, frame.with_columns(
+    counts = frame.with_columns(
         pl.col(c).cast(pl.Int64) for c in ("received", "accepted", "duplicates", "rejected",
-                                            "conflicts", "events_stored", "rejects_stored")))
+                                            "conflicts", "events_stored", "rejects_stored"))
+    return asset_check_result(pandera_check(IngestionLogTable, counts))

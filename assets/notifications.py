@@ -8,11 +8,10 @@ that move invoices.
 
 import dagster as dg
 
-from assets.billing import run_now
-from pipelines.catalog import CatalogError
 from pipelines.notifications.delivery import deliver_due
 from pipelines.notifications.events import enqueue_events
 from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
+from pipelines.run_context import catalog_or_fail, run_now
 from pipelines.warehouse import transaction
 
 # after the sync steps that move invoices, so their transitions are announced in the same run
@@ -36,10 +35,7 @@ ALERTS = dg.AssetKey(["health", "alerts"])
 def events(context: dg.AssetExecutionContext, catalog: CatalogResource,
            warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = run_now(context)
-    try:
-        loaded = catalog.load()
-    except CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
+    loaded = catalog_or_fail(catalog)
     with warehouse.writer() as con, transaction(con):
         done = enqueue_events(con, loaded, now=now, run_id=context.run.run_id)
     context.log.info(f"notifications: {done}")
@@ -60,10 +56,7 @@ def events(context: dg.AssetExecutionContext, catalog: CatalogResource,
 def deliveries(context: dg.AssetExecutionContext, catalog: CatalogResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = run_now(context)
-    try:
-        loaded = catalog.load()
-    except CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
+    loaded = catalog_or_fail(catalog)
     with warehouse.writer() as con:
         counts = deliver_due(con, loaded, now=now, run_id=context.run.run_id)
     context.log.info(f"notifications: {counts}")

@@ -10,27 +10,29 @@ announces new and closed alerts to the channels that subscribe to `alert.opened`
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
-import duckdb
 import pandera.polars as pa
 
-from assets.billing import run_now
+from pipelines.alerts import open_alert_count
+from pipelines.asset_checks import asset_check_result
 from pipelines.checks import pandera_check
 from pipelines.jobs import BILLING_JOB, INGEST_JOB, SYNC_JOB
-from pipelines.reconciliation import schemas, tables
-from pipelines.reconciliation.alerts import FailedRun, refresh_alerts
+from pipelines.reconciliation import table_builders, table_checks
+from pipelines.reconciliation.alert_rules import refresh_alerts
 from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
+from pipelines.run_context import run_now
+from pipelines.run_history import failed_runs
 
 GROUP = "reconciliation"
 INVOICES = dg.AssetKey(["billing", "invoices"])
 SNAPSHOTS = [dg.AssetKey(["sync", "stripe_invoice_snapshot"]), dg.AssetKey(["sync", "api_inbox"])]
 
-Builder = Callable[..., dict[str, int]]
+TableBuilder = Callable[..., dict[str, int]]
 
 
-def _table_asset(key: list[str], builder: Builder, deps: list[dg.AssetKey], description: str,
+def _table_asset(key: list[str], builder: TableBuilder, deps: list[dg.AssetKey], description: str,
                  model: type[pa.DataFrameModel], *, blocking: bool,
                  check_description: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     """One rebuilt table and the pandera check of its contents."""
@@ -52,62 +54,64 @@ def _table_asset(key: list[str], builder: Builder, deps: list[dg.AssetKey], desc
                     pool=WAREHOUSE_POOL, description=check_description)
     def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.reader() as con:
-            return pandera_check(model, con.sql(f"SELECT * FROM {table}").pl())
+            frame = con.sql(f"SELECT * FROM {table}").pl()
+        return asset_check_result(pandera_check(model, frame))
 
     return build, check
 
 
 invoice_reconciliation, invoice_reconciliation_schema = _table_asset(
-    ["finance", "invoice_reconciliation"], tables.build_invoice_reconciliation,
+    ["finance", "invoice_reconciliation"], table_builders.build_invoice_reconciliation,
     [INVOICES, *SNAPSHOTS],
     "Every ledger invoice meant for Stripe or the custom invoicing integration against the "
     "provider's latest snapshot (matched, missing, orphan, duplicate, amount, currency, line "
     "and status mismatches, pending sync), with ages and an SLA breach flag.",
-    schemas.InvoiceReconciliation, blocking=True,
+    table_checks.InvoiceReconciliation, blocking=True,
     check_description="A matched invoice really matches (total, currency, lines, status); "
                       "an amount mismatch really differs; one row per invoice and provider.")
 
 payment_reconciliation, payment_reconciliation_schema = _table_asset(
-    ["finance", "payment_reconciliation"], tables.build_payment_reconciliation,
+    ["finance", "payment_reconciliation"], table_builders.build_payment_reconciliation,
     [INVOICES, *SNAPSHOTS],
     "Payments and refunds seen at the providers against the ledger: paid there but open here, "
     "refunded but not flagged, amount paid other than due.",
-    schemas.PaymentReconciliation, blocking=True,
+    table_checks.PaymentReconciliation, blocking=True,
     check_description="A matched payment is for the total due; one row per invoice, "
                       "provider and kind.")
 
 usage_reconciliation, usage_reconciliation_schema = _table_asset(
-    ["finance", "usage_reconciliation"], tables.build_usage_reconciliation,
+    ["finance", "usage_reconciliation"], table_builders.build_usage_reconciliation,
     [INVOICES, dg.AssetKey(["billing", "usage_quantities"]), dg.AssetKey(["raw", "events"])],
     "Per customer, meter and service period: events accepted now, quantity aggregated now, "
     "quantity rated and billed, and the late events an issued invoice did not bill.",
-    schemas.UsageReconciliation, blocking=False,
+    table_checks.UsageReconciliation, blocking=False,
     check_description="Matched usage bills what was measured; unbilled events are among the "
                       "accepted ones.")
 
 receivables_aging, receivables_aging_schema = _table_asset(
-    ["finance", "receivables_aging"], tables.build_receivables_aging, [INVOICES, *SNAPSHOTS],
+    ["finance", "receivables_aging"], table_builders.build_receivables_aging,
+    [INVOICES, *SNAPSHOTS],
     "Open invoices by days past due (0-30, 31-60, 61-90, 90+), less what the provider shows "
     "paid.",
-    schemas.ReceivablesAging, blocking=True,
+    table_checks.ReceivablesAging, blocking=True,
     check_description="Every open receivable is owed (> 0) and in the bucket of its days past "
                       "due.")
 
 sync_health, sync_health_schema = _table_asset(
-    ["health", "sync_health"], tables.build_sync_health,
+    ["health", "sync_health"], table_builders.build_sync_health,
     [dg.AssetKey(["sync", "stripe_invoices"]), *SNAPSHOTS],
     "Provider calls per day (attempts, succeeded, failed, retried, rate limited, p50/p95 "
     "latency) and the invoices waiting on each provider.",
-    schemas.SyncHealth, blocking=False,
+    table_checks.SyncHealth, blocking=False,
     check_description="Attempts add up to succeeded + failed + retried; one row per provider "
                       "and day.")
 
 pipeline_health, pipeline_health_schema = _table_asset(
-    ["health", "pipeline_health"], tables.build_pipeline_health,
+    ["health", "pipeline_health"], table_builders.build_pipeline_health,
     [dg.AssetKey(["raw", "events"]), INVOICES],
     "The pipeline per day: files, events received, rejected and conflicting, late events, "
     "invoices stuck syncing, failed notification deliveries, payment errors.",
-    schemas.PipelineHealth, blocking=False,
+    table_checks.PipelineHealth, blocking=False,
     check_description="Received = accepted + duplicates + rejected every day; one row per day.")
 
 
@@ -127,35 +131,7 @@ def alerts(context: dg.AssetExecutionContext,
     failed = failed_runs(context.instance, (INGEST_JOB, BILLING_JOB, SYNC_JOB))
     with warehouse.writer() as con:
         opened, closed = refresh_alerts(con, now=now, failed_runs=failed)
-        open_now = _open_alerts(con)
+        open_now = open_alert_count(con)
     return dg.MaterializeResult(metadata={"alerts_opened": opened, "alerts_closed": closed,
                                           "alerts_open": open_now})
 
-
-FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-            dg.DagsterRunStatus.CANCELED]
-
-
-def failed_runs(instance: dg.DagsterInstance, job_names: tuple[str, ...]) -> list[FailedRun]:
-    """The jobs whose latest finished run failed (or was canceled), with why."""
-    failed = []
-    for job_name in job_names:
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=FINISHED),
-                                 limit=1)
-        if not runs or runs[0].status == dg.DagsterRunStatus.SUCCESS:
-            continue
-        run = runs[0]
-        record = instance.get_run_record_by_id(run.run_id)
-        ended = (datetime.fromtimestamp(record.end_time, UTC)
-                 if record is not None and record.end_time else None)
-        steps = [event.dagster_event.step_key for event in instance.all_logs(
-                     run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-                 if event.dagster_event is not None]
-        message = (f"steps failed: {', '.join(s for s in steps if s)}" if steps
-                   else f"run {run.status.value.lower()}")
-        failed.append(FailedRun(job_name, run.run_id, ended, message))
-    return failed
-
-
-def _open_alerts(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("SELECT count(*) FROM health.alerts").fetchall()[0][0])

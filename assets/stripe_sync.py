@@ -11,8 +11,7 @@ saying what to set.
 import dagster as dg
 import duckdb
 
-from assets.billing import run_now
-from pipelines.providers.stripe_sync.client import Attempt, StripeGateway
+from pipelines.providers.stripe_sync.client import StripeGateway
 from pipelines.providers.stripe_sync.inbound import (
     apply_provider_events,
     poll_events,
@@ -21,39 +20,30 @@ from pipelines.providers.stripe_sync.inbound import (
     resolve_refund_invoices,
     write_cursor,
 )
-from pipelines.providers.stripe_sync.outbound import run_outbound, write_attempts
+from pipelines.providers.stripe_sync.outbound import run_outbound
+from pipelines.providers.stripe_sync.recording import (
+    NOT_USED,
+    AttemptCounts,
+    recording_gateway,
+    stripe_in_use,
+)
 from pipelines.providers.stripe_sync.resource import StripeNotConfigured, StripeResource
 from pipelines.providers.stripe_sync.snapshot import refresh_snapshot
 from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
-from pipelines.warehouse import sql, transaction
-
-NOT_USED = ("no invoice of a billing profile with app 'stripe' has left draft and nothing is "
-            "mapped to Stripe: nothing to do, no STRIPE_API_KEY needed")
-
-
-def _stripe_in_use(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(sql("sync/stripe_in_use")).fetchall()[0][0])
-
-
-def _gateway(stripe: StripeResource, con: duckdb.DuckDBPyConnection,
-             run_id: str) -> tuple[StripeGateway, dict[str, int]]:
-    """A gateway for a single-threaded step: each attempt is written as it happens."""
-    counts = {"api_calls": 0, "retries": 0, "rate_limited": 0}
-
-    def record(attempt: Attempt) -> None:
-        counts["api_calls"] += 1
-        counts["retries"] += attempt.outcome == "retried"
-        counts["rate_limited"] += attempt.rate_limited
-        write_attempts(con, [attempt], run_id=run_id)
-
-    try:
-        return stripe.gateway(record), counts
-    except StripeNotConfigured as exc:
-        raise dg.Failure(description=str(exc)) from None
+from pipelines.run_context import run_now
+from pipelines.warehouse import transaction
 
 
 def _skipped() -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"skipped": NOT_USED})
+
+
+def _gateway(stripe: StripeResource, con: duckdb.DuckDBPyConnection,
+             run_id: str) -> tuple[StripeGateway, AttemptCounts]:
+    try:
+        return recording_gateway(stripe.gateway, con, run_id)
+    except StripeNotConfigured as exc:
+        raise dg.Failure(description=str(exc)) from None
 
 
 @dg.asset(
@@ -70,7 +60,7 @@ def stripe_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     stripe: StripeResource) -> dg.MaterializeResult:
     now = run_now(context)
     with warehouse.writer() as con:
-        if not _stripe_in_use(con):
+        if not stripe_in_use(con):
             return _skipped()
         try:
             stripe.key()
@@ -106,7 +96,7 @@ def stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                   stripe: StripeResource) -> dg.MaterializeResult:
     now = run_now(context)
     with warehouse.writer() as con:
-        if not _stripe_in_use(con):
+        if not stripe_in_use(con):
             return _skipped()
         gateway, counts = _gateway(stripe, con, context.run.run_id)
         events, cursor = poll_events(gateway, read_cursor(con))
@@ -126,9 +116,9 @@ def stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "events_recorded": outcomes.get("recorded", 0),
         "events_waiting": outcomes.get("waiting", 0),
         "events_not_ours": outcomes.get("not_billing", 0) + outcomes.get("unknown_invoice", 0),
-        "api_calls": counts["api_calls"],
-        "retries": counts["retries"],
-        "rate_limited": counts["rate_limited"],
+        "api_calls": counts.api_calls,
+        "retries": counts.retries,
+        "rate_limited": counts.rate_limited,
     })
 
 
@@ -145,13 +135,13 @@ def stripe_invoice_snapshot(context: dg.AssetExecutionContext, warehouse: Wareho
                             stripe: StripeResource) -> dg.MaterializeResult:
     now = run_now(context)
     with warehouse.writer() as con:
-        if not _stripe_in_use(con):
+        if not stripe_in_use(con):
             return _skipped()
         gateway, counts = _gateway(stripe, con, context.run.run_id)
         rows = refresh_snapshot(con, gateway, now=now)
     return dg.MaterializeResult(metadata={
         "snapshot_rows": rows,
-        "api_calls": counts["api_calls"],
-        "retries": counts["retries"],
-        "rate_limited": counts["rate_limited"],
+        "api_calls": counts.api_calls,
+        "retries": counts.retries,
+        "rate_limited": counts.rate_limited,
     })

@@ -78,10 +78,10 @@ def peak_rss_mib() -> float:
 def run_size(events: int, work: Path) -> dict[str, object]:
     from devkit.sample_data import write_benchmark_catalog
     from pipelines.catalog import load_catalog
-    from pipelines.catalog.tables import write_catalog_tables
+    from pipelines.catalog.warehouse_tables import write_catalog_tables
     from pipelines.invoicing.ledger import write_month
-    from pipelines.invoicing.month import draft_invoices, due_cuts
-    from pipelines.invoicing.usage import measure_month, stored_usage
+    from pipelines.invoicing.month_cuts import draft_invoices, due_cuts
+    from pipelines.invoicing.usage_measurement import measure_month, stored_usage
     from pipelines.warehouse import connect_writer
 
     work.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ A warehouse is filled directly (set-based SQL, no billing run): N Stripe invoice
 most open, a quarter paid; Stripe's snapshot holds them all but for planted discrepancies
 (missing, amount changed, a line changed, duplicated, paid outside, refunded outside) and some
 orphans; one sync attempt row per API call of a 4-call sync. Then the production builders run
-(pipelines.reconciliation.tables) and the figures are printed: seconds and invoices/s per table,
-and the rows per match status against what was planted.
+(pipelines.reconciliation.table_builders) and the figures are printed: seconds and invoices/s per
+table, and the rows per match status against what was planted.
 
     .venv/bin/python benchmarks/reconcile.py [--invoices 200000]
 """
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=200_000)
     args = parser.parse_args()
 
-    from pipelines.reconciliation import tables
+    from pipelines.reconciliation import table_builders
     from pipelines.warehouse import connect_writer
 
     with tempfile.TemporaryDirectory() as folder:
@@ -141,11 +141,12 @@ def main() -> None:
             fill(con, args.invoices)
             print(f"filled {args.invoices:,} invoices ({5 * args.invoices:,} lines, "
                   f"{4 * args.invoices:,} sync attempts) in {time.perf_counter() - start:.1f} s")
-            builders = [("finance.invoice_reconciliation", tables.build_invoice_reconciliation),
-                        ("finance.payment_reconciliation", tables.build_payment_reconciliation),
-                        ("finance.receivables_aging", tables.build_receivables_aging),
-                        ("health.sync_health", tables.build_sync_health),
-                        ("health.pipeline_health", tables.build_pipeline_health)]
+            builders = [
+                ("finance.invoice_reconciliation", table_builders.build_invoice_reconciliation),
+                ("finance.payment_reconciliation", table_builders.build_payment_reconciliation),
+                ("finance.receivables_aging", table_builders.build_receivables_aging),
+                ("health.sync_health", table_builders.build_sync_health),
+                ("health.pipeline_health", table_builders.build_pipeline_health)]
             total = 0.0
             counts: dict[str, dict[str, int]] = {}
             for name, build in builders:

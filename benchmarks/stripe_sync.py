@@ -89,9 +89,9 @@ def main() -> None:
     import dagster as dg
     import stripe
 
-    from assets.billing import NOW_TAG
     from pipelines.definitions import defs
     from pipelines.providers.stripe_sync import StripeResource
+    from pipelines.run_context import NOW_TAG
     from pipelines.warehouse import connect_reader
 
     emulator = subprocess.Popen(

@@ -73,3 +73,8 @@ def open_alert_keys(con: duckdb.DuckDBPyConnection, prefix: str) -> set[str]:
     rows = con.execute("SELECT alert_key FROM health.alerts WHERE starts_with(alert_key, $p)",
                        {"p": prefix}).fetchall()
     return {row[0] for row in rows}
+
+
+def open_alert_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many alerts are open now."""
+    return int(con.execute("SELECT count(*) FROM health.alerts").fetchall()[0][0])

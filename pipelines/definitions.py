@@ -1,4 +1,7 @@
-"""The billing code location: every asset, check, job, schedule, sensor and resource, merged."""
+"""The billing code location: every asset, check, job, schedule, sensor and resource, merged.
+
+The only module that imports `assets/`: the rest of the product reaches the assets through the
+jobs (`pipelines.jobs`) and these definitions."""
 
 from __future__ import annotations
 
@@ -27,12 +30,15 @@ from pipelines.resources import (
 from pipelines.schedules import daily_billing_schedule, reconcile_schedule, sync_schedule
 from pipelines.sensors import api_inbox_sensor, landing_zone_sensor
 
-STAGES = [catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
-          stripe_sync_assets, notification_assets, reconciliation_assets]
+ASSET_MODULES_IN_STAGE_ORDER = [
+    catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
+    stripe_sync_assets, notification_assets, reconciliation_assets,
+]
+"""Every module of `assets/`, in the order a month's data flows through them."""
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(STAGES),
-    asset_checks=dg.load_asset_checks_from_modules(STAGES),
+    assets=dg.load_assets_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
+    asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
     jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job],
     schedules=[daily_billing_schedule, sync_schedule, reconcile_schedule],
     sensors=[landing_zone_sensor, api_inbox_sensor],

@@ -12,6 +12,12 @@ ingest_events_job = dg.define_asset_job(
     description="Load the catalog into billing.* and ingest landed usage event files into raw.*.",
 )
 
+
+def ingest_run_config(**config: object) -> dict[str, object]:
+    """Run config of the ingestion job: `config` sets the `raw/events` step's `IngestConfig`
+    (`files`, `reprocess_rejected`)."""
+    return {"ops": {"raw__events": {"config": config}}}
+
 BILLING_JOB = "billing_run"
 
 billing_run_job = dg.define_asset_job(

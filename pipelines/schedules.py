@@ -4,8 +4,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from assets.billing import NOW_TAG
 from pipelines.jobs import BILLING_JOB, RECONCILE_JOB, SYNC_JOB
+from pipelines.run_context import month_partition, now_tags
 
 
 @dg.schedule(job_name=BILLING_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
@@ -14,11 +14,10 @@ from pipelines.jobs import BILLING_JOB, RECONCILE_JOB, SYNC_JOB
                          "drafts whose grace period is over.")
 def daily_billing_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick: datetime = context.scheduled_execution_time
-    partition = tick.strftime("%Y-%m-01")
     return dg.RunRequest(
         run_key=f"billing-{tick.strftime('%Y-%m-%d')}",
-        partition_key=partition,
-        tags={NOW_TAG: tick.isoformat()},
+        partition_key=month_partition(tick.strftime("%Y-%m")),
+        tags=now_tags(tick),
     )
 
 
@@ -29,7 +28,7 @@ def daily_billing_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick: datetime = context.scheduled_execution_time
     return dg.RunRequest(run_key=f"sync-{tick.strftime('%Y-%m-%dT%H:%M')}",
-                         tags={NOW_TAG: tick.isoformat()})
+                         tags=now_tags(tick))
 
 
 @dg.schedule(job_name=RECONCILE_JOB, cron_schedule="5 * * * *", execution_timezone="UTC",
@@ -39,4 +38,4 @@ def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 def reconcile_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick: datetime = context.scheduled_execution_time
     return dg.RunRequest(run_key=f"reconcile-{tick.strftime('%Y-%m-%dT%H')}",
-                         tags={NOW_TAG: tick.isoformat()})
+                         tags=now_tags(tick))

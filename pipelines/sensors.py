@@ -6,25 +6,19 @@ import json
 import dagster as dg
 
 from pipelines.ingestion.landing import landed_files
-from pipelines.jobs import INGEST_JOB, SYNC_JOB
+from pipelines.jobs import INGEST_JOB, SYNC_JOB, ingest_run_config
 from pipelines.resources import ApiStoreResource, LandingZoneResource
+from pipelines.run_history import FAILED, run_status
 
 MAX_ATTEMPTS = 3
 """Launches per set of files: a run that failed (warehouse busy, a bad file) is launched again
 up to this many times; after that the failed runs stay visible in Dagster for someone to act."""
 
-FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-
 
 def _request(files: list[str], run_key: str) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key,
-                         run_config={"ops": {"raw__events": {"config": {"files": files}}}},
+                         run_config=ingest_run_config(files=files),
                          tags={"billing/files": str(len(files))})
-
-
-def _run_status(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRunStatus | None:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1)
-    return runs[0].status if runs else None
 
 
 @dg.sensor(job_name=INGEST_JOB, minimum_interval_seconds=30,
@@ -43,7 +37,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext,
 
     requests: list[dg.RunRequest] = []
     for run_key, launch in sorted(launched.items()):
-        status = _run_status(context.instance, run_key)
+        status = run_status(context.instance, run_key)
         if status == dg.DagsterRunStatus.SUCCESS:
             del launched[run_key]
         elif status in FAILED:
@@ -85,7 +79,7 @@ def api_inbox_sensor(context: dg.SensorEvaluationContext,
     first = pending[0].item_id
     for attempt in range(1, MAX_ATTEMPTS + 1):
         run_key = f"inbox-{first}-{attempt}"
-        status = _run_status(context.instance, run_key)
+        status = run_status(context.instance, run_key)
         if status is None:
             return dg.SensorResult(run_requests=[dg.RunRequest(
                 run_key=run_key, tags={"billing/inbox_first_item": str(first)})])

@@ -66,3 +66,18 @@ def landed_files(landing: str | Path) -> list[LandedFile]:
         stat = path.stat()
         found.append(LandedFile(str(path), fmt, stat.st_size, stat.st_mtime_ns))
     return found
+
+
+def selected_files(root: str | Path, files: list[str] | None) -> list[LandedFile]:
+    """The files a run ingests: those named (the sensor's new files), or with None every event
+    file now in the landing zone. A named file that is not an event file is refused."""
+    if files is None:
+        return landed_files(root)
+    selected = []
+    for path in files:
+        fmt = file_format(path)
+        if fmt is None:
+            raise ValueError(f"{path}: not an event file (.jsonl, .ndjson, .gz, .csv, .parquet)")
+        stat = Path(path).stat()
+        selected.append(LandedFile(path, fmt, stat.st_size, stat.st_mtime_ns))
+    return selected

@@ -1,6 +1,7 @@
 """The checks that guard invoice money, as functions of a warehouse connection and a month.
 
-Dagster runs them as asset checks (assets/billing.py); tests call them directly.
+Each returns a plain `CheckOutcome`: the billing stage runs them as asset checks
+(assets/billing.py, through `pipelines.asset_checks`); tests call them directly.
 """
 
 from __future__ import annotations
@@ -8,13 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-import dagster as dg
 import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog, Price
-from pipelines.checks import markdown_table, pandera_check
-from pipelines.invoicing.schemas import InvoiceTotals, RepricedLines, UsageCoverage
+from pipelines.checks import CheckOutcome, markdown_table, pandera_check
+from pipelines.invoicing.invoice_checks import InvoiceTotals, RepricedLines, UsageCoverage
 from pipelines.rating.periods import service_periods
 from pipelines.rating.pricing import rate_flat, rate_usage
 from pipelines.warehouse import sql
@@ -22,7 +22,7 @@ from pipelines.warehouse import sql
 MONEY = pl.Decimal(38, 12)
 
 
-def invoice_totals(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+def invoice_totals(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
     """Totals against lines, currency against plan, one invoice per cut."""
     frame = con.sql(sql("billing/invoice_audit"), params={"billing_month": month}).pl()
     return pandera_check(InvoiceTotals, frame)
@@ -43,7 +43,7 @@ def _expected_flat(catalog: Catalog, subscription_id: str, price: Price, currenc
 
 
 def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
-                 now: datetime) -> dg.AssetCheckResult:
+                 now: datetime) -> CheckOutcome:
     """Every usage and flat line written at `now` (drafts, and drafts that left draft then) priced
     again: usage from the measured quantity, flat fees prorated by their service period's days.
     Invoices issued before are frozen and not re-priced."""
@@ -75,7 +75,7 @@ def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
     return pandera_check(RepricedLines, frame)
 
 
-def issued_differences(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+def issued_differences(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
     """A warning while issued invoices of the month differ from their re-rating."""
     rows = con.execute("""
         SELECT d.invoice_id, i.invoice_number, d.item, d.line_id, d.issued_amount,
@@ -84,14 +84,13 @@ def issued_differences(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCh
         WHERE i.billing_month = $month ORDER BY ALL""", {"month": month}).fetchall()
     frame = pl.DataFrame(rows, orient="row", schema=[
         "invoice_id", "invoice_number", "item", "line_id", "issued_amount", "rerated_amount"])
-    return dg.AssetCheckResult(
-        passed=not rows, severity=dg.AssetCheckSeverity.WARN,
+    return CheckOutcome(
+        passed=not rows, severity="warning",
         description=f"{len(rows)} difference(s) between issued invoices and re-rating",
-        metadata={"differences": len(rows),
-                  "details": dg.MetadataValue.md(markdown_table(frame.head(20)))})
+        metadata={"differences": len(rows), "details": markdown_table(frame.head(20))})
 
 
-def usage_coverage(con: duckdb.DuckDBPyConnection, month: str) -> dg.AssetCheckResult:
+def usage_coverage(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
     """Each event of a billed meter in a closed period counted exactly once."""
     frame = con.sql(sql("billing/usage_audit"), params={"billing_month": month}).pl()
     return pandera_check(UsageCoverage, frame)

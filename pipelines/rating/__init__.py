@@ -1,13 +1,18 @@
 """The rating library: pure functions from catalog and usage quantities to invoice drafts.
 
-No Dagster, no DuckDB: service periods (``periods``), money and rounding (``money``), the
-pricing models (``pricing``) and the invoice cut at each boundary (``invoices``). The choices
-the contract leaves open are written down in ``docs/billing-semantics.md``.
+Plain Python over the catalog's dataclasses (``pipelines.catalog.models``): no Dagster, DuckDB,
+Polars or HTTP. Service periods (``periods``), money and rounding (``money``), the pricing
+models (``pricing``), the invoice cut at each boundary (``invoices``) and the invoice lifecycle
+rules (``lifecycle``). Usage comes in already measured (``pipelines.invoicing.usage_measurement``
+measures it in the warehouse). The choices the contract leaves open are written down in
+``docs/billing-semantics.md``.
 """
 
 from pipelines.rating.invoices import (
     InvoiceDraft,
     InvoiceLine,
+    UsageBySubscription,
+    UsageQuantities,
     build_invoice,
     build_invoices,
     invoice_id,
@@ -23,6 +28,8 @@ __all__ = [
     "RatedAmount",
     "ServicePeriod",
     "TierCharge",
+    "UsageBySubscription",
+    "UsageQuantities",
     "billing_month",
     "boundaries",
     "build_invoice",

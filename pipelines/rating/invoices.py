@@ -39,6 +39,8 @@ from pipelines.rating.pricing import RatedAmount, TierCharge, rate_flat, rate_us
 LineType = Literal["usage", "flat", "minimum_commitment", "discount"]
 UsageQuantities = Mapping[tuple[str, date], Decimal]
 """Measured quantity per (meter_key, period_start); a missing entry means no usage (0)."""
+UsageBySubscription = dict[str, dict[tuple[str, date], Decimal]]
+"""Measured usage of many subscriptions: their `UsageQuantities` keyed by subscription id."""
 
 MINIMUM_COMMITMENT_KEY = "minimum_commitment"
 DEFAULT_DAYS_UNTIL_DUE = 30  # the catalog loader's default for send_invoice subscriptions

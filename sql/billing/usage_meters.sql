@@ -1,5 +1,5 @@
 -- The meters to measure: every meter priced by the plan of a period in temp table
--- `usage_periods` (see pipelines/rating/usage.py), with the JSON paths it reads.
+-- `usage_periods` (see pipelines/invoicing/usage_measurement.py), with the JSON paths it reads.
 -- Writes temp tables `usage_meters` and `usage_paths`; sql/billing/usage_quantities.sql reads
 -- them. Runs after sql/billing/usage_functions.sql (the usage_* macros).
 --

@@ -1,11 +1,11 @@
 -- Usage per subscription × billed meter × service period (contract section 3), set-based.
 --
--- Reads temp tables `usage_periods` (pipelines/rating/usage.py: register_periods) and
--- `usage_meters` (sql/billing/usage_meters.sql), and the usage_* macros
+-- Reads temp tables `usage_periods` (pipelines/invoicing/usage_measurement.py:
+-- register_periods) and `usage_meters` (sql/billing/usage_meters.sql), and the usage_* macros
 -- (sql/billing/usage_functions.sql). Parameters, derived from those tables by
--- pipelines/rating/usage.py: $paths (every JSON path the meters read, usage_paths.paths),
--- $event_names (the billed meters' event names) and [$range_start, $range_end) (the span of
--- all periods); being constants, they let DuckDB skip row groups outside the span and extract
+-- pipelines/invoicing/usage_measurement.py: $paths (every JSON path the meters read,
+-- usage_paths.paths), $event_names (the billed meters' event names) and
+-- [$range_start, $range_end) (the span of all periods); being constants, they let DuckDB skip row groups outside the span and extract
 -- all the paths with one parse of each event's properties.
 --
 -- One row per (subscription, meter priced in its plan, period): zero usage still gives a row

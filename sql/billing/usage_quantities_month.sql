@@ -1,6 +1,6 @@
 -- The month's measured usage replaces what an earlier run of the same month stored
 -- (delete-then-insert per partition). Parameters: $billing_month, $rated_at.
--- Reads temp table `measured_usage` (the frame of pipelines.rating.usage.aggregate_usage).
+-- Reads temp table `measured_usage` (the frame of pipelines.invoicing.usage_measurement.aggregate_usage).
 DELETE FROM billing.usage_quantities
 WHERE billing_month = $billing_month
    OR (subscription_id, meter_key, period_start) IN (

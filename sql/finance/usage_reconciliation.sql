@@ -1,9 +1,9 @@
 -- finance.usage_reconciliation: per customer × meter × service period, the events accepted now
 -- against what was rated and what the invoice bills. Rebuilt whole. Parameter: $now.
 -- Reads macro decimal_text (sql/money_macros.sql) and temp table `current_usage`: the usage
--- aggregation run again now over the periods of
--- billing.usage_quantities (pipelines/reconciliation/usage.py), same matching rules as rating,
--- with events_after_cutoff counting those ingested after the issued invoice was rated.
+-- aggregation run again now over the periods of billing.usage_quantities
+-- (pipelines/reconciliation/table_builders.py: measure_current_usage), same matching rules as
+-- rating, with events_after_cutoff counting those ingested after the issued invoice was rated.
 --   matched               now, at rating and on the invoice agree
 --   unbilled_late_events  the invoice was issued before some events came in: they are not on it
 --                         (an adjustment document would bill them)

@@ -21,6 +21,8 @@ import polars as pl
 
 from pipelines.invoicing.status import StatusChange, apply_status_changes, current_statuses
 from pipelines.providers.stripe_sync.client import StripeGateway
+from pipelines.providers.stripe_sync.issue_plan import to_minor
+from pipelines.providers.stripe_sync.paging import PAGE_SIZE, list_all
 from pipelines.rating.lifecycle import POST_ISSUE
 from pipelines.warehouse import run_sql, sql, transaction
 
@@ -208,8 +210,6 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
 
 
 def _ledger_totals_minor(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, int]:
-    from pipelines.providers.stripe_sync.outbound import to_minor
-
     if not ids:
         return {}
     rows = con.execute("SELECT invoice_id, total, currency FROM billing.invoices "
@@ -226,17 +226,11 @@ def poll_events(gateway: StripeGateway, cursor: str | None) -> tuple[list[dict[s
     still newest first. Without a cursor, everything Stripe still lists (30 days) is read."""
     v1 = gateway.client.v1
     events: list[dict[str, Any]] = []
-    base: dict[str, Any] = {"limit": 100, "types": list(EVENT_TYPES)}
+    base: dict[str, Any] = {"limit": PAGE_SIZE, "types": list(EVENT_TYPES)}
     if cursor is None:
-        after: str | None = None
-        while True:
-            params = dict(base, **({"starting_after": after} if after else {}))
-            page = gateway.call("events.list", None,
-                                lambda o, p=params: v1.events.list(params=p, options=o))
-            events.extend(e.to_dict() for e in page.data)
-            if not page.has_more or not page.data:
-                break
-            after = page.data[-1].id
+        events = [e.to_dict() for e in list_all(
+            gateway, "events.list", None,
+            lambda params, options: v1.events.list(params=params, options=options), base)]
         events.reverse()
     else:
         before = cursor

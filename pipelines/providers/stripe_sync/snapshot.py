@@ -16,7 +16,8 @@ import duckdb
 import polars as pl
 
 from pipelines.providers.stripe_sync.client import StripeGateway, metadata
-from pipelines.providers.stripe_sync.outbound import from_minor
+from pipelines.providers.stripe_sync.issue_plan import from_minor
+from pipelines.providers.stripe_sync.paging import invoice_lines, list_all
 from pipelines.warehouse import run_sql, transaction
 
 PROVIDER = "stripe"
@@ -25,17 +26,9 @@ PROVIDER = "stripe"
 def _all_invoices(gateway: StripeGateway) -> Iterator[Any]:
     """Every invoice of the account, with its payments (not included by default)."""
     v1 = gateway.client.v1
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100, "expand": ["data.payments"]}
-        if after:
-            params["starting_after"] = after
-        page = gateway.call("snapshot.invoices.list", None,
-                            lambda o, p=params: v1.invoices.list(params=p, options=o))
-        yield from page.data
-        if not page.has_more or not page.data:
-            return
-        after = page.data[-1].id
+    return list_all(gateway, "snapshot.invoices.list", None,
+                    lambda params, options: v1.invoices.list(params=params, options=options),
+                    {"expand": ["data.payments"]})
 
 
 def refunded_by_payment_intent(gateway: StripeGateway) -> dict[str, int]:
@@ -44,21 +37,14 @@ def refunded_by_payment_intent(gateway: StripeGateway) -> dict[str, int]:
     money back."""
     v1 = gateway.client.v1
     out: dict[str, int] = {}
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100}
-        if after:
-            params["starting_after"] = after
-        page = gateway.call("snapshot.refunds.list", None,
-                            lambda o, p=params: v1.refunds.list(params=p, options=o))
-        for refund in page.data:
-            intent = refund.payment_intent
-            intent_id = intent if isinstance(intent, str) or intent is None else intent.id
-            if intent_id and refund.status in ("succeeded", "pending", "requires_action"):
-                out[intent_id] = out.get(intent_id, 0) + int(refund.amount)
-        if not page.has_more or not page.data:
-            return out
-        after = page.data[-1].id
+    for refund in list_all(gateway, "snapshot.refunds.list", None,
+                           lambda params, options: v1.refunds.list(params=params,
+                                                                   options=options)):
+        intent = refund.payment_intent
+        intent_id = intent if isinstance(intent, str) or intent is None else intent.id
+        if intent_id and refund.status in ("succeeded", "pending", "requires_action"):
+            out[intent_id] = out.get(intent_id, 0) + int(refund.amount)
+    return out
 
 
 def _payment_intents(invoice: Any) -> list[str]:
@@ -71,25 +57,6 @@ def _payment_intents(invoice: Any) -> list[str]:
         if intent:
             intents.append(intent if isinstance(intent, str) else intent.id)
     return intents
-
-
-def _lines(gateway: StripeGateway, invoice: Any) -> list[Any]:
-    if not invoice.lines.has_more:
-        return list(invoice.lines.data)
-    v1 = gateway.client.v1
-    out: list[Any] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100}
-        if after:
-            params["starting_after"] = after
-        page = gateway.call("snapshot.invoices.lines.list", invoice.id,
-                            lambda o, p=params: v1.invoices.line_items.list(
-                                invoice.id, params=p, options=o))
-        out.extend(page.data)
-        if not page.has_more or not page.data:
-            return out
-        after = page.data[-1].id
 
 
 def snapshot_rows(gateway: StripeGateway, mapped_customers: set[str],
@@ -108,7 +75,7 @@ def snapshot_rows(gateway: StripeGateway, mapped_customers: set[str],
         if ours is None and customer not in mapped_customers:
             continue
         currency = invoice.currency
-        lines = _lines(gateway, invoice)
+        lines = invoice_lines(gateway, "snapshot.invoices.lines.list", invoice.id, invoice)
         credited = int(getattr(invoice, "post_payment_credit_notes_amount", 0) or 0)
         refunds = sum(by_intent.get(intent, 0) for intent in _payment_intents(invoice))
         refunded = max(credited, refunds, refunded_minor.get(invoice.id, 0))

@@ -9,7 +9,7 @@ from typing import Annotated
 import pandera.polars as pa
 import polars as pl
 
-from pipelines.ingestion.schemas import EventCounts
+from pipelines.ingestion.event_count_checks import EventCounts
 
 Money = Annotated[pl.Decimal, 38, 12]
 

@@ -42,7 +42,7 @@ def cmd_notify_enable(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the `billing` parser."""
+    """Add `notify` to the `billing` parser."""
     notify = commands.add_parser("notify", help="notification channels: send a test event, "
                                                 "enable a channel disabled by a 410")
     actions = notify.add_subparsers(dest="notify_command", required=True)

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from pipelines.catalog.models import Catalog, Subscription
-from pipelines.rating.invoices import InvoiceDraft, build_invoice
+from pipelines.rating.invoices import InvoiceDraft, UsageBySubscription, build_invoice
 from pipelines.rating.periods import ServicePeriod, billing_month, boundaries, period_ending_at
-from pipelines.rating.usage import UsageBySubscription
 
 
 @dataclass(frozen=True)
-class Cut:
+class InvoiceCut:
     """An invoice boundary of one subscription in the month, and the period it closes."""
 
     subscription: Subscription
@@ -36,23 +35,23 @@ def month_bounds(month: str) -> tuple[date, date]:
     return date(year, number, 1), date(year, number, last)
 
 
-def due_cuts(catalog: Catalog, month: str, now: datetime) -> list[Cut]:
+def due_cuts(catalog: Catalog, month: str, now: datetime) -> list[InvoiceCut]:
     """Every subscription's boundaries in `month` that are not after today (UTC)."""
     first, last = month_bounds(month)
     until = min(last, now.date())
-    cuts: list[Cut] = []
+    cuts: list[InvoiceCut] = []
     if until < first:
         return cuts
     for subscription in sorted(catalog.subscriptions.values(), key=lambda s: s.id):
         plan = catalog.plans[subscription.plan]
         for boundary in boundaries(subscription, plan, until):
             if boundary >= first and billing_month(boundary) == month:
-                cuts.append(Cut(subscription, boundary,
-                                period_ending_at(subscription, plan, boundary)))
+                cuts.append(InvoiceCut(subscription, boundary,
+                                       period_ending_at(subscription, plan, boundary)))
     return cuts
 
 
-def draft_invoices(catalog: Catalog, cuts: list[Cut],
+def draft_invoices(catalog: Catalog, cuts: list[InvoiceCut],
                    usage: UsageBySubscription) -> list[InvoiceDraft]:
     """The invoice drafts of the cuts; a cut with nothing to bill gives no invoice."""
     drafts = []

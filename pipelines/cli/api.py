@@ -1,11 +1,12 @@
-"""`billing` subcommands of this package: `billing api` serves the integration API;
-`billing token create|revoke|list` manage its bearer tokens."""
+"""`billing api` serves the integration API; `billing token create|revoke|list` manage its
+bearer tokens."""
 
 from __future__ import annotations
 
 import argparse
 
 from pipelines.api import rules
+from pipelines.cli.output import print_table
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -49,7 +50,6 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
 
 def cmd_token_list(args: argparse.Namespace) -> None:
     from pipelines.api.store import ApiStore
-    from pipelines.cli import print_table
 
     tokens = ApiStore().list_tokens()
     if not tokens:
@@ -61,7 +61,7 @@ def cmd_token_list(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the `billing` parser."""
+    """Add `api` and `token` to the `billing` parser."""
     api = commands.add_parser(
         "api", help="serve the integration API (custom invoicing callbacks, Stripe webhooks)")
     api.add_argument("--port", type=int, required=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from pipelines.rating.usage import USAGE_SCHEMA, aggregate_usage, register_periods
+from pipelines.invoicing.usage_measurement import USAGE_SCHEMA, aggregate_usage, register_periods
 from pipelines.warehouse import register_currency_digits, run_sql, transaction
 
 

@@ -1,6 +1,6 @@
-"""Usage quantities per subscription, meter and service period, measured in DuckDB (contract §3).
+"""Measuring usage in DuckDB: quantities per subscription, meter and service period (contract §3).
 
-The rating library (`invoices.build_invoice`) takes usage as a mapping
+The rating library (`pipelines.rating.invoices.build_invoice`) takes usage as a mapping
 ``(meter_key, period_start) -> Decimal``. This module measures it from ``raw.events`` with one
 set-based query, for any number of subscriptions and periods at once:
 
@@ -12,6 +12,9 @@ set-based query, for any number of subscriptions and periods at once:
    subscription x meter priced in its plan x period, zero usage included;
 3. `usage_mapping` reshapes that frame for `build_invoice`, per subscription.
 
+A billing run measures the periods its month's cuts close with `measure_month`, which stores
+them in ``billing.usage_quantities``; `stored_usage` reads them back for rating.
+
 The semantics (filters, subscription scoping, events without a value, ties of ``latest``,
 exact decimals) are written down at the top of ``sql/billing/usage_quantities.sql``.
 """
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -28,8 +30,10 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Subscription
+from pipelines.invoicing.month_cuts import InvoiceCut
+from pipelines.rating.invoices import UsageBySubscription
 from pipelines.rating.periods import ServicePeriod
-from pipelines.warehouse import run_sql, sql
+from pipelines.warehouse import run_sql, sql, transaction
 
 QUANTITY = pl.Decimal(38, 12)
 
@@ -49,8 +53,6 @@ USAGE_SCHEMA: dict[str, pl.DataType] = {
     "latest_timestamp": pl.Datetime("us", "UTC"),
 }
 """Columns of `aggregate_usage`'s frame, in order."""
-
-UsageBySubscription = dict[str, dict[tuple[str, date], Decimal]]
 
 
 class UsagePeriod(NamedTuple):
@@ -183,3 +185,34 @@ def usage_mapping(frame: pl.DataFrame) -> UsageBySubscription:
             "subscription_id", "meter_key", "period_start", "quantity").iter_rows():
         usage.setdefault(subscription_id, {})[(meter_key, period_start)] = quantity
     return usage
+
+
+def measure_month(con: duckdb.DuckDBPyConnection, billing_month: str, cuts: list[InvoiceCut], *,
+                  rated_at: datetime) -> pl.DataFrame:
+    """Aggregate the usage of every period the month's cuts close and store it in
+    billing.usage_quantities (replacing the month's earlier measurement)."""
+    periods = [UsagePeriod.of(cut.subscription, cut.closing) for cut in cuts if cut.closing]
+    register_periods(con, periods)
+    frame = aggregate_usage(con)
+    con.register("measured_usage_frame", frame.to_arrow())
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE measured_usage AS "
+                    "SELECT * FROM measured_usage_frame")
+    finally:
+        con.unregister("measured_usage_frame")
+    try:
+        with transaction(con):
+            run_sql(con, "billing/usage_quantities_month",
+                    {"billing_month": billing_month, "rated_at": rated_at})
+    finally:
+        con.execute("DROP TABLE IF EXISTS measured_usage")
+    return frame
+
+
+def stored_usage(con: duckdb.DuckDBPyConnection, billing_month: str) -> UsageBySubscription:
+    """The month's stored usage, shaped for the rating library."""
+    frame = con.sql("""
+        SELECT subscription_id, meter_key, period_start, quantity
+        FROM billing.usage_quantities WHERE billing_month = $month""",
+        params={"month": billing_month}).pl()
+    return usage_mapping(frame)

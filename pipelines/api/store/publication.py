@@ -1,0 +1,144 @@
+"""The invoices the pipeline publishes for the API: a call about an invoice not published is
+answered 404, and one the invoice's state does not allow 409. That state is the published
+(warehouse) status moved on by the calls accepted since, which the pipeline has not yet
+reflected in a publication.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pipelines import settings
+from pipelines.api import rules
+from pipelines.api.store.database import StoreFile, stored_instant
+
+
+@dataclass(frozen=True)
+class PublishedLine:
+    """A line of a published invoice: integrations map their external ids onto these."""
+
+    line_id: str
+    line_type: str      # usage, flat, minimum_commitment, discount, adjustment
+
+
+@dataclass(frozen=True)
+class PublishedInvoice:
+    """An invoice as the pipeline last published it for the API (its warehouse status)."""
+
+    invoice_id: str
+    customer_id: str
+    app: str
+    status: str
+    currency: str
+    total: Decimal
+    lines: tuple[PublishedLine, ...]
+    published_at: datetime | None = None
+
+
+class PublicationStore(StoreFile):
+    """The published_invoices table: what integrations may act on, and in which state."""
+
+    def publish_invoices(self, invoices: Sequence[PublishedInvoice], *,
+                         at: datetime | None = None) -> None:
+        """Upsert the invoices integrations may act on, with their warehouse status. The new
+        status replaces whatever the API projected from calls the pipeline has decided since."""
+        stamp = stored_instant(at or settings.now())
+        rows = [(inv.invoice_id, inv.customer_id, inv.app, inv.status, inv.currency,
+                 str(Decimal(inv.total)),
+                 json.dumps([{"line_id": line.line_id, "line_type": line.line_type}
+                             for line in inv.lines]), stamp, inv.invoice_id)
+                for inv in invoices]
+        with self._write() as con:
+            con.executemany("""
+                INSERT INTO published_invoices (invoice_id, customer_id, app, status, currency,
+                                                total, lines, published_at, settled_through)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?,
+                        (SELECT coalesce(max(item_id), 0) FROM inbox
+                         WHERE invoice_id = ? AND status <> 'pending'))
+                ON CONFLICT (invoice_id) DO UPDATE SET
+                    customer_id = excluded.customer_id, app = excluded.app,
+                    status = excluded.status, currency = excluded.currency,
+                    total = excluded.total, lines = excluded.lines,
+                    published_at = excluded.published_at,
+                    settled_through = excluded.settled_through""", rows)
+
+    def unpublish_invoices(self, invoice_ids: Sequence[str]) -> int:
+        """Withdraw invoices integrations may no longer act on (e.g. a discarded draft): calls
+        for them get 404 from now on. Returns how many were published."""
+        with self._write() as con:
+            return sum(con.execute("DELETE FROM published_invoices WHERE invoice_id = ?",
+                                   (invoice_id,)).rowcount for invoice_id in invoice_ids)
+
+    def published_ids(self) -> set[str]:
+        """The ids of every invoice now published."""
+        with self._read() as con:
+            return {row[0] for row in con.execute("SELECT invoice_id FROM published_invoices")}
+
+    def published_invoice(self, invoice_id: str) -> PublishedInvoice | None:
+        """The invoice as last published, or None."""
+        with self._read() as con:
+            row = published_row(con, invoice_id)
+        return invoice_of(row) if row else None
+
+    def projected_state(self, invoice_id: str) -> str | None:
+        """The published status moved on by the calls accepted and not yet reflected in it."""
+        with self._read() as con:
+            row = published_row(con, invoice_id)
+            return projected(con, row) if row else None
+
+    def invoice_view(self, invoice_id: str) -> dict[str, Any] | None:
+        """The published invoice as the API shows it to integrations: its published status,
+        the state projected by accepted calls, its lines and how many calls still wait."""
+        with self._read() as con:
+            row = published_row(con, invoice_id)
+            if row is None:
+                return None
+            projected_state = projected(con, row)
+            pending = con.execute("SELECT count(*) FROM inbox WHERE invoice_id = ? "
+                                  "AND status = 'pending'", (invoice_id,)).fetchone()[0]
+        invoice = invoice_of(row)
+        return {"invoice_id": invoice.invoice_id, "customer_id": invoice.customer_id,
+                "app": invoice.app, "status": invoice.status,
+                "projected_state": projected_state,
+                "currency": invoice.currency, "total": str(invoice.total),
+                "lines": [{"line_id": line.line_id, "line_type": line.line_type}
+                          for line in invoice.lines],
+                "published_at": row[7], "pending_calls": int(pending)}
+
+
+def published_row(con: sqlite3.Connection, invoice_id: str) -> tuple[Any, ...] | None:
+    """The published_invoices row of an invoice (read with `invoice_of`, `projected`)."""
+    return con.execute("""
+        SELECT invoice_id, customer_id, app, status, currency, total, lines, published_at,
+               settled_through
+        FROM published_invoices WHERE invoice_id = ?""", (invoice_id,)).fetchone()
+
+
+def invoice_of(row: tuple[Any, ...]) -> PublishedInvoice:
+    """The invoice a `published_row` holds."""
+    invoice_id, customer_id, app, status, currency, total, lines, published_at, _ = row
+    return PublishedInvoice(
+        invoice_id=invoice_id, customer_id=customer_id, app=app, status=status,
+        currency=currency, total=Decimal(total),
+        lines=tuple(PublishedLine(line["line_id"], line["line_type"])
+                    for line in json.loads(lines)),
+        published_at=datetime.fromisoformat(published_at))
+
+
+def projected(con: sqlite3.Connection, row: tuple[Any, ...]) -> str:
+    """The published status moved on by the calls still pending, and by those applied after the
+    invoice was last published (the pipeline applied them but has not published since)."""
+    invoice_id, status, settled = row[0], row[3], row[8]
+    kinds = ", ".join(f"'{k}'" for k in rules.CALLBACK_KINDS)
+    calls = con.execute(f"""
+        SELECT kind, body FROM inbox
+        WHERE invoice_id = ? AND kind IN ({kinds})
+          AND (status = 'pending' OR (status = 'applied' AND item_id > ?))
+        ORDER BY item_id""", (invoice_id, settled)).fetchall()
+    return rules.project(status, ((kind, json.loads(body)) for kind, body in calls))

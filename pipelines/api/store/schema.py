@@ -1,0 +1,125 @@
+"""The API store's tables, and the migration that brings a store file of an older version up to
+date. The version is SQLite's `user_version`; opening a store that is already current writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pipelines.api import rules
+
+SCHEMA_VERSION = 2      # 2: inbox kinds include custom_invoicing.statement
+
+INBOX_COLUMNS = ("item_id, kind, invoice_id, event_id, body, token_name, request_key, "
+                 "received_at, status, reason, applied_at")
+
+
+def _inbox_table(name: str) -> str:
+    """The inbox table's DDL (under another name while a migration rebuilds it: SQLite cannot
+    change a CHECK constraint in place)."""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    item_id     INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order
+    kind        TEXT NOT NULL CHECK (kind IN ({", ".join(f"'{k}'" for k in rules.KINDS)})),
+    invoice_id  TEXT,                                -- ours; NULL for Stripe events, statements
+    event_id    TEXT,                                -- the Stripe event id
+    body        TEXT NOT NULL,                       -- the JSON body as accepted
+    token_name  TEXT NOT NULL,
+    request_key TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'applied', 'rejected')),
+    reason      TEXT,
+    applied_at  TEXT
+)"""
+
+
+INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
+CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS tokens (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    scopes      TEXT NOT NULL,              -- JSON list of scopes
+    token_hash  TEXT NOT NULL UNIQUE,       -- sha256 hex of the token; the token is never kept
+    hint        TEXT NOT NULL,              -- the token's last 4 characters, to tell tokens apart
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
+
+{_inbox_table("inbox")};
+{INBOX_INDEXES}
+
+CREATE TABLE IF NOT EXISTS responses (
+    request_key   TEXT PRIMARY KEY,     -- Idempotency-Key based, or derived from the call
+    fingerprint   TEXT NOT NULL,        -- sha256 of method, path and canonical body
+    status_code   INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    inbox_item_id INTEGER REFERENCES inbox (item_id),
+    created_at    TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS published_invoices (
+    invoice_id      TEXT PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    app             TEXT NOT NULL,
+    status          TEXT NOT NULL,      -- the warehouse status when published
+    currency        TEXT NOT NULL,
+    total           TEXT NOT NULL,      -- exact decimal as text
+    lines           TEXT NOT NULL,      -- JSON [{{"line_id", "line_type"}}] in invoice order
+    published_at    TEXT NOT NULL,
+    settled_through INTEGER NOT NULL DEFAULT 0   -- last inbox item already decided at publish
+);
+"""
+
+
+def set_up(con: sqlite3.Connection) -> None:
+    """Bring the store file behind `con` to SCHEMA_VERSION: create it (in WAL mode) when new,
+    migrate it when older, and write nothing when it is current (the sensor polls it)."""
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    if version > 0:
+        _migrate(con)
+        return
+    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        con.execute("PRAGMA journal_mode=WAL").fetchone()
+    con.executescript(f"BEGIN IMMEDIATE; {SCHEMA}; "
+                      f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a store of an older schema version up to SCHEMA_VERSION, once, whoever opens it
+    first (the version is read again inside the write transaction)."""
+    con.execute("PRAGMA foreign_keys=OFF")   # the inbox is rebuilt; responses refer to it
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version < 2:
+            # version 1 -> 2: the inbox's CHECK on kind gains the statement kind
+            [sequence] = con.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
+                                     "WHERE name = 'inbox'").fetchone()
+            con.execute(_inbox_table("inbox_migrating"))
+            con.execute(f"INSERT INTO inbox_migrating ({INBOX_COLUMNS}) "
+                        f"SELECT {INBOX_COLUMNS} FROM inbox")
+            con.execute("DROP TABLE inbox")
+            con.execute("ALTER TABLE inbox_migrating RENAME TO inbox")
+            for statement in INBOX_INDEXES.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            # item ids keep growing from where they were (AUTOINCREMENT never reuses one)
+            con.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'inbox'",
+                        (sequence,))
+            if con.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("API store migration: responses lost their "
+                                             "inbox items")
+        if version < SCHEMA_VERSION:
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("PRAGMA foreign_keys=ON")

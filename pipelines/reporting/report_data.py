@@ -1,0 +1,115 @@
+"""The datasets of one month's finance report, read from the warehouse.
+
+Each dataset is the result of one query in `sql/reporting/` (one file per dataset), read as
+rows of dicts. A table the reconciliation has not built yet reads as empty and is listed in
+`ReportData.missing`, so the page says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from pipelines.warehouse import run_sql, sql
+
+MONTH_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+SYNC_LOOKBACK_DAYS = 30
+DISCREPANCY_ROW_LIMIT = 1000
+RECONCILIATION_TABLES = ("finance.invoice_reconciliation", "finance.payment_reconciliation",
+                         "finance.usage_reconciliation")
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ReportData:
+    """Every dataset of one month's report, as read from the warehouse."""
+
+    month: str
+    first_day: date
+    last_day: date
+    generated_at: datetime
+    missing: set[str] = field(default_factory=set)
+    invoice_totals: list[Row] = field(default_factory=list)
+    match_counts: list[Row] = field(default_factory=list)
+    discrepancies: list[Row] = field(default_factory=list)
+    revenue: list[Row] = field(default_factory=list)
+    sync_health: list[Row] = field(default_factory=list)
+    pipeline_health: list[Row] = field(default_factory=list)
+    aging: list[Row] = field(default_factory=list)
+    alerts: list[Row] = field(default_factory=list)
+
+    @property
+    def sync_first_day(self) -> date:
+        """The first day of the sync-health window: 30 days before the month."""
+        return self.first_day - timedelta(days=SYNC_LOOKBACK_DAYS)
+
+    @property
+    def discrepancy_total(self) -> int:
+        """How many reconciliation rows of the month are not a match."""
+        return sum(r["rows"] for r in self.match_counts if r["match_status"] != "matched")
+
+
+def parse_month(text: str) -> tuple[date, date]:
+    """The first and last day of a report month given as 'YYYY-MM'; ValueError otherwise."""
+    match = MONTH_PATTERN.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"--month must be YYYY-MM (e.g. 2026-01), got {text!r}")
+    year, month = int(match[1]), int(match[2])
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _rows(con: duckdb.DuckDBPyConnection, name: str,
+          params: Mapping[str, object] | None = None) -> list[Row]:
+    """The rows of the query `sql/reporting/<name>.sql` as dicts, binding the parameters it
+    uses."""
+    text = sql(f"reporting/{name}")
+    code = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
+    used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", code)}
+    cursor = con.execute(code, used)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def warehouse_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every table in the warehouse, as 'schema.table'."""
+    return {f"{s}.{t}" for s, t in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) -> ReportData:
+    """Read every dataset of `month`'s report; a table that does not exist yet reads as empty
+    and is listed in `missing`, so the page says so instead of failing."""
+    first, last = parse_month(month)
+    data = ReportData(month=month, first_day=first, last_day=last, generated_at=now)
+    present = warehouse_tables(con)
+    needed = {"billing.invoices", "billing.plans", "finance.receivables_aging",
+              "health.sync_health", "health.pipeline_health", "health.alerts",
+              *RECONCILIATION_TABLES}
+    data.missing = needed - present
+    run_sql(con, "reporting/invoice_is_issued")
+    params = {"month": month, "first_day": first, "last_day": last}
+    if not {"billing.invoices", "billing.plans"} & data.missing:
+        data.invoice_totals = _rows(con, "invoice_totals", params)
+        data.revenue = _rows(con, "revenue_by_plan", params)
+    if not set(RECONCILIATION_TABLES) & data.missing:
+        run_sql(con, "reporting/reconciliation_in_month")
+        data.match_counts = _rows(con, "match_status_counts", params)
+        data.discrepancies = _rows(con, "discrepancies",
+                                   {**params, "limit": DISCREPANCY_ROW_LIMIT})
+    if "health.sync_health" not in data.missing:
+        data.sync_health = _rows(con, "sync_health",
+                                 {**params, "first_day": data.sync_first_day})
+    if "health.pipeline_health" not in data.missing:
+        data.pipeline_health = _rows(con, "pipeline_health", params)
+    if "finance.receivables_aging" not in data.missing:
+        data.aging = _rows(con, "receivables_aging")
+    if "health.alerts" not in data.missing:
+        data.alerts = _rows(con, "open_alerts")
+    return data
