@@ -17,7 +17,7 @@ DEMO_ENV := BILLING_WAREHOUSE=$(CURDIR)/data/demo/warehouse.duckdb \
 	BILLING_CATALOG=$(CURDIR)/catalog \
 	DAGSTER_HOME=$(CURDIR)/.dagster_home
 
-.PHONY: demo test dev lint bench clean
+.PHONY: demo test test-unit test-integration snapshots dev lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,11 +32,24 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 	cp dagster.yaml $@
 
 demo: $(SYNCED) .dagster_home/dagster.yaml
-	$(DEMO_ENV) $(VENV)/bin/python -m devkit.demo
+	$(DEMO_ENV) $(VENV)/bin/python -m devkit demo
 
+# The whole suite (tests/unit, tests/integration with the wheel test, the definitions snapshot).
 test: $(SYNCED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# Pure and fast (well under a minute): the tests marked `unit` (tests/unit/ and the snapshot).
+test-unit: $(SYNCED)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m unit
+
+# Dagster runs, servers on 127.0.0.1, subprocesses, the built wheel (`-m "not wheel"` skips it).
+test-integration: $(SYNCED)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m integration
+
+# After an intended wiring change: rewrite tests/snapshots/definitions.json, then commit it.
+snapshots: $(SYNCED)
+	UPDATE_SNAPSHOTS=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_definitions.py
 
 dev: $(SYNCED) .dagster_home/dagster.yaml
 	$(DEMO_ENV) $(VENV)/bin/dagster dev -w workspace.yaml

@@ -33,15 +33,15 @@ from devkit.sample_data import (
 )
 from pipelines.catalog.loader import load_catalog
 from pipelines.catalog.models import Catalog
+from tests.support.environment import EXAMPLE_CATALOG
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalog"
 NATIVE_KEYS = set(NATIVE_COLUMNS)
 CE_KEYS = {"specversion", "id", "source", "type", "subject", "time", "data"}
 
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog(CATALOG)
+    return load_catalog(EXAMPLE_CATALOG)
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +455,7 @@ def test_benchmark_catalog_loads_with_n_customers(tmp_path: Path) -> None:
     assert len(catalog.customers) == 250
     assert len(catalog.subscriptions) == 250
     assert {s.customer for s in catalog.subscriptions.values()} == set(catalog.customers)
-    example = load_catalog(CATALOG)
+    example = load_catalog(EXAMPLE_CATALOG)
     assert set(catalog.meters) == set(example.meters)
     assert set(catalog.plans) == set(example.plans)
     assert {s.plan for s in catalog.subscriptions.values()} == set(example.plans)
@@ -470,7 +470,7 @@ def test_benchmark_catalog_loads_with_n_customers(tmp_path: Path) -> None:
 def test_identifiers_needing_json_escapes(tmp_path: Path) -> None:
     folder = tmp_path / "catalog"
     folder.mkdir()
-    for file in CATALOG.iterdir():
+    for file in EXAMPLE_CATALOG.iterdir():
         text = file.read_text(encoding="utf-8")
         if file.name == "customers.yaml":
             text = text.replace("id: acme_corp_001,", "id: 'acme \\ \"corp\" café',")

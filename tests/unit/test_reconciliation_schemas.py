@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.checks import pandera_check
-from pipelines.reconciliation import schemas
+from pipelines.reconciliation import table_checks
 
 MONEY = pl.Decimal(38, 12)
 
@@ -40,7 +40,7 @@ def test_a_consistent_invoice_table_passes():
         invoice_row(),
         invoice_row(invoice_id="inv_2", match_status="amount_mismatch",
                     provider_total=Decimal("55"), findings=["amount_mismatch"], detail="x"))
-    assert pandera_check(schemas.InvoiceReconciliation, frame).passed
+    assert pandera_check(table_checks.InvoiceReconciliation, frame).passed
 
 
 @pytest.mark.parametrize("bad", [
@@ -54,18 +54,18 @@ def test_a_consistent_invoice_table_passes():
     invoice_row(match_status="no_such_status", findings=["no_such_status"]),
 ])
 def test_an_invoice_table_that_misreports_fails(bad):
-    assert not pandera_check(schemas.InvoiceReconciliation, invoice_frame(bad)).passed
+    assert not pandera_check(table_checks.InvoiceReconciliation, invoice_frame(bad)).passed
 
 
 def test_one_row_per_invoice_and_provider():
     twice = invoice_frame(invoice_row(), invoice_row())
-    assert not pandera_check(schemas.InvoiceReconciliation, twice).passed
+    assert not pandera_check(table_checks.InvoiceReconciliation, twice).passed
     orphans = invoice_frame(
         invoice_row(invoice_id=None, match_status="orphan_in_provider",
                     findings=["orphan_in_provider"], ledger_total=None),
         invoice_row(invoice_id=None, match_status="orphan_in_provider",
                     findings=["orphan_in_provider"], ledger_total=None))
-    assert pandera_check(schemas.InvoiceReconciliation, orphans).passed
+    assert pandera_check(table_checks.InvoiceReconciliation, orphans).passed
 
 
 def test_a_matched_payment_is_for_the_total_due():
@@ -76,8 +76,8 @@ def test_a_matched_payment_is_for_the_total_due():
                             schema={"invoice_id": pl.String, "provider": pl.String,
                                     "kind": pl.String, "match_status": pl.String,
                                     "amount": MONEY, "ledger_amount": MONEY})
-    assert pandera_check(schemas.PaymentReconciliation, frame("50")).passed
-    assert not pandera_check(schemas.PaymentReconciliation, frame("20")).passed
+    assert pandera_check(table_checks.PaymentReconciliation, frame("50")).passed
+    assert not pandera_check(table_checks.PaymentReconciliation, frame("20")).passed
 
 
 def test_aging_buckets_follow_days_past_due():
@@ -88,8 +88,8 @@ def test_aging_buckets_follow_days_past_due():
                                     "aging_bucket": pl.String, "days_past_due": pl.Int32})
     for days, bucket in ((-3, "0-30"), (30, "0-30"), (31, "31-60"), (90, "61-90"),
                          (91, "90+")):
-        assert pandera_check(schemas.ReceivablesAging, frame(days, bucket)).passed
-    assert not pandera_check(schemas.ReceivablesAging, frame(31, "0-30")).passed
+        assert pandera_check(table_checks.ReceivablesAging, frame(days, bucket)).passed
+    assert not pandera_check(table_checks.ReceivablesAging, frame(31, "0-30")).passed
 
 
 def test_pipeline_health_counts_must_add_up():
@@ -98,8 +98,8 @@ def test_pipeline_health_counts_must_add_up():
                               "duplicates": 2, "rejected": 1, "conflicts": 1, "late_events": 0,
                               "stuck_invoices": 0, "failed_deliveries": 0,
                               "payment_errors": 0}])
-    assert pandera_check(schemas.PipelineHealth, frame(10)).passed
-    assert not pandera_check(schemas.PipelineHealth, frame(11)).passed
+    assert pandera_check(table_checks.PipelineHealth, frame(10)).passed
+    assert not pandera_check(table_checks.PipelineHealth, frame(11)).passed
 
 
 def test_usage_matched_bills_what_was_measured():
@@ -114,5 +114,5 @@ def test_usage_matched_bills_what_was_measured():
                                     "events_accepted": pl.Int64, "events_rated": pl.Int64,
                                     "unbilled_events": pl.Int64, "quantity_aggregated": MONEY,
                                     "quantity_rated": MONEY, "quantity_billed": MONEY})
-    assert pandera_check(schemas.UsageReconciliation, frame("5")).passed
-    assert not pandera_check(schemas.UsageReconciliation, frame("4")).passed
+    assert pandera_check(table_checks.UsageReconciliation, frame("5")).passed
+    assert not pandera_check(table_checks.UsageReconciliation, frame("4")).passed

@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import event, query, write_lines
+from tests.support.landing import event, write_lines
+from tests.support.warehouse import query
 
 
 def accepted_ids(warehouse: Path) -> list[tuple[str, str]]:

@@ -10,123 +10,16 @@ none: straight to payment_processing.pending with our own number.
 
 from __future__ import annotations
 
-import base64
 import signal
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from devkit.api_client import ApiError
-from devkit.local_erp import LocalCustomInvoicing
-from pipelines.api.store import ApiStore
-from tests.conftest import query
-from tests.test_api import ApiProcess, start_api, stop_api
-from tests.test_notifications import run_billing
-
-UMBRELLA_SUBSCRIPTION = """\
-  - {id: sub_umbrella_pro, customer: umbrella_004, plan: professional, start_date: 2026-01-01,
-     collection_method: send_invoice, days_until_due: 45}"""
-ERP_SECRET = "whsec_" + base64.b64encode(b"umbrella-erp-secret-0123456789ab").decode()
-
-CATALOG = """
-billing_profiles:
-  - {key: erp_hooks, default: true, app: custom_invoicing, grace_period: PT1H,
-     sync_sla: PT24H, draft_sync_hook: true, issuing_sync_hook: true}
-  - {key: erp_plain, app: custom_invoicing, grace_period: PT1H}
-customers:
-  - {id: umbrella_004, name: Umbrella Health, email: finance@umbrella.example}
-  - {id: hooli_005, name: Hooli, email: invoices@hooli.example, billing_profile: erp_plain}
-subscriptions:
-{umbrella_subscription}
-  - {id: sub_hooli_pro, customer: hooli_005, plan: professional, start_date: 2026-01-01}
-notification_channels:
-  - key: erp
-    url: {url}
-    secret_env: ERP_WEBHOOK_SECRET
-    customers: [umbrella_004]
-    event_types: [invoice.draft_sync_requested, invoice.issuing_sync_requested]
-"""
-
-
-def run_sync(now: str) -> dict[str, dict[str, object]]:
-    """The sync job, as `billing sync`, the schedule and the inbox sensor launch it; returns
-    each step's materialization metadata."""
-    from assets.billing import NOW_TAG
-    from pipelines.definitions import defs
-    from pipelines.jobs import SYNC_JOB
-
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def(SYNC_JOB).execute_in_process(
-            tags={NOW_TAG: now}, instance=instance)
-    assert result.success
-    return {m.asset_key.to_user_string(): {k: v.value for k, v in
-                                          m.materialization.metadata.items()}
-            for m in result.get_asset_materialization_events() if m.asset_key}
-
-
-@dataclass
-class Erp:
-    """Everything the scenario drives: the warehouse, the API process and the integration."""
-
-    warehouse: Path
-    store: ApiStore
-    api: ApiProcess
-    integration: LocalCustomInvoicing
-    folder: Path
-
-    def status(self, customer: str) -> str:
-        return query(self.warehouse, "SELECT status FROM billing.invoices WHERE customer_id = $c",
-                     {"c": customer})[0][0]
-
-    def invoice(self, customer: str) -> str:
-        return query(self.warehouse, "SELECT invoice_id FROM billing.invoices "
-                                     "WHERE customer_id = $c", {"c": customer})[0][0]
-
-    def restart_api(self) -> None:
-        stop_api(self.api)
-        self.api = start_api(Path(self.store.path), self.folder / "api.log")
-        self.integration.client.http.base_url = self.api.url
-
-
-def umbrella_catalog(url: str) -> str:
-    return CATALOG.replace("{url}", url).replace("{umbrella_subscription}", UMBRELLA_SUBSCRIPTION)
-
-
-def start_erp(billing_env, monkeypatch, *, answer_hooks: bool = True,
-              catalog: Callable[[str], str] = umbrella_catalog) -> Iterator[Erp]:
-    """`billing api` in its own process, the local ERP with a token answering through it, and
-    the catalog (`catalog(erp_webhook_url)`) written; stopped afterwards."""
-    folder: Path = billing_env["warehouse"].parent
-    store_path = folder / "api_store.sqlite"
-    monkeypatch.setenv("BILLING_API_STORE", str(store_path))
-    monkeypatch.setenv("ERP_WEBHOOK_SECRET", ERP_SECRET)
-    store = ApiStore(str(store_path))
-    token = store.create_token("umbrella-erp", ["invoices:sync", "payments:write"])
-    api = start_api(store_path, folder / "api.log")
-    integration = LocalCustomInvoicing(api.url, token, ERP_SECRET, answer_hooks=answer_hooks)
-    url = integration.start()
-    (billing_env["catalog"] / "customers.yaml").write_text(catalog(url))
-    erp = Erp(billing_env["warehouse"], store, api, integration, folder)
-    try:
-        yield erp
-    finally:
-        integration.stop()
-        stop_api(erp.api)
-
-
-@pytest.fixture
-def erp(billing_env, monkeypatch) -> Iterator[Erp]:
-    yield from start_erp(billing_env, monkeypatch)
-
-
-@pytest.fixture
-def silent_erp(billing_env, monkeypatch) -> Iterator[Erp]:
-    """An integration that receives the hooks but does not answer them (yet)."""
-    yield from start_erp(billing_env, monkeypatch, answer_hooks=False)
+from tests.support.dagster_runs import run_billing, run_sync
+from tests.support.erp import UMBRELLA_SUBSCRIPTION, Erp
+from tests.support.warehouse import query
 
 
 def history(warehouse: Path, invoice_id: str) -> list[tuple[str, str]]:

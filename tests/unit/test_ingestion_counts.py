@@ -9,7 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import event, query
+from tests.support.landing import event
+from tests.support.warehouse import query
 
 IDS = [f"evt_{i}" for i in range(6)]
 SOURCES = ["gw-a", "gw-b", None]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import stripe
 
 from devkit.stripe_emulator import Faults, StripeEmulator
-from devkit.stripe_emulator.params import params_schema, parse_form, validate
+from tests.support.environment import REPO
 
 API_KEY = "sk_test_emulator_tests"
 FIXTURES = Path("/work/shared/reference/stripe-fixtures3.json")
@@ -309,33 +308,6 @@ def test_unknown_parameters_are_rejected_like_stripe(client):
     assert err.value.user_message == (
         "Invalid collection_method: must be one of charge_automatically or send_invoice"
     )
-
-
-def test_parameter_schema_comes_from_the_sdk_typeddicts():
-    hints = typing.get_type_hints(
-        stripe.params.InvoiceCreateParams,
-        localns={
-            **vars(sys.modules["stripe._request_options"]),
-            "StripeContext": stripe.StripeContext,
-        },
-    )
-    options = set(stripe._request_options.RequestOptions.__annotations__)
-    assert set(params_schema("InvoiceCreateParams").fields) == set(hints) - options
-
-    parsed = validate(
-        "InvoiceAddLinesParams",
-        parse_form(
-            "lines[0][price_data][currency]=usd&lines[0][price_data][unit_amount_decimal]=1.5"
-            "&lines[0][quantity]=3&expand[]=customer&invoice_metadata[k]=v"
-        ),
-    )
-    assert parsed["lines"][0]["quantity"] == 3
-    assert str(parsed["lines"][0]["price_data"]["unit_amount_decimal"]) == "1.5"
-    assert parsed["expand"] == ["customer"]
-    with pytest.raises(Exception, match=r"Missing required param: lines\[0\]\[period\]\[end\]"):
-        validate("InvoiceAddLinesParams", parse_form("lines[0][period][start]=1"))
-    with pytest.raises(Exception, match="Invalid integer: soon"):
-        validate("InvoiceCreateParams", parse_form("customer=cus_1&days_until_due=soon"))
 
 
 # ----------------------------------------------------------------------------- search, lists
@@ -736,7 +708,7 @@ def test_module_entry_point_serves_until_stopped():
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=REPO,
     )
     try:
         line = proc.stdout.readline()

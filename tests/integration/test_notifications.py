@@ -1,36 +1,25 @@
-"""Outbound notifications: Standard Webhooks signatures (checked with the reference library),
-rotation, events built once from the status history with the invoice frozen in the payload,
-routing by event type and customer, retries with growing backoff, 410 Gone, missing secrets and
-`billing notify test`."""
+"""Outbound notifications delivered over 127.0.0.1 to a booking system and a finance receiver:
+events built once from the status history with the invoice frozen in the payload, routing by
+event type and customer, retries with growing backoff, 410 Gone, missing secrets and
+`billing notify test`. Signatures and the backoff rule alone:
+tests/unit/test_notification_signing.py."""
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
 
 from devkit.booking_system import BOOKING_PATH, FINANCE_PATH, BookingSystem
-from pipelines.notifications.delivery import RETRY_DELAYS, decide
-from pipelines.notifications.signing import (
-    WebhookHeaderError,
-    sign_headers,
-    verify_webhook,
-)
-from pipelines.notifications.signing import (
-    WebhookVerificationError as OurVerificationError,
-)
-from tests.conftest import query
-
-BOOKING_SECRET = "whsec_" + base64.b64encode(b"booking-system-secret-0123456789").decode()
-FINANCE_SECRET = "whsec_" + base64.b64encode(b"finance-team-secret-abcdefghijkl").decode()
-OLD_FINANCE_SECRET = "whsec_" + base64.b64encode(b"finance-old-secret-zyxwvutsrqpon").decode()
+from pipelines.notifications.delivery import RETRY_DELAYS
+from tests.support.dagster_runs import materialized_metadata, run_billing, succeeded
+from tests.support.receivers import BOOKING_SECRET, FINANCE_SECRET, write_catalog
+from tests.support.warehouse import invoice_of, query
 
 CUSTOMERS = """
 billing_profiles:
@@ -45,54 +34,17 @@ subscriptions:
 """
 
 
-def channels_yaml(booking_url: str, finance_url: str) -> str:
-    """The booking system of one customer, and finance copied on failures and refunds."""
-    return f"""
-notification_channels:
-  - key: booking
-    url: {booking_url}
-    secret_env: BOOKING_WEBHOOK_SECRET
-    customers: [initech_003]
-    event_types: [invoice.created, invoice.issued, invoice.paid, invoice.refunded]
-  - key: finance
-    url: {finance_url}
-    secret_env: FINANCE_WEBHOOK_SECRET
-    event_types: [invoice.payment_failed, invoice.refunded]
-"""
-
-
-def write_catalog(env: dict[str, Path], booking_url: str, finance_url: str,
-                  customers: str = CUSTOMERS) -> None:
-    (env["catalog"] / "customers.yaml").write_text(
-        customers + channels_yaml(booking_url, finance_url))
-
-
-def run_billing(month: str, now: str) -> None:
-    """The real billing job for a month (rates and issues the manual profile's invoices)."""
-    from assets.billing import NOW_TAG
-    from pipelines.definitions import defs
-    from pipelines.jobs import BILLING_JOB
-
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def(BILLING_JOB).execute_in_process(
-            partition_key=f"{month}-01", tags={NOW_TAG: now}, instance=instance)
-    assert result.success
-
-
 def run_notifications(now: str) -> dict[str, dict[str, object]]:
     """Materialize notifications/events and notifications/deliveries at `now`; their metadata."""
     from assets import notifications
-    from assets.billing import NOW_TAG
     from pipelines.definitions import defs
+    from pipelines.run_context import NOW_TAG
 
     resources = {key: defs.resources[key] for key in ("warehouse", "catalog")}
     with dg.instance_for_test() as instance:
         result = dg.materialize([notifications.events, notifications.deliveries],
                                 resources=resources, instance=instance, tags={NOW_TAG: now})
-    assert result.success
-    return {m.asset_key.to_user_string(): {k: v.value for k, v in
-                                          m.materialization.metadata.items()}
-            for m in result.get_asset_materialization_events() if m.asset_key}
+    return materialized_metadata(succeeded(result))
 
 
 def move(warehouse: Path, invoice_id: str, to_status: str, now: str) -> None:
@@ -108,86 +60,15 @@ def move(warehouse: Path, invoice_id: str, to_status: str, now: str) -> None:
     assert outcome.outcome == "applied", outcome
 
 
-def invoice_of(warehouse: Path, customer: str, boundary: str = "2026-02-01") -> str:
-    [(invoice_id,)] = query(warehouse, """
-        SELECT invoice_id FROM billing.invoices
-        WHERE customer_id = $c AND boundary = $b::DATE""", {"c": customer, "b": boundary})
-    return invoice_id
-
-
 @pytest.fixture
 def receivers(billing_env, monkeypatch):
     """A booking system and a finance receiver on 127.0.0.1, wired into the catalog."""
     monkeypatch.setenv("BOOKING_WEBHOOK_SECRET", BOOKING_SECRET)
     monkeypatch.setenv("FINANCE_WEBHOOK_SECRET", FINANCE_SECRET)
     with BookingSystem(booking_secret=BOOKING_SECRET, finance_secret=FINANCE_SECRET) as system:
-        write_catalog(billing_env, system.url(BOOKING_PATH), system.url(FINANCE_PATH))
+        write_catalog(billing_env, system.url(BOOKING_PATH), system.url(FINANCE_PATH),
+                      CUSTOMERS)
         yield system
-
-
-# --------------------------------------------------------------------------- signing
-
-SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def test_signature_golden_value_of_the_standard():
-    # the Standard Webhooks / Svix test vector
-    headers = sign_headers(SPEC_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                           b'{"test": 2432232314}')
-    assert headers == {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                       "webhook-timestamp": "1614265330",
-                       "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
-
-
-def test_signatures_verify_with_the_reference_library_and_fail_when_tampered_or_stale():
-    body = json.dumps({"type": "invoice.paid", "data": {"invoice": {"total": "50.00"}}}).encode()
-    now = int(time.time())
-    headers = sign_headers(FINANCE_SECRET, "msg_abc", now, body)
-    assert Webhook(FINANCE_SECRET).verify(body, headers) == json.loads(body)
-    verify_webhook(FINANCE_SECRET, body, headers)
-    tampered = body.replace(b"50.00", b"5.00")
-    with pytest.raises(WebhookVerificationError):
-        Webhook(FINANCE_SECRET).verify(tampered, headers)
-    with pytest.raises(OurVerificationError, match="no matching"):
-        verify_webhook(FINANCE_SECRET, tampered, headers)
-    # another message id with the same signature: refused too (the id is signed)
-    with pytest.raises(WebhookVerificationError):
-        Webhook(FINANCE_SECRET).verify(body, {**headers, "webhook-id": "msg_other"})
-    stale = sign_headers(FINANCE_SECRET, "msg_abc", now - 600, body)
-    with pytest.raises(WebhookVerificationError, match="too old"):
-        Webhook(FINANCE_SECRET).verify(body, stale)
-    with pytest.raises(WebhookHeaderError, match="tolerance"):
-        verify_webhook(FINANCE_SECRET, body, stale)
-    with pytest.raises(WebhookVerificationError):
-        Webhook(BOOKING_SECRET).verify(body, headers)
-
-
-def test_rotation_signs_with_every_secret():
-    body = b'{"type":"invoice.refunded"}'
-    now = int(time.time())
-    headers = sign_headers(f"{FINANCE_SECRET} {OLD_FINANCE_SECRET}", "msg_rot", now, body)
-    assert len(headers["webhook-signature"].split(" ")) == 2
-    assert all(s.startswith("v1,") for s in headers["webhook-signature"].split(" "))
-    # receivers that hold either secret accept the message; a third secret does not
-    Webhook(FINANCE_SECRET).verify(body, headers)
-    Webhook(OLD_FINANCE_SECRET).verify(body, headers)
-    verify_webhook(OLD_FINANCE_SECRET, body, headers)
-    with pytest.raises(WebhookVerificationError):
-        Webhook(BOOKING_SECRET).verify(body, headers)
-
-
-def test_backoff_grows_and_gives_up_after_the_last_attempt():
-    now = datetime(2026, 2, 1, tzinfo=UTC)
-    waits = [decide(n, 500, now)[1] - now for n in range(1, 8)]
-    assert waits == [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30),
-                     timedelta(hours=2), timedelta(hours=5), timedelta(hours=10),
-                     timedelta(hours=10)]
-    assert sum(RETRY_DELAYS, timedelta()) > timedelta(hours=24)
-    assert decide(8, 500, now) == ("failed", None)
-    assert decide(8, None, now) == ("failed", None)
-    assert decide(3, 204, now) == ("delivered", None)
-    assert decide(1, 410, now) == ("disabled", None)
-    assert decide(1, None, now)[0] == "retrying"
 
 
 # --------------------------------------------------------------------------- events and routing

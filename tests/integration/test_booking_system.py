@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import dagster as dg
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -28,15 +27,10 @@ from devkit.booking_system import (
 )
 from pipelines.api.store import ApiStore
 from pipelines.notifications.signing import sign_headers
-from tests.conftest import query
-from tests.test_api import start_api, stop_api
-from tests.test_notifications import (
-    BOOKING_SECRET,
-    FINANCE_SECRET,
-    invoice_of,
-    run_billing,
-    write_catalog,
-)
+from tests.support.api import start_api, stop_api
+from tests.support.dagster_runs import run_billing, run_sync
+from tests.support.receivers import BOOKING_SECRET, FINANCE_SECRET, write_catalog
+from tests.support.warehouse import invoice_of, query
 
 CUSTOMERS = """
 billing_profiles:
@@ -57,18 +51,6 @@ SEEDED = [
 ]
 
 
-def run_sync(now: str) -> None:
-    """The sync job, as `billing sync` and the schedule launch it."""
-    from assets.billing import NOW_TAG
-    from pipelines.definitions import defs
-    from pipelines.jobs import SYNC_JOB
-
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def(SYNC_JOB).execute_in_process(
-            tags={NOW_TAG: now}, instance=instance)
-    assert result.success
-
-
 @pytest.fixture
 def booking_system(billing_env, monkeypatch):
     monkeypatch.setenv("BOOKING_WEBHOOK_SECRET", BOOKING_SECRET)
@@ -82,7 +64,7 @@ def booking_system(billing_env, monkeypatch):
 
 
 @pytest.fixture
-def erp(billing_env, monkeypatch):
+def erp_client(billing_env, monkeypatch):
     """The customers' ERP reporting payments through the integration API."""
     folder: Path = billing_env["warehouse"].parent
     monkeypatch.setenv("BILLING_API_STORE", str(folder / "api_store.sqlite"))
@@ -108,7 +90,7 @@ def mark(erp: CustomInvoicingClient, invoice_id: str, trigger: str, now: str) ->
     run_sync(now)
 
 
-def test_booking_system_test_plan(billing_env, booking_system, erp):
+def test_booking_system_test_plan(billing_env, booking_system, erp_client):
     warehouse: Path = billing_env["warehouse"]
 
     # 1. create invoice -> webhook received, booking tagged invoiced
@@ -129,7 +111,7 @@ def test_booking_system_test_plan(billing_env, booking_system, erp):
     assert seen["finance_alerts"] == [] and seen["customer_notifications"] == []
 
     # 2. mark paid -> status updated and customer notified
-    mark(erp, initech, "paid", "2026-02-03T09:00:00Z")
+    mark(erp_client, initech, "paid", "2026-02-03T09:00:00Z")
     seen = state(booking_system)
     assert [seen["bookings"][b]["status"] for b in ("bk_jan_10", "bk_jan_25", "bk_feb_10")] == [
         "paid", "paid", "confirmed"]
@@ -142,7 +124,7 @@ def test_booking_system_test_plan(billing_env, booking_system, erp):
     assert seen["finance_alerts"] == []
 
     # 3. mark refunded -> booking flagged and finance alerted
-    mark(erp, initech, "refunded", "2026-02-05T09:00:00Z")
+    mark(erp_client, initech, "refunded", "2026-02-05T09:00:00Z")
     seen = state(booking_system)
     assert seen["bookings"]["bk_jan_10"]["flags"] == ["refunded:full"]
     assert seen["bookings"]["bk_jan_25"]["flags"] == ["refunded:full"]
@@ -152,7 +134,7 @@ def test_booking_system_test_plan(billing_env, booking_system, erp):
         ("invoice.refunded", initech, "initech_003", str(total))]
 
     # 4. mark failed (another customer's invoice) -> finance alerted, booking system untouched
-    mark(erp, hooli, "payment_failed", "2026-02-06T09:00:00Z")
+    mark(erp_client, hooli, "payment_failed", "2026-02-06T09:00:00Z")
     seen = state(booking_system)
     assert [(a["type"], a["invoice_id"]) for a in seen["finance_alerts"]] == [
         ("invoice.refunded", initech), ("invoice.payment_failed", hooli)]

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from pipelines.jobs import INGEST_JOB
-from tests.conftest import REPO, event, query, write_lines
+from tests.support.environment import REPO
+from tests.support.landing import event, write_lines
+from tests.support.warehouse import query
 
 
 def ingest_job() -> dg.JobDefinition:
@@ -83,7 +85,7 @@ def test_invalid_catalog_fails_the_run_naming_file_entry_and_fault(billing_env):
 
 def test_flat_amount_finer_than_the_currency_is_refused_by_the_pandera_schema(billing_env):
     from pipelines.catalog import CatalogError, load_catalog
-    from pipelines.catalog.tables import catalog_frames, check_catalog_frames
+    from pipelines.catalog.warehouse_tables import catalog_frames, check_catalog_frames
 
     plans = billing_env["catalog"] / "plans.yaml"
     plans.write_text(plans.read_text().replace('amount: "1500"', 'amount: "1500.5"'))

@@ -1,12 +1,10 @@
 """The integration API's rules and store without HTTP: body validation paths, state projection,
-the pipeline's side of the inbox (arrival order, marking), tokens, and `billing token`."""
+the pipeline's side of the inbox (arrival order, marking), tokens, and migrating an old store.
+`billing token` in its own process: tests/integration/test_billing_token_commands.py."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from pipelines.api import rules
-from pipelines.api.store import ApiStore, Call, PublishedInvoice, PublishedLine, hash_token
+from pipelines.api.store import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    ApiStore,
+    Call,
+    PublishedInvoice,
+    PublishedLine,
+    hash_token,
+)
+from tests.support.statements import entry, statement
 
-REPO = Path(__file__).resolve().parent.parent
 AT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
@@ -139,33 +145,36 @@ def test_tokens_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
     assert store.authenticate(replacement) is not None
 
 
-def _billing(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BILLING_API_STORE": str(store)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+def test_a_store_of_schema_version_1_is_migrated_keeping_its_items(tmp_path: Path) -> None:
+    """Stores made before statements existed refuse the new kind in their CHECK constraint;
+    opening one rebuilds the inbox, keeping every item, answer and item id."""
+    path = tmp_path / "api_store.sqlite"
+    con = sqlite3.connect(path, isolation_level=None)
+    v1 = SCHEMA.replace(f", '{rules.STATEMENT}'", "")
+    assert v1 != SCHEMA
+    con.executescript(f"PRAGMA journal_mode=WAL; {v1}; PRAGMA user_version=1;")
+    con.execute("INSERT INTO inbox (item_id, kind, invoice_id, body, token_name, request_key, "
+                "received_at) VALUES (7, ?, 'inv_old', '{\"trigger\": \"paid\"}', 'erp', 'k7', "
+                "'2026-02-01T12:00:00+00:00')", (rules.PAYMENT_STATUS,))
+    con.execute("INSERT INTO responses VALUES ('k7', 'f7', 202, '{}', 7, "
+                "'2026-02-01T12:00:00+00:00')")
+    with pytest.raises(sqlite3.IntegrityError):   # what a v1 store does with a statement
+        con.execute("INSERT INTO inbox (kind, body, token_name, request_key, received_at) "
+                    "VALUES (?, '{}', 'erp', 'k8', 'x')", (rules.STATEMENT,))
+    con.close()
 
-
-def test_billing_token_commands(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite"
-    created = _billing("token", "create", "--name", "erp", "--scope", "invoices:sync",
-                       "--scope", "payments:write", store=path)
-    assert created.returncode == 0, created.stderr
-    output = created.stdout.strip().splitlines()
-    token = output[-1]
-    assert token.startswith("bpk_") and " " not in token
-    assert token not in "\n".join(output[:-1])
-    info = ApiStore(str(path)).authenticate(token)
-    assert info is not None and info.name == "erp"
-    assert info.scopes == ("invoices:sync", "payments:write")
-    assert token.encode() not in path.read_bytes() + (
-        Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b"")
-
-    bad = _billing("token", "create", "--name", "x", "--scope", "admin", store=path)
-    assert bad.returncode != 0 and "'admin'" in bad.stderr
-
-    listed = _billing("token", "list", store=path)
-    assert "erp" in listed.stdout and token not in listed.stdout
-    assert _billing("token", "revoke", "erp", store=path).returncode == 0
-    assert ApiStore(str(path)).authenticate(token) is None
-    again = _billing("token", "revoke", "erp", store=path)
-    assert again.returncode != 0 and "no active token" in again.stderr
+    store = ApiStore(str(path))
+    call = Call(kind=rules.STATEMENT, invoice_id=None, body=statement(entry("erp_m1")),
+                token_name="erp", request_key="k9", fingerprint="f9",
+                received_at=datetime(2026, 2, 3, 10, tzinfo=UTC))
+    answer = store.accept(call)
+    assert answer.status_code == 202 and answer.body["inbox_item_id"] == 8
+    assert [(i.item_id, i.kind) for i in store.pending_items()] == [
+        (7, rules.PAYMENT_STATUS), (8, rules.STATEMENT)]
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert {row[1] for row in check.execute("PRAGMA index_list(inbox)")} >= {
+            "inbox_status", "inbox_invoice"}
+    ApiStore(str(path))    # opening it again changes nothing
+    assert store.accept(call).replayed

@@ -3,15 +3,14 @@ through the integration API (`POST /api/v1/apps/custom-invoicing/statement`) and
 sync job as the `custom_invoicing` rows of `sync.provider_invoices` (what reconciliation compares
 the ledger with).
 
-The API over real HTTP (`billing api` in its own process, the `env` fixture of test_api); the
-pipeline's side through real Dagster sync runs, with the local ERP (test_custom_invoicing's `erp`
-fixture) answering the hooks and keeping the invoices it made.
+The API over real HTTP (`billing api` in its own process, the `api` fixture); the pipeline's
+side through real Dagster sync runs, with the local ERP (the `erp` fixture) answering the hooks
+and keeping the invoices it made.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,51 +20,28 @@ import pytest
 
 from devkit.api_client import ApiError
 from pipelines.api import rules
-from pipelines.api.store import SCHEMA, SCHEMA_VERSION, ApiStore, Call
-from tests import test_api, test_custom_invoicing
-from tests.conftest import query
-from tests.test_api import Env, assert_validation_error, error
-from tests.test_custom_invoicing import Erp, run_sync
-from tests.test_notifications import run_billing
-
-# the fixtures reused: the API in its own process (one per module), and the local ERP
-env = test_api.env
-erp = test_custom_invoicing.erp
+from tests.support.api import RunningApi, assert_validation_error, error
+from tests.support.dagster_runs import run_billing, run_sync
+from tests.support.erp import Erp
+from tests.support.statements import AS_OF, entry, statement
+from tests.support.warehouse import query
 
 STATEMENT = "/api/v1/apps/custom-invoicing/statement"
-AS_OF = "2026-02-03T10:00:00Z"
-
-
-def entry(external_id: str, invoice_id: str | None = "inv_1", **fields: Any) -> dict[str, Any]:
-    """One invoice of a statement, as the contract's example has it."""
-    invoice = {"external_id": external_id, "invoice_id": invoice_id,
-               "invoice_number": "ERP-2026-0001", "currency": "EUR", "total": "123.45",
-               "status": "open", "amount_paid": "0.00", "amount_refunded": "0.00",
-               "lines": [{"external_id": f"{external_id}_l1", "line_id": "line_1",
-                          "amount": "100.00"},
-                         {"external_id": f"{external_id}_l2", "line_id": "line_2",
-                          "amount": "23.45"}]}
-    invoice.update(fields)
-    return invoice
-
-
-def statement(*invoices: dict[str, Any], as_of: str = AS_OF) -> dict[str, Any]:
-    return {"as_of": as_of, "invoices": list(invoices)}
 
 
 # ---------------------------------------------------------------------- the endpoint
 
 
-def test_statement_needs_a_token_with_invoices_sync(env: Env) -> None:
+def test_statement_needs_a_token_with_invoices_sync(api: RunningApi) -> None:
     body = statement(entry("erp_auth_1"))
-    missing = env.post(STATEMENT, body, token=None)
+    missing = api.post(STATEMENT, body, token=None)
     assert missing.status_code == 401 and error(missing)["code"] == "missing_token"
     for token in ("pay", "stripe"):
-        refused = env.post(STATEMENT, body, token=token)
+        refused = api.post(STATEMENT, body, token=token)
         assert refused.status_code == 403, refused.text
         assert error(refused)["code"] == "insufficient_scope"
         assert "invoices:sync" in str(error(refused)["message"])
-    assert env.post(STATEMENT, body, token="sync").status_code == 202
+    assert api.post(STATEMENT, body, token="sync").status_code == 202
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
@@ -97,50 +73,50 @@ def test_statement_needs_a_token_with_invoices_sync(env: Env) -> None:
     (statement(entry("a"), as_of="2026-02-03T10:00:00"), "as_of", "UTC offset"),
     (statement("nope"), "invoices[0]", "must be an object"),
 ])
-def test_bad_statement_gets_422_naming_the_field(env: Env, body: object, field: str,
+def test_bad_statement_gets_422_naming_the_field(api: RunningApi, body: object, field: str,
                                                  words: str) -> None:
-    before = env.store.pending_count()
-    assert_validation_error(env.post(STATEMENT, body), field, words)
-    assert env.store.pending_count() == before
+    before = api.store.pending_count()
+    assert_validation_error(api.post(STATEMENT, body), field, words)
+    assert api.store.pending_count() == before
 
 
-def test_every_problem_is_listed_up_to_a_limit(env: Env) -> None:
+def test_every_problem_is_listed_up_to_a_limit(api: RunningApi) -> None:
     body = statement(*[entry(f"erp_{i}", total=float(i)) for i in range(150)])
-    problem = error(env.post(STATEMENT, body))
+    problem = error(api.post(STATEMENT, body))
     assert problem["field"] == "invoices[0].total"
     assert len(problem["details"]) == 100     # type: ignore[arg-type]
     assert str(problem["message"]).endswith("(and 140 more problems)")
 
 
-def test_orphans_are_accepted_and_a_replay_is_answered_as_the_first(env: Env) -> None:
+def test_orphans_are_accepted_and_a_replay_is_answered_as_the_first(api: RunningApi) -> None:
     body = statement(entry("erp_r1", invoice_id="inv_we_never_made"),
                      entry("erp_r2", invoice_id=None, lines=[]),
                      {k: v for k, v in entry("erp_r3").items() if k != "invoice_id"},
                      as_of="2026-02-03T11:00:00+01:00")
-    first = env.post(STATEMENT, body)
+    first = api.post(STATEMENT, body)
     assert first.status_code == 202, first.text
     accepted = first.json()
     assert {k: v for k, v in accepted.items() if k not in ("inbox_item_id", "received_at")} == {
         "status": "accepted", "kind": "custom_invoicing.statement",
         "as_of": "2026-02-03T11:00:00+01:00", "invoice_count": 3}
-    before = env.store.pending_count()
-    replay = env.post(STATEMENT, body)
+    before = api.store.pending_count()
+    replay = api.post(STATEMENT, body)
     assert replay.status_code == 202 and replay.json() == accepted
     assert replay.headers["idempotent-replayed"] == "true"
-    assert env.store.pending_count() == before
-    item = env.store.inbox_item(accepted["inbox_item_id"])
+    assert api.store.pending_count() == before
+    item = api.store.inbox_item(accepted["inbox_item_id"])
     assert item is not None and item.kind == rules.STATEMENT and item.invoice_id is None
     assert item.body == body and item.token_name == "erp-sync"
     # the outcome is readable with the scope that sent it, not with another
-    view = env.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}").json()
+    view = api.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}").json()
     assert (view["kind"], view["status"], view["invoice_id"]) == (
         "custom_invoicing.statement", "pending", None)
-    assert env.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}",
+    assert api.get(f"/api/v1/inbox-items/{accepted['inbox_item_id']}",
                    token="pay").status_code == 404
 
 
-def test_client_sends_decimals_exactly_and_raises_on_floats(env: Env) -> None:
-    with env.client("sync") as client:
+def test_client_sends_decimals_exactly_and_raises_on_floats(api: RunningApi) -> None:
+    with api.client("sync") as client:
         answer = client.send_statement(
             [entry("erp_c1", total=Decimal("0.000000000001"), amount_paid=Decimal("0"),
                    lines=[{"external_id": "c1", "line_id": None,
@@ -150,46 +126,11 @@ def test_client_sends_decimals_exactly_and_raises_on_floats(env: Env) -> None:
         with pytest.raises(ApiError) as refused:
             client.send_statement([entry("erp_c2", total=1.1)], as_of=AS_OF)
     assert refused.value.status_code == 422 and refused.value.field == "invoices[0].total"
-    item = env.store.inbox_item(answer["inbox_item_id"])
+    item = api.store.inbox_item(answer["inbox_item_id"])
     assert item is not None
     [invoice] = item.body["invoices"]
     assert (invoice["total"], invoice["amount_paid"], invoice["lines"][0]["amount"]) == (
         "0.000000000001", "0", "0.000000000001")
-
-
-def test_a_store_of_schema_version_1_is_migrated_keeping_its_items(tmp_path: Path) -> None:
-    """Stores made before statements existed refuse the new kind in their CHECK constraint;
-    opening one rebuilds the inbox, keeping every item, answer and item id."""
-    path = tmp_path / "api_store.sqlite"
-    con = sqlite3.connect(path, isolation_level=None)
-    v1 = SCHEMA.replace(f", '{rules.STATEMENT}'", "")
-    assert v1 != SCHEMA
-    con.executescript(f"PRAGMA journal_mode=WAL; {v1}; PRAGMA user_version=1;")
-    con.execute("INSERT INTO inbox (item_id, kind, invoice_id, body, token_name, request_key, "
-                "received_at) VALUES (7, ?, 'inv_old', '{\"trigger\": \"paid\"}', 'erp', 'k7', "
-                "'2026-02-01T12:00:00+00:00')", (rules.PAYMENT_STATUS,))
-    con.execute("INSERT INTO responses VALUES ('k7', 'f7', 202, '{}', 7, "
-                "'2026-02-01T12:00:00+00:00')")
-    with pytest.raises(sqlite3.IntegrityError):   # what a v1 store does with a statement
-        con.execute("INSERT INTO inbox (kind, body, token_name, request_key, received_at) "
-                    "VALUES (?, '{}', 'erp', 'k8', 'x')", (rules.STATEMENT,))
-    con.close()
-
-    store = ApiStore(str(path))
-    call = Call(kind=rules.STATEMENT, invoice_id=None, body=statement(entry("erp_m1")),
-                token_name="erp", request_key="k9", fingerprint="f9",
-                received_at=datetime(2026, 2, 3, 10, tzinfo=UTC))
-    answer = store.accept(call)
-    assert answer.status_code == 202 and answer.body["inbox_item_id"] == 8
-    assert [(i.item_id, i.kind) for i in store.pending_items()] == [
-        (7, rules.PAYMENT_STATUS), (8, rules.STATEMENT)]
-    with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert check.execute("PRAGMA foreign_key_check").fetchall() == []
-        assert {row[1] for row in check.execute("PRAGMA index_list(inbox)")} >= {
-            "inbox_status", "inbox_invoice"}
-    ApiStore(str(path))    # opening it again changes nothing
-    assert store.accept(call).replayed
 
 
 # ---------------------------------------------------------------------- the pipeline's side

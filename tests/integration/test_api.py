@@ -5,15 +5,9 @@ does (ApiStore.publish_invoices); the pipeline's side of the inbox is played wit
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,68 +15,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devkit.api_client import ApiError, CustomInvoicingClient
+from devkit.api_client import ApiError
 from devkit.stripe_emulator.webhooks import signature_header
 from pipelines.api.store import ApiStore, PublishedInvoice, PublishedLine
+from tests.support.api import (
+    WEBHOOK_SECRETS,
+    RunningApi,
+    assert_validation_error,
+    error,
+    start_api,
+    stop_api,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-NOW = "2026-02-01T12:00:00+00:00"
-WEBHOOK_SECRETS = ("whsec_old_secret_still_valid", "whsec_current_secret")
 CUSTOM = "/api/v1/apps/custom-invoicing/invoices"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class ApiProcess:
-    """`billing api` in a subprocess, its output in a file."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_api(store_path: Path, log: Path) -> ApiProcess:
-    port = free_port()
-    env = {**os.environ, "BILLING_API_STORE": str(store_path), "BILLING_NOW": NOW,
-           "STRIPE_WEBHOOK_SECRET": ", ".join(WEBHOOK_SECRETS)}
-    env.pop("DAGSTER_HOME", None)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "api", "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"billing api exited {process.returncode}:\n"
-                                 f"{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                return ApiProcess(process, url, log)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"billing api did not start:\n{log.read_text()}")
-
-
-def stop_api(api: ApiProcess) -> None:
-    if api.process.poll() is None:
-        api.process.send_signal(signal.SIGTERM)
-        try:
-            api.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            api.process.kill()
-            api.process.wait()
-
-
 LINES = (PublishedLine("ln_usage", "usage"), PublishedLine("ln_flat", "flat"),
          PublishedLine("ln_min", "minimum_commitment"), PublishedLine("ln_disc", "discount"))
 
@@ -91,63 +36,6 @@ def invoice(invoice_id: str, status: str, *, app: str = "custom_invoicing") -> P
     return PublishedInvoice(invoice_id=invoice_id, customer_id="acme_corp_001", app=app,
                             status=status, currency="USD", total=Decimal("1234.50"),
                             lines=LINES)
-
-
-@dataclass
-class Env:
-    api: ApiProcess
-    store: ApiStore
-    tokens: dict[str, str]
-
-    def post(self, path: str, body: object = None, *, token: str | None = "sync",
-             headers: dict[str, str] | None = None, content: bytes | None = None,
-             params: dict[str, str] | None = None) -> httpx.Response:
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {self.tokens[token]}"
-        if content is None:
-            content = json.dumps(body).encode()
-        return httpx.post(self.api.url + path, content=content, params=params,
-                          headers={"content-type": "application/json", **sent}, timeout=30)
-
-    def get(self, path: str, *, token: str | None = "sync") -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.tokens[token]}"} if token else {}
-        return httpx.get(self.api.url + path, headers=headers, timeout=30)
-
-    def client(self, token: str = "both") -> CustomInvoicingClient:
-        return CustomInvoicingClient(self.api.url, self.tokens[token])
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    folder = tmp_path_factory.mktemp("api")
-    store = ApiStore(str(folder / "api_store.sqlite"))
-    tokens = {
-        "sync": store.create_token("erp-sync", ["invoices:sync"]),
-        "pay": store.create_token("erp-payments", ["payments:write"]),
-        "both": store.create_token("erp", ["invoices:sync", "payments:write"]),
-        "stripe": store.create_token("stripe", ["webhooks:stripe"]),
-    }
-    api = start_api(folder / "api_store.sqlite", folder / "api.log")
-    try:
-        yield Env(api, store, tokens)
-    finally:
-        stop_api(api)
-
-
-def error(response: httpx.Response) -> dict[str, object]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
-
-
-def assert_validation_error(response: httpx.Response, field: str, words: str) -> None:
-    """A 422 naming `field`, its message saying `words`."""
-    assert response.status_code == 422, response.text
-    problem = error(response)
-    assert problem["code"] == "validation_error"
-    assert problem["field"] == field
-    assert words in str(problem["message"])
 
 
 DRAFT_BODY = {"invoicing": {"invoice_number": "ERP-1", "external_id": "erp_1",
@@ -163,70 +51,70 @@ ISSUING_BODY = {"invoicing": {"invoice_number": "ERP-1",
 # ---------------------------------------------------------------------- auth
 
 
-def test_health_needs_no_token(env: Env) -> None:
-    response = env.get("/api/v1/health", token=None)
+def test_health_needs_no_token(api: RunningApi) -> None:
+    response = api.get("/api/v1/health", token=None)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
 
 
-def test_missing_malformed_and_unknown_tokens_get_401(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_auth", "draft.syncing")])
+def test_missing_malformed_and_unknown_tokens_get_401(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_auth", "draft.syncing")])
     path = f"{CUSTOM}/inv_auth/draft/synchronized"
-    missing = env.post(path, DRAFT_BODY, token=None)
+    missing = api.post(path, DRAFT_BODY, token=None)
     assert missing.status_code == 401
     assert error(missing)["code"] == "missing_token"
     assert missing.headers["www-authenticate"].startswith("Bearer")
-    basic = env.post(path, DRAFT_BODY, token=None, headers={"Authorization": "Basic abc"})
+    basic = api.post(path, DRAFT_BODY, token=None, headers={"Authorization": "Basic abc"})
     assert basic.status_code == 401 and error(basic)["code"] == "invalid_token"
-    unknown = env.post(path, DRAFT_BODY, token=None,
+    unknown = api.post(path, DRAFT_BODY, token=None,
                        headers={"Authorization": "Bearer bpk_not_a_token"})
     assert unknown.status_code == 401 and error(unknown)["code"] == "invalid_token"
-    assert not [i for i in env.store.pending_items() if i.invoice_id == "inv_auth"]
+    assert not [i for i in api.store.pending_items() if i.invoice_id == "inv_auth"]
 
 
-def test_revoked_token_is_refused(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_revoke", "payment_processing.pending")])
-    env.tokens["temp"] = env.store.create_token("temp", ["payments:write"])
+def test_revoked_token_is_refused(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_revoke", "payment_processing.pending")])
+    api.tokens["temp"] = api.store.create_token("temp", ["payments:write"])
     path = f"{CUSTOM}/inv_revoke/payment/status"
-    assert env.post(path, {"trigger": "payment_failed"}, token="temp").status_code == 202
-    assert env.store.revoke_token("temp") is True
-    refused = env.post(path, {"trigger": "paid"}, token="temp")
+    assert api.post(path, {"trigger": "payment_failed"}, token="temp").status_code == 202
+    assert api.store.revoke_token("temp") is True
+    refused = api.post(path, {"trigger": "paid"}, token="temp")
     assert refused.status_code == 401
     assert error(refused)["code"] == "invalid_token"
-    assert env.store.revoke_token("temp") is False   # nothing active left by that name
+    assert api.store.revoke_token("temp") is False   # nothing active left by that name
 
 
-def test_wrong_scope_gets_403(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_scope", "payment_processing.pending")])
-    payment = env.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"}, token="sync")
+def test_wrong_scope_gets_403(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_scope", "payment_processing.pending")])
+    payment = api.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"}, token="sync")
     assert payment.status_code == 403
     assert error(payment)["code"] == "insufficient_scope"
     assert "payments:write" in str(error(payment)["message"])
-    draft = env.post(f"{CUSTOM}/inv_scope/draft/synchronized", DRAFT_BODY, token="pay")
+    draft = api.post(f"{CUSTOM}/inv_scope/draft/synchronized", DRAFT_BODY, token="pay")
     assert draft.status_code == 403
-    stripe_token = env.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"},
+    stripe_token = api.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"},
                             token="stripe")
     assert stripe_token.status_code == 403
-    webhook = env.post("/api/v1/webhooks/stripe", {"id": "evt_x", "type": "x"}, token="both")
+    webhook = api.post("/api/v1/webhooks/stripe", {"id": "evt_x", "type": "x"}, token="both")
     assert webhook.status_code == 403
     # the right scope passes on the same invoice
-    assert env.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"},
+    assert api.post(f"{CUSTOM}/inv_scope/payment/status", {"trigger": "paid"},
                     token="pay").status_code == 202
 
 
 # ---------------------------------------------------------------------- 404
 
 
-def test_unknown_invoice_and_other_apps_get_404(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_on_stripe", "draft.syncing", app="stripe")])
+def test_unknown_invoice_and_other_apps_get_404(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_on_stripe", "draft.syncing", app="stripe")])
     for invoice_id in ("inv_never_published", "inv_on_stripe"):
-        response = env.post(f"{CUSTOM}/{invoice_id}/draft/synchronized", DRAFT_BODY)
+        response = api.post(f"{CUSTOM}/{invoice_id}/draft/synchronized", DRAFT_BODY)
         assert response.status_code == 404, response.text
         assert error(response)["code"] == "invoice_not_found"
-        assert env.get(f"{CUSTOM}/{invoice_id}").status_code == 404
-    route = env.post("/api/v1/nowhere", {})
+        assert api.get(f"{CUSTOM}/{invoice_id}").status_code == 404
+    route = api.post("/api/v1/nowhere", {})
     assert route.status_code == 404 and error(route)["code"] == "not_found"
-    method = env.get(f"{CUSTOM}/inv_on_stripe/draft/synchronized")
+    method = api.get(f"{CUSTOM}/inv_on_stripe/draft/synchronized")
     assert method.status_code == 405 and error(method)["code"] == "method_not_allowed"
 
 
@@ -254,117 +142,117 @@ def test_unknown_invoice_and_other_apps_get_404(env: Env) -> None:
     ({"invoicing": {"external_id": "x"}, "extra": 1}, "extra", "unknown field"),
     ([1, 2], "body", "object"),
 ])
-def test_bad_draft_body_gets_422_naming_the_field(env: Env, body: object, field: str,
+def test_bad_draft_body_gets_422_naming_the_field(api: RunningApi, body: object, field: str,
                                                   words: str) -> None:
-    env.store.publish_invoices([invoice("inv_422", "draft.syncing")])
-    before = env.store.pending_count()
-    assert_validation_error(env.post(f"{CUSTOM}/inv_422/draft/synchronized", body), field,
+    api.store.publish_invoices([invoice("inv_422", "draft.syncing")])
+    before = api.store.pending_count()
+    assert_validation_error(api.post(f"{CUSTOM}/inv_422/draft/synchronized", body), field,
                             words)
-    assert env.store.pending_count() == before
+    assert api.store.pending_count() == before
 
 
-def test_bad_issuing_payment_and_json_bodies_get_422(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_422b", "issuing.syncing")])
-    naive = env.post(f"{CUSTOM}/inv_422b/issuing/synchronized",
+def test_bad_issuing_payment_and_json_bodies_get_422(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_422b", "issuing.syncing")])
+    naive = api.post(f"{CUSTOM}/inv_422b/issuing/synchronized",
                      {"invoicing": {"sent_to_customer_at": "2026-02-01T10:00:00"}})
     assert naive.status_code == 422
     assert error(naive)["field"] == "invoicing.sent_to_customer_at"
-    missing = env.post(f"{CUSTOM}/inv_422b/issuing/synchronized", {"payment": {}})
+    missing = api.post(f"{CUSTOM}/inv_422b/issuing/synchronized", {"payment": {}})
     assert error(missing)["field"] == "invoicing"
-    trigger = env.post(f"{CUSTOM}/inv_422b/payment/status", {"trigger": "settled"},
+    trigger = api.post(f"{CUSTOM}/inv_422b/payment/status", {"trigger": "settled"},
                        token="pay")
     assert trigger.status_code == 422 and error(trigger)["field"] == "trigger"
     assert "payment_failed" in str(error(trigger)["message"])
-    broken = env.post(f"{CUSTOM}/inv_422b/payment/status", content=b"{not json", token="pay")
+    broken = api.post(f"{CUSTOM}/inv_422b/payment/status", content=b"{not json", token="pay")
     assert broken.status_code == 422 and error(broken)["field"] == "body"
 
 
 # ---------------------------------------------------------------------- 409 and projection
 
 
-def test_call_in_the_wrong_state_gets_409_with_the_current_state(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_409", "draft.syncing")])
-    issuing = env.post(f"{CUSTOM}/inv_409/issuing/synchronized", ISSUING_BODY)
+def test_call_in_the_wrong_state_gets_409_with_the_current_state(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_409", "draft.syncing")])
+    issuing = api.post(f"{CUSTOM}/inv_409/issuing/synchronized", ISSUING_BODY)
     assert issuing.status_code == 409
     assert error(issuing)["code"] == "invalid_state"
     assert error(issuing)["current_state"] == "draft.syncing"
-    payment = env.post(f"{CUSTOM}/inv_409/payment/status", {"trigger": "paid"}, token="pay")
+    payment = api.post(f"{CUSTOM}/inv_409/payment/status", {"trigger": "paid"}, token="pay")
     assert payment.status_code == 409
     assert error(payment)["current_state"] == "draft.syncing"
 
 
-def test_accepted_calls_project_the_state_until_the_pipeline_decides(env: Env) -> None:
-    store = env.store
+def test_accepted_calls_project_the_state_until_the_pipeline_decides(api: RunningApi) -> None:
+    store = api.store
     store.publish_invoices([invoice("inv_flow", "draft.syncing")])
-    first = env.post(f"{CUSTOM}/inv_flow/draft/synchronized", DRAFT_BODY)
+    first = api.post(f"{CUSTOM}/inv_flow/draft/synchronized", DRAFT_BODY)
     assert first.status_code == 202, first.text
     accepted = first.json()
     assert accepted["status"] == "accepted" and accepted["projected_state"] == "issuing"
     item_id = accepted["inbox_item_id"]
     # a different draft callback cannot also pass: the invoice is projected to `issuing`
     other = {"invoicing": {**DRAFT_BODY["invoicing"], "external_id": "erp_other"}}
-    second = env.post(f"{CUSTOM}/inv_flow/draft/synchronized", other)
+    second = api.post(f"{CUSTOM}/inv_flow/draft/synchronized", other)
     assert second.status_code == 409
     assert error(second)["current_state"] == "issuing"
-    view = env.get(f"{CUSTOM}/inv_flow").json()
+    view = api.get(f"{CUSTOM}/inv_flow").json()
     assert (view["status"], view["projected_state"], view["pending_calls"]) == (
         "draft.syncing", "issuing", 1)
     assert view["total"] == "1234.50"
     # the pipeline applied it but has not published since: still projected
     store.mark_item(item_id, "applied", None, datetime(2026, 2, 1, 12, 5, tzinfo=UTC))
-    assert env.post(f"{CUSTOM}/inv_flow/draft/synchronized", other).status_code == 409
+    assert api.post(f"{CUSTOM}/inv_flow/draft/synchronized", other).status_code == 409
     # the pipeline publishes the real state: issuing.syncing now takes the issuing callback
     store.publish_invoices([invoice("inv_flow", "issuing.syncing")])
-    issued = env.post(f"{CUSTOM}/inv_flow/issuing/synchronized", ISSUING_BODY)
+    issued = api.post(f"{CUSTOM}/inv_flow/issuing/synchronized", ISSUING_BODY)
     assert issued.status_code == 202
     assert issued.json()["projected_state"] == "payment_processing.pending"
-    assert env.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "paid"},
+    assert api.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "paid"},
                     token="pay").status_code == 202
-    refund = env.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "refunded"},
+    refund = api.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "refunded"},
                       token="pay")
     assert refund.status_code == 202 and refund.json()["projected_state"] == "refunded"
-    late = env.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "payment_failed"},
+    late = api.post(f"{CUSTOM}/inv_flow/payment/status", {"trigger": "payment_failed"},
                     token="pay")
     assert late.status_code == 409 and error(late)["current_state"] == "refunded"
 
 
-def test_a_rejected_call_frees_the_state_for_a_corrected_one(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_retry", "draft.syncing")])
-    first = env.post(f"{CUSTOM}/inv_retry/draft/synchronized", DRAFT_BODY).json()
-    env.store.mark_item(first["inbox_item_id"], "rejected",
+def test_a_rejected_call_frees_the_state_for_a_corrected_one(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_retry", "draft.syncing")])
+    first = api.post(f"{CUSTOM}/inv_retry/draft/synchronized", DRAFT_BODY).json()
+    api.store.mark_item(first["inbox_item_id"], "rejected",
                         "invoicing.invoice_number: ERP-1 is another invoice's number",
                         datetime(2026, 2, 1, 12, 5, tzinfo=UTC))
-    outcome = env.get(f"/api/v1/inbox-items/{first['inbox_item_id']}").json()
+    outcome = api.get(f"/api/v1/inbox-items/{first['inbox_item_id']}").json()
     assert outcome["status"] == "rejected" and "another invoice" in outcome["reason"]
     fixed = {"invoicing": {**DRAFT_BODY["invoicing"], "invoice_number": "ERP-2"}}
-    response = env.post(f"{CUSTOM}/inv_retry/draft/synchronized", fixed)
+    response = api.post(f"{CUSTOM}/inv_retry/draft/synchronized", fixed)
     assert response.status_code == 202
     assert response.json()["inbox_item_id"] > first["inbox_item_id"]
 
 
-def test_a_payment_trigger_for_the_current_state_is_a_conflict(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_paid", "paid")])
-    again = env.post(f"{CUSTOM}/inv_paid/payment/status", {"trigger": "paid"}, token="pay",
+def test_a_payment_trigger_for_the_current_state_is_a_conflict(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_paid", "paid")])
+    again = api.post(f"{CUSTOM}/inv_paid/payment/status", {"trigger": "paid"}, token="pay",
                      headers={"Idempotency-Key": "erp-pay-2"})
     assert again.status_code == 409
     assert error(again)["code"] == "already_in_state"
     assert error(again)["current_state"] == "paid"
 
 
-def test_concurrent_calls_are_each_checked_against_the_ones_before(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_race", "payment_processing.pending")])
+def test_concurrent_calls_are_each_checked_against_the_ones_before(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_race", "payment_processing.pending")])
     triggers = ["paid", "void", "payment_uncollectible", "payment_overdue"] * 4
 
     def call(index: int) -> int:
         target = triggers[index]
-        return env.post(f"{CUSTOM}/inv_race/payment/status", {"trigger": target}, token="pay",
+        return api.post(f"{CUSTOM}/inv_race/payment/status", {"trigger": target}, token="pay",
                         headers={"Idempotency-Key": f"race-{index}"}).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         codes = list(pool.map(call, range(len(triggers))))
     # several may pass (overdue -> uncollectible -> paid is a valid chain), but each accepted
     # call must be valid from the state the calls accepted before it projected
-    accepted = [i for i in env.store.pending_items() if i.invoice_id == "inv_race"]
+    accepted = [i for i in api.store.pending_items() if i.invoice_id == "inv_race"]
     assert codes.count(202) == len(accepted)
     assert set(codes) <= {202, 409}
     from pipelines.rating.lifecycle import PAYMENT_TRIGGERS, payment_path
@@ -380,44 +268,44 @@ def test_concurrent_calls_are_each_checked_against_the_ones_before(env: Env) -> 
 # ---------------------------------------------------------------------- replays
 
 
-def test_a_replayed_call_is_answered_as_the_first(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_replay", "issuing.syncing")])
+def test_a_replayed_call_is_answered_as_the_first(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_replay", "issuing.syncing")])
     path = f"{CUSTOM}/inv_replay/issuing/synchronized"
-    first = env.post(path, ISSUING_BODY)
-    before = env.store.pending_count()
-    replay = env.post(path, ISSUING_BODY)
+    first = api.post(path, ISSUING_BODY)
+    before = api.store.pending_count()
+    replay = api.post(path, ISSUING_BODY)
     assert replay.status_code == first.status_code == 202
     assert replay.json() == first.json()
     assert replay.headers["idempotent-replayed"] == "true"
-    assert env.store.pending_count() == before
+    assert api.store.pending_count() == before
     # the same answer once the pipeline has moved the invoice on, even with keys reordered
-    env.store.publish_invoices([invoice("inv_replay", "payment_processing.pending")])
+    api.store.publish_invoices([invoice("inv_replay", "payment_processing.pending")])
     reordered = json.dumps({"payment": {"external_id": "pay_1"},
                             "invoicing": {"sent_to_customer_at": "2026-02-01T10:00:00+01:00",
                                           "invoice_number": "ERP-1"}}).encode()
-    later = env.post(path, content=reordered)
+    later = api.post(path, content=reordered)
     assert later.status_code == 202 and later.json() == first.json()
 
 
-def test_an_idempotency_key_reused_for_another_body_gets_409(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_key", "payment_processing.pending")])
+def test_an_idempotency_key_reused_for_another_body_gets_409(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_key", "payment_processing.pending")])
     path = f"{CUSTOM}/inv_key/payment/status"
     key = {"Idempotency-Key": "erp-call-77"}
-    first = env.post(path, {"trigger": "payment_failed"}, token="pay", headers=key)
+    first = api.post(path, {"trigger": "payment_failed"}, token="pay", headers=key)
     assert first.status_code == 202
-    assert env.post(path, {"trigger": "payment_failed"}, token="pay",
+    assert api.post(path, {"trigger": "payment_failed"}, token="pay",
                     headers=key).json() == first.json()
-    reused = env.post(path, {"trigger": "paid"}, token="pay", headers=key)
+    reused = api.post(path, {"trigger": "paid"}, token="pay", headers=key)
     assert reused.status_code == 409
     assert error(reused)["code"] == "idempotency_key_reused"
-    other_path = env.post(f"{CUSTOM}/inv_paid/payment/status", {"trigger": "payment_failed"},
+    other_path = api.post(f"{CUSTOM}/inv_paid/payment/status", {"trigger": "payment_failed"},
                           token="pay", headers=key)
     assert error(other_path)["code"] == "idempotency_key_reused"
 
 
-def test_client_helper_raises_with_status_and_body(env: Env) -> None:
-    env.store.publish_invoices([invoice("inv_client", "draft.syncing")])
-    with env.client() as client:
+def test_client_helper_raises_with_status_and_body(api: RunningApi) -> None:
+    api.store.publish_invoices([invoice("inv_client", "draft.syncing")])
+    with api.client() as client:
         answer = client.draft_synchronized(
             "inv_client", external_id="erp_c", invoice_number="ERP-C",
             line_external_ids=[{"line_id": "ln_usage", "external_id": "c1"}],
@@ -432,7 +320,7 @@ def test_client_helper_raises_with_status_and_body(env: Env) -> None:
         with pytest.raises(ApiError) as unknown:
             client.payment_status("inv_nobody", "paid")
         assert unknown.value.status_code == 404
-    item = env.store.inbox_item(answer["inbox_item_id"])
+    item = api.store.inbox_item(answer["inbox_item_id"])
     assert item is not None and item.token_name == "erp"
     assert item.body["invoicing"]["line_discount_external_ids"] == [
         {"line_discount_id": "ln_disc", "external_id": "c2"}]
@@ -448,62 +336,62 @@ def stripe_event(event_id: str) -> str:
                                            "status": "paid"}}})
 
 
-def test_stripe_webhook_signed_event_is_stored_once(env: Env) -> None:
+def test_stripe_webhook_signed_event_is_stored_once(api: RunningApi) -> None:
     payload = stripe_event("evt_signed_1")
     signed = {"Stripe-Signature": signature_header(payload, WEBHOOK_SECRETS[1])}
-    first = env.post("/api/v1/webhooks/stripe", content=payload.encode(), token=None,
-                     params={"token": env.tokens["stripe"]}, headers=signed)
+    first = api.post("/api/v1/webhooks/stripe", content=payload.encode(), token=None,
+                     params={"token": api.tokens["stripe"]}, headers=signed)
     assert first.status_code == 202, first.text
     assert first.json()["event_id"] == "evt_signed_1"
-    item = env.store.inbox_item(first.json()["inbox_item_id"])
+    item = api.store.inbox_item(first.json()["inbox_item_id"])
     assert item is not None and item.kind == "stripe.event" and item.status == "pending"
     assert item.body == json.loads(payload)
     # Stripe retries with a new signature: same answer, no second item
     resigned = {"Stripe-Signature": signature_header(payload, WEBHOOK_SECRETS[0],
                                                      int(time.time()) - 5)}
-    retry = env.post("/api/v1/webhooks/stripe", content=payload.encode(), token="stripe",
+    retry = api.post("/api/v1/webhooks/stripe", content=payload.encode(), token="stripe",
                      headers=resigned)
     assert retry.status_code == 202 and retry.json() == first.json()
 
 
-def test_stripe_webhook_tampered_or_stale_signature_gets_400(env: Env) -> None:
+def test_stripe_webhook_tampered_or_stale_signature_gets_400(api: RunningApi) -> None:
     payload = stripe_event("evt_bad_1")
     header = signature_header(payload, WEBHOOK_SECRETS[1])
-    tampered = env.post("/api/v1/webhooks/stripe", token="stripe",
+    tampered = api.post("/api/v1/webhooks/stripe", token="stripe",
                         content=payload.replace("invoice.paid", "invoice.voided").encode(),
                         headers={"Stripe-Signature": header})
     assert tampered.status_code == 400
     assert error(tampered)["code"] == "invalid_signature"
-    stale = env.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
+    stale = api.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
                      headers={"Stripe-Signature": signature_header(
                          payload, WEBHOOK_SECRETS[1], int(time.time()) - 301)})
     assert stale.status_code == 400
     assert "tolerance" in str(error(stale)["message"]).lower()
-    wrong_secret = env.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
+    wrong_secret = api.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
                             headers={"Stripe-Signature": signature_header(payload, "whsec_x")})
     assert wrong_secret.status_code == 400
-    unsigned = env.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode())
+    unsigned = api.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode())
     assert unsigned.status_code == 400
-    no_token = env.post("/api/v1/webhooks/stripe", token=None, content=payload.encode(),
+    no_token = api.post("/api/v1/webhooks/stripe", token=None, content=payload.encode(),
                         headers={"Stripe-Signature": header})
     assert no_token.status_code == 401
-    assert not any(i.body.get("id") == "evt_bad_1" for i in env.store.pending_items())
+    assert not any(i.body.get("id") == "evt_bad_1" for i in api.store.pending_items())
 
 
-def test_no_plaintext_token_in_the_store_or_the_log(env: Env) -> None:
+def test_no_plaintext_token_in_the_store_or_the_log(api: RunningApi) -> None:
     # a query-string token was used above; make sure of it here too
     payload = stripe_event("evt_log_1")
-    env.post("/api/v1/webhooks/stripe", content=payload.encode(), token=None,
-             params={"token": env.tokens["stripe"]},
+    api.post("/api/v1/webhooks/stripe", content=payload.encode(), token=None,
+             params={"token": api.tokens["stripe"]},
              headers={"Stripe-Signature": signature_header(payload, WEBHOOK_SECRETS[1])})
-    files = [Path(env.store.path + suffix) for suffix in ("", "-wal")]
+    files = [Path(api.store.path + suffix) for suffix in ("", "-wal")]
     stored = b"".join(f.read_bytes() for f in files if f.exists())
-    log = env.api.output()
+    log = api.server.output()
     assert "POST /api/v1/webhooks/stripe 202" in log
-    for token in env.tokens.values():
+    for token in api.tokens.values():
         assert token.encode() not in stored
         assert token not in log
-    assert {t.name for t in env.store.list_tokens()} >= {"erp", "stripe"}
+    assert {t.name for t in api.store.list_tokens()} >= {"erp", "stripe"}
 
 
 # ---------------------------------------------------------------------- durability

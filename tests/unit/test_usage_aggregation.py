@@ -12,18 +12,18 @@ import polars as pl
 import pytest
 
 from pipelines.catalog import load_catalog
-from pipelines.catalog.tables import write_catalog_tables
-from pipelines.rating.invoices import build_invoice
-from pipelines.rating.periods import service_periods
-from pipelines.rating.usage import (
+from pipelines.catalog.warehouse_tables import write_catalog_tables
+from pipelines.invoicing.usage_measurement import (
     USAGE_SCHEMA,
     UsagePeriod,
     aggregate_usage,
     register_periods,
     usage_mapping,
 )
+from pipelines.rating.invoices import build_invoice
+from pipelines.rating.periods import service_periods
 from pipelines.warehouse import connect_writer
-from tests.conftest import event, write_lines
+from tests.support.landing import event, write_lines
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
 LATER = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # ingestion clock for February events
@@ -408,8 +408,8 @@ def test_usage_audit_agrees_with_the_aggregation_on_typed_and_nested_filters(lab
     """The blocking check counts events independently; it must use the same filter rules."""
     from pipelines.catalog import load_catalog
     from pipelines.invoicing import audit
-    from pipelines.invoicing.month import due_cuts
-    from pipelines.invoicing.usage import measure_month
+    from pipelines.invoicing.month_cuts import due_cuts
+    from pipelines.invoicing.usage_measurement import measure_month
     from pipelines.warehouse import connect_reader
 
     gold = {"tier": 2, "premium": True, "plan": "gold", "meta": {"env": "prod"}}

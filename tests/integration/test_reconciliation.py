@@ -14,11 +14,13 @@ import dagster as dg
 import pytest
 
 from devkit.booking_system import FINANCE_PATH, BookingSystem
-from tests import test_stripe_sync
-from tests.conftest import event, query, write_lines
-from tests.test_custom_invoicing import run_sync, start_erp
-from tests.test_notifications import BOOKING_SECRET, FINANCE_SECRET, run_billing
-from tests.test_stripe_sync import API_KEY, SYNC_NOW, bill, client, run_job, sync
+from pipelines.jobs import INGEST_JOB, RECONCILE_JOB
+from tests.support.dagster_runs import run_billing, run_job, run_sync, succeeded
+from tests.support.erp import start_erp
+from tests.support.landing import event, write_lines
+from tests.support.local_stripe import API_KEY, SYNC_NOW, bill, client, sync
+from tests.support.receivers import BOOKING_SECRET, FINANCE_SECRET
+from tests.support.warehouse import query
 
 SHOPS = ["s1_paid_outside", "s2_deleted", "s3_amount", "s4_refunded", "s5_duplicated",
          "s6_orphan_owner", "s7_untouched"]
@@ -45,22 +47,15 @@ notification_channels:
 """
 
 
-emulator = test_stripe_sync.emulator  # the module's local Stripe, reused
-
-
 @pytest.fixture
-def shops(billing_env, emulator, monkeypatch):
+def shops(stripe_env, monkeypatch):
     """Seven Stripe customers on the Professional plan, their January usage ingested on
     February 1st, billed and synced to the local Stripe on February 3rd; an ops receiver."""
-    emulator.reset()
-    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
-    monkeypatch.setenv("STRIPE_API_BASE", emulator.base_url)
-    monkeypatch.setenv("BILLING_API_STORE", str(billing_env["warehouse"].parent / "api.sqlite"))
     monkeypatch.setenv("FINANCE_WEBHOOK_SECRET", FINANCE_SECRET)
     with BookingSystem(booking_secret=BOOKING_SECRET, finance_secret=FINANCE_SECRET) as ops:
-        (billing_env["catalog"] / "customers.yaml").write_text(
+        (stripe_env["catalog"] / "customers.yaml").write_text(
             customers_yaml(ops.url(FINANCE_PATH)))
-        write_lines(billing_env["landing"] / "jan.jsonl",
+        write_lines(stripe_env["landing"] / "jan.jsonl",
                     [event(f"s1-{i}", customer="s1_paid_outside",
                            ts=f"2026-01-{10 + i:02d}T10:00:00Z") for i in range(3)])
         bill()
@@ -69,11 +64,7 @@ def shops(billing_env, emulator, monkeypatch):
 
 
 def reconcile(now: str):
-    result = run_job("reconcile_run", now)
-    failures = [e.event_specific_data.error.to_string() for e in result.all_events
-                if e.is_step_failure]
-    assert result.success, failures
-    return result
+    return succeeded(run_job(RECONCILE_JOB, now))
 
 
 def invoice_ids(warehouse: Path) -> dict[str, str]:
@@ -102,7 +93,7 @@ def payment_rows(warehouse: Path) -> dict[tuple[str, str], tuple]:
 
 
 def test_every_stripe_discrepancy_lands_in_its_row_and_alerts_follow(billing_env, shops,
-                                                                     emulator, monkeypatch):
+                                                                     local_stripe, monkeypatch):
     wh: Path = billing_env["warehouse"]
     ids = invoice_ids(wh)
     totals = dict(query(wh, "SELECT invoice_id, total FROM billing.invoices"))
@@ -127,17 +118,17 @@ def test_every_stripe_discrepancy_lands_in_its_row_and_alerts_follow(billing_env
     assert aging == [(7, Decimal("350.00"), "0-30")]
 
     # 2. things happen at Stripe that the pipeline has not seen (no sync run in between)
-    cl = client(emulator)
-    emulator.invoice_action(stripe_id(wh, ids["s2_deleted"]), "delete")
+    cl = client(local_stripe)
+    local_stripe.invoice_action(stripe_id(wh, ids["s2_deleted"]), "delete")
     s3_line = query(wh, "SELECT line_id FROM billing.invoice_lines WHERE invoice_id = $id "
                         "AND price_key = 'platform_fee'", {"id": ids["s3_amount"]})[0][0]
-    emulator.invoice_action(stripe_id(wh, ids["s3_amount"]), "set_line_amount",
+    local_stripe.invoice_action(stripe_id(wh, ids["s3_amount"]), "set_line_amount",
                             line_id=s3_line, amount=1500)
     s4 = stripe_id(wh, ids["s4_refunded"])
-    emulator.invoice_action(s4, "pay")
+    local_stripe.invoice_action(s4, "pay")
     assert sync("2026-02-03T12:00:00Z").success          # the ledger learns s4 was paid
-    emulator.invoice_action(s4, "refund")                  # ... but not yet of its refund
-    emulator.invoice_action(stripe_id(wh, ids["s1_paid_outside"]), "pay")
+    local_stripe.invoice_action(s4, "refund")                  # ... but not yet of its refund
+    local_stripe.invoice_action(stripe_id(wh, ids["s1_paid_outside"]), "pay")
     customer_of = {row[0]: row[1] for row in query(wh, """
         SELECT internal_id, external_id FROM sync.external_ids
         WHERE provider = 'stripe' AND object_type = 'customer'""")}
@@ -153,7 +144,7 @@ def test_every_stripe_discrepancy_lands_in_its_row_and_alerts_follow(billing_env
     monkeypatch.setenv("BILLING_NOW", "2026-02-04T08:00:00Z")
     write_lines(billing_env["landing"] / "late.jsonl",
                 [event("s1-late", customer="s1_paid_outside", ts="2026-01-30T23:00:00Z")])
-    assert run_job("ingest_events", "2026-02-04T08:00:00Z").success
+    assert run_job(INGEST_JOB, "2026-02-04T08:00:00Z").success
 
     reconcile("2026-02-05T00:00:00Z")
     rows = invoice_rows(wh)
@@ -412,8 +403,8 @@ def test_every_custom_invoicing_discrepancy_lands_in_its_row(billing_env, erp_sh
 def test_a_failed_sync_run_is_alerted_until_a_run_succeeds(billing_env, shops, monkeypatch):
     """Failed sync jobs are on the monitoring list: the reconciliation run reads Dagster's run
     history (the same instance the schedules launch into)."""
-    from assets.billing import NOW_TAG
     from pipelines.definitions import defs
+    from pipelines.run_context import NOW_TAG
 
     wh: Path = billing_env["warehouse"]
 
@@ -477,7 +468,7 @@ def test_usage_reconciliation_tells_late_events_from_drafts_and_meter_changes(
     def ingest(name: str, now: str, lines: list[object]) -> None:
         monkeypatch.setenv("BILLING_NOW", now)
         write_lines(billing_env["landing"] / name, lines)
-        assert run_job("ingest_events", now).success
+        assert run_job(INGEST_JOB, now).success
 
     ingest("jan.jsonl", "2026-02-01T12:00:00Z",
            [event(f"{c}-{i}", customer=c, ts=f"2026-01-{10 + i:02d}T10:00:00Z")
@@ -515,7 +506,7 @@ def test_usage_reconciliation_tells_late_events_from_drafts_and_meter_changes(
         "    event_name: api.request\n    aggregation: count\n",
         "    event_name: api.request\n    aggregation: count\n"
         "    filters: {endpoint: /v1/orders}\n", 1))
-    assert run_job("ingest_events", "2026-02-03T04:00:00Z").success   # the catalog reloaded
+    assert run_job(INGEST_JOB, "2026-02-03T04:00:00Z").success   # the catalog reloaded
     run_billing("2026-02", "2026-02-03T04:00:00Z")
     reconcile("2026-02-03T05:00:00Z")
     assert usage_rows(wh)["a3_meter"] == ("quantity_mismatch", 0, 0, 0, Decimal(0), Decimal(0),

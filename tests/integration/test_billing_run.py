@@ -1,5 +1,5 @@
 """The billing stage through Dagster: golden invoices, idempotent re-runs, frozen issued
-invoices, backfills, the blocking checks and the daily schedule."""
+invoices, backfills and the blocking checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tests.conftest import event, query, write_lines
+from pipelines.jobs import BILLING_JOB
+from tests.support.dagster_runs import ingest_landed, run_job
+from tests.support.landing import event, write_lines
+from tests.support.warehouse import query
 
 CUSTOMERS = """
 billing_profiles:
@@ -52,23 +55,9 @@ def seed_usage(landing: Path, customer: str, name: str) -> Path:
     return write_lines(landing / name, lines)
 
 
-def run_billing(month: str, now: str) -> dg.ExecuteInProcessResult:
-    from assets.billing import NOW_TAG
-    from pipelines.definitions import defs
-    from pipelines.jobs import BILLING_JOB
-
-    with dg.instance_for_test() as instance:
-        return defs.resolve_job_def(BILLING_JOB).execute_in_process(
-            partition_key=f"{month}-01", tags={NOW_TAG: now}, instance=instance,
-            raise_on_error=False)
-
-
-def ingest_all() -> None:
-    from pipelines.definitions import defs
-    from pipelines.jobs import INGEST_JOB
-
-    with dg.instance_for_test() as instance:
-        assert defs.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance).success
+def billing_run(month: str, now: str) -> dg.ExecuteInProcessResult:
+    """The billing job's result for a month (`YYYY-MM`), failed or not."""
+    return run_job(BILLING_JOB, now, partition=f"{month}-01")
 
 
 def invoice_lines(warehouse: Path, subscription: str, boundary: str) -> dict[str, Decimal]:
@@ -83,8 +72,8 @@ def invoice_lines(warehouse: Path, subscription: str, boundary: str) -> dict[str
 def test_seed_plan_invoice_golden_values(small_catalog):
     warehouse = small_catalog["warehouse"]
     seed_usage(small_catalog["landing"], "acme_corp_001", "jan.jsonl")
-    ingest_all()
-    result = run_billing("2026-02", "2026-02-03T00:00:00Z")
+    ingest_landed()
+    result = billing_run("2026-02", "2026-02-03T00:00:00Z")
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
     lines = invoice_lines(warehouse, "sub_acme_pro", "2026-02-01")
@@ -123,8 +112,8 @@ def test_seed_plan_invoice_golden_values(small_catalog):
 
 def test_empty_month_gives_minimum_commitment_and_rerun_changes_nothing(small_catalog):
     warehouse = small_catalog["warehouse"]
-    ingest_all()
-    assert run_billing("2026-02", "2026-02-03T00:00:00Z").success
+    ingest_landed()
+    assert billing_run("2026-02", "2026-02-03T00:00:00Z").success
 
     def snapshot():
         return [query(warehouse, f"SELECT * FROM {t} ORDER BY ALL")
@@ -136,20 +125,20 @@ def test_empty_month_gives_minimum_commitment_and_rerun_changes_nothing(small_ca
     # no usage: zero lines kept; 10.00 of January's fee counts, so 40.00 tops up to 50.00
     assert lines["api_calls"] == lines["storage"] == lines["exports"] == Decimal("0")
     assert lines["minimum_commitment"] == Decimal("40.00")
-    assert run_billing("2026-02", "2026-02-03T00:00:00Z").success
+    assert billing_run("2026-02", "2026-02-03T00:00:00Z").success
     assert snapshot() == first
 
 
 def test_issued_invoice_never_changes_and_a_late_difference_is_recorded(small_catalog):
     warehouse, landing = small_catalog["warehouse"], small_catalog["landing"]
     seed_usage(landing, "initech_003", "jan.jsonl")
-    ingest_all()
+    ingest_landed()
     # 01:00 is within initech's 2 h grace period: still a draft
-    early = run_billing("2026-02", "2026-02-01T01:00:00Z")
+    early = billing_run("2026-02", "2026-02-01T01:00:00Z")
     assert early.success
     assert query(warehouse, "SELECT status FROM billing.invoices WHERE subscription_id = "
                             "'sub_initech_pro' AND boundary = DATE '2026-02-01'") == [("draft",)]
-    assert run_billing("2026-02", "2026-02-01T03:00:00Z").success
+    assert billing_run("2026-02", "2026-02-01T03:00:00Z").success
     issued = query(warehouse, "SELECT invoice_number, status, total FROM billing.invoices "
                               "WHERE subscription_id = 'sub_initech_pro' AND boundary = "
                               "DATE '2026-02-01'")
@@ -165,8 +154,8 @@ def test_issued_invoice_never_changes_and_a_late_difference_is_recorded(small_ca
     # a late January event arrives after issue
     write_lines(landing / "late.jsonl", [event("late_1", customer="initech_003",
                                                ts="2026-01-31T23:00:00Z")])
-    ingest_all()
-    rerun = run_billing("2026-02", "2026-02-02T00:00:00Z")
+    ingest_landed()
+    rerun = billing_run("2026-02", "2026-02-02T00:00:00Z")
     assert rerun.success
     assert query(warehouse, "SELECT invoice_number, status, total FROM billing.invoices "
                             "WHERE subscription_id = 'sub_initech_pro' AND boundary = "
@@ -176,7 +165,7 @@ def test_issued_invoice_never_changes_and_a_late_difference_is_recorded(small_ca
     # 15,421 calls: one more unit at 0.005 → 119.105 rounds half away from zero to 119.11
     assert diffs == [("line amount", Decimal("119.10"), Decimal("119.11")),
                      ("total", Decimal("147.85"), Decimal("147.86"))]
-    assert run_billing("2026-02", "2026-02-02T00:00:00Z").success
+    assert billing_run("2026-02", "2026-02-02T00:00:00Z").success
     assert len(query(warehouse, "SELECT * FROM billing.invoice_differences")) == 2
 
 
@@ -184,15 +173,15 @@ def test_draft_is_rerated_in_place_with_the_same_ids(small_catalog):
     warehouse, landing = small_catalog["warehouse"], small_catalog["landing"]
     write_lines(landing / "a.jsonl", [event(f"a{i}", ts="2026-01-05T00:00:00Z")
                                       for i in range(2000)])
-    ingest_all()
+    ingest_landed()
     # within the 1 h grace period the invoice is still a draft, so late events re-rate it
-    assert run_billing("2026-02", "2026-02-01T00:30:00Z").success
+    assert billing_run("2026-02", "2026-02-01T00:30:00Z").success
     before = invoice_lines(warehouse, "sub_acme_pro", "2026-02-01")
     ids = query(warehouse, "SELECT line_id FROM billing.invoice_lines ORDER BY 1")
     write_lines(landing / "b.jsonl", [event(f"b{i}", ts="2026-01-06T00:00:00Z")
                                       for i in range(1000)])
-    ingest_all()
-    assert run_billing("2026-02", "2026-02-01T00:45:00Z").success
+    ingest_landed()
+    assert billing_run("2026-02", "2026-02-01T00:45:00Z").success
     after = invoice_lines(warehouse, "sub_acme_pro", "2026-02-01")
     # 2000 calls: 10 + 10 + 1000 x 0.008 = 28.00; 3000 calls: 10 + 10 + 2000 x 0.008 = 36.00
     assert (before["api_calls"], after["api_calls"]) == (Decimal("28.00"), Decimal("36.00"))
@@ -203,7 +192,7 @@ def test_backfill_a_range_with_gap_free_numbers(small_catalog, capsys, monkeypat
     from pipelines.cli import main
 
     warehouse = small_catalog["warehouse"]
-    ingest_all()
+    ingest_landed()
     monkeypatch.setenv("BILLING_NOW", "2026-05-01T06:00:00Z")
     main(["run", "--month", "2026-01", "--to", "2026-04"])
     out = capsys.readouterr().out
@@ -229,9 +218,9 @@ def test_invoice_checks_catch_a_corrupted_ledger(small_catalog):
     from pipelines.warehouse import connect_reader, connect_writer
 
     seed_usage(small_catalog["landing"], "acme_corp_001", "jan.jsonl")
-    ingest_all()
+    ingest_landed()
     now = datetime(2026, 2, 3, tzinfo=UTC)
-    assert run_billing("2026-02", now.isoformat()).success
+    assert billing_run("2026-02", now.isoformat()).success
     catalog = load_catalog(small_catalog["catalog"])
     path = str(small_catalog["warehouse"])
     with connect_reader(path) as con:
@@ -255,30 +244,20 @@ def test_invoice_checks_catch_a_corrupted_ledger(small_catalog):
         priced = audit.lines_priced(con, catalog, "2026-02", now)
         coverage = audit.usage_coverage(con, "2026-02")
     assert not totals.passed
-    assert "sum of the invoice's lines" in totals.metadata["failure_cases"].value
+    assert "sum of the invoice's lines" in totals.metadata["failure_cases"].markdown
     assert not priced.passed
-    assert "rounded price computation" in priced.metadata["failure_cases"].value
+    assert "rounded price computation" in priced.metadata["failure_cases"].markdown
     # the api_calls line and the three subscriptions' February platform fees
-    assert priced.metadata["failures"].value == 4
+    assert priced.metadata["failures"] == 4
     assert not coverage.passed
-    assert "overlapping_periods" in coverage.metadata["failure_cases"].value
-
-
-def test_daily_schedule_rates_the_current_month():
-    from assets.billing import NOW_TAG
-    from pipelines.schedules import daily_billing_schedule
-
-    tick = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-    request = daily_billing_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert request.partition_key == "2026-11-01"
-    assert request.tags[NOW_TAG] == tick.isoformat()
+    assert "overlapping_periods" in coverage.metadata["failure_cases"].markdown
 
 
 def test_prorated_first_period_passes_the_pricing_check(billing_env):
     """The example catalog's acme starts on 2026-01-20 with anchor 1: the start-date cut bills
     the partial period Jan 20 - Feb 1 in advance, prorated by days."""
-    ingest_all()
-    result = run_billing("2026-01", "2026-02-03T00:00:00Z")
+    ingest_landed()
+    result = billing_run("2026-01", "2026-02-03T00:00:00Z")
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
     # 10.00 x 12/31 days = 3.870967... -> 3.87

@@ -11,18 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import stripe
 
 from devkit.stripe_emulator import StripeEmulator
-from tests.conftest import REPO, event, query, write_lines
-
-API_KEY = "sk_test_sync_tests"
-SYNC_NOW = "2026-02-03T00:00:00Z"
+from tests.support.environment import REPO
+from tests.support.landing import event, write_lines
+from tests.support.local_stripe import SYNC_NOW, bill, client, sync
+from tests.support.warehouse import query
 
 CUSTOMERS = """
 billing_profiles:
@@ -44,51 +42,6 @@ subscriptions:
   - {id: sub_initech_pro, customer: initech_004, plan: professional, start_date: 2026-01-01,
      billing_anchor: 1}
 """
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with StripeEmulator(api_keys=[API_KEY]) as emu:
-        yield emu
-
-
-@pytest.fixture
-def stripe_env(billing_env, emulator, monkeypatch):
-    emulator.reset()
-    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
-    monkeypatch.setenv("STRIPE_API_BASE", emulator.base_url)
-    monkeypatch.setenv("BILLING_API_STORE", str(billing_env["warehouse"].parent / "api.sqlite"))
-    return billing_env
-
-
-def client(emulator: StripeEmulator) -> stripe.StripeClient:
-    return stripe.StripeClient(API_KEY, base_addresses={"api": emulator.base_url},
-                               max_network_retries=0)
-
-
-def run_job(name: str, now: str = SYNC_NOW, *, partition: str | None = None,
-            resources: dict | None = None) -> dg.ExecuteInProcessResult:
-    from assets.billing import NOW_TAG
-    from pipelines.definitions import defs
-
-    job = defs.resolve_job_def(name)
-    with dg.instance_for_test() as instance:
-        return job.execute_in_process(partition_key=partition, tags={NOW_TAG: now},
-                                      instance=instance, raise_on_error=False,
-                                      resources=resources)
-
-
-def bill(month: str = "2026-02", now: str = SYNC_NOW) -> None:
-    assert run_job("ingest_events").success
-    assert run_job("billing_run", now, partition=f"{month}-01").success
-
-
-def sync(now: str = SYNC_NOW, **stripe_config) -> dg.ExecuteInProcessResult:
-    resources = None
-    if stripe_config:
-        from pipelines.providers.stripe_sync import StripeResource
-        resources = {"stripe": StripeResource(**stripe_config)}
-    return run_job("sync_run", now, resources=resources)
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
@@ -139,7 +92,7 @@ def assert_stripe_matches_ledger(emulator: StripeEmulator, warehouse: Path) -> N
         assert got == expected[invoice_id], invoice_id
 
 
-def test_end_to_end_issue_at_stripe_then_events(stripe_env, emulator):
+def test_end_to_end_issue_at_stripe_then_events(stripe_env, local_stripe):
     (stripe_env["catalog"] / "customers.yaml").write_text(CUSTOMERS)
     write_lines(stripe_env["landing"] / "jan.jsonl",
                 [event(f"a{i}", ts=f"2026-01-{1 + i % 28:02d}T10:00:00Z") for i in range(1500)]
@@ -156,7 +109,7 @@ def test_end_to_end_issue_at_stripe_then_events(stripe_env, emulator):
         == (2, 0, 1)
     assert out["api_calls"] == 2 * 4 + 1  # customer, invoice, add_lines, finalize; + send
     after = ledger(wh)
-    invoices = {inv.metadata["invoice_id"]: inv for inv in stripe_invoices(emulator)}
+    invoices = {inv.metadata["invoice_id"]: inv for inv in stripe_invoices(local_stripe)}
     assert len(invoices) == 2
     for invoice_id, (status, total, currency, number, ext_number, url, error) in after.items():
         assert number and number.startswith("INV-202602-")
@@ -172,7 +125,7 @@ def test_end_to_end_issue_at_stripe_then_events(stripe_env, emulator):
     globex = next(i for i in invoices.values() if i.metadata["customer_id"] == "globex_002")
     assert globex.collection_method == "send_invoice"
     assert any(line.amount < 0 for line in globex.lines.data)  # the discount
-    assert_stripe_matches_ledger(emulator, wh)
+    assert_stripe_matches_ledger(local_stripe, wh)
     history = query(wh, """SELECT from_status, to_status FROM billing.invoice_status_history h
         JOIN billing.invoices i USING (invoice_id) WHERE i.customer_id = 'acme_corp_001'""")
     assert set(history) >= set([
@@ -186,13 +139,13 @@ def test_end_to_end_issue_at_stripe_then_events(stripe_env, emulator):
     # a re-run does nothing at Stripe
     again = sync()
     assert metadata(again, "sync/stripe_invoices")["api_calls"] == 0
-    assert len(stripe_invoices(emulator)) == 2
+    assert len(stripe_invoices(local_stripe)) == 2
 
     # payment events: acme pays then a late failure; globex is voided
     acme = next(i for i in invoices.values() if i.metadata["customer_id"] == "acme_corp_001")
-    emulator.invoice_action(acme.id, "payment_failed")
-    emulator.invoice_action(acme.id, "pay")
-    emulator.invoice_action(globex.id, "void")
+    local_stripe.invoice_action(acme.id, "payment_failed")
+    local_stripe.invoice_action(acme.id, "pay")
+    local_stripe.invoice_action(globex.id, "void")
     result = sync("2026-02-04T00:00:00Z")
     assert result.success
     ev = metadata(result, "sync/stripe_events")
@@ -209,17 +162,17 @@ def test_end_to_end_issue_at_stripe_then_events(stripe_env, emulator):
     assert {r[0]: r[2] for r in rows} == {k: v[1] for k, v in after.items() if v[1] != 0}
 
     # partial then full refund; the cursor means nothing is polled twice
-    emulator.invoice_action(acme.id, "refund", amount=100)
+    local_stripe.invoice_action(acme.id, "refund", amount=100)
     result = sync("2026-02-05T00:00:00Z")
     assert metadata(result, "sync/stripe_events")["events_received"] == 1
     assert ledger(wh)[acme.metadata["invoice_id"]][0] == "partially_refunded"
-    emulator.invoice_action(acme.id, "refund")
+    local_stripe.invoice_action(acme.id, "refund")
     sync("2026-02-06T00:00:00Z")
     assert ledger(wh)[acme.metadata["invoice_id"]][0] == "refunded"
     assert query(wh, "SELECT count(*) FROM sync.provider_events") == [(5,)]
 
 
-def test_events_twice_and_out_of_order(stripe_env, emulator):
+def test_events_twice_and_out_of_order(stripe_env, local_stripe):
     from pipelines.providers.stripe_sync import apply_provider_events, record_provider_events
     from pipelines.warehouse import connect_writer
 
@@ -227,12 +180,12 @@ def test_events_twice_and_out_of_order(stripe_env, emulator):
     bill()
     assert sync().success
     wh = stripe_env["warehouse"]
-    acme = next(i for i in stripe_invoices(emulator)
+    acme = next(i for i in stripe_invoices(local_stripe)
                 if i.metadata["customer_id"] == "acme_corp_001")
     ours = acme.metadata["invoice_id"]
-    emulator.invoice_action(acme.id, "pay")
-    emulator.invoice_action(acme.id, "refund", amount=50)
-    events = [e.to_dict() for e in client(emulator).v1.events.list(
+    local_stripe.invoice_action(acme.id, "pay")
+    local_stripe.invoice_action(acme.id, "refund", amount=50)
+    events = [e.to_dict() for e in client(local_stripe).v1.events.list(
         params={"types": ["invoice.paid", "charge.refunded"], "limit": 10}).data]
     paid = next(e for e in events if e["type"] == "invoice.paid")
     now = __import__("datetime").datetime(2026, 2, 4, tzinfo=__import__("datetime").UTC)
@@ -260,11 +213,11 @@ def test_events_twice_and_out_of_order(stripe_env, emulator):
     assert ("charge.refunded", "poll", "applied") in rows
 
     # out of order: a full refund's event stored before the payment event of another invoice
-    globex = next(i for i in stripe_invoices(emulator)
+    globex = next(i for i in stripe_invoices(local_stripe)
                   if i.metadata["customer_id"] == "globex_002")
-    emulator.invoice_action(globex.id, "pay")
-    emulator.invoice_action(globex.id, "refund")
-    events = [e.to_dict() for e in client(emulator).v1.events.list(
+    local_stripe.invoice_action(globex.id, "pay")
+    local_stripe.invoice_action(globex.id, "refund")
+    events = [e.to_dict() for e in client(local_stripe).v1.events.list(
         params={"types": ["invoice.paid", "charge.refunded"], "limit": 2}).data]
     with connect_writer(str(wh)) as con:
         record_provider_events(con, "stripe", [e for e in events
@@ -281,7 +234,7 @@ def test_events_twice_and_out_of_order(stripe_env, emulator):
     assert [h[0] for h in history] == ["paid", "refunded"]
 
 
-def test_more_than_250_lines_is_refused_with_a_clear_error(stripe_env, emulator):
+def test_more_than_250_lines_is_refused_with_a_clear_error(stripe_env, local_stripe):
     from pipelines.warehouse import connect_writer
 
     (stripe_env["catalog"] / "customers.yaml").write_text(CUSTOMERS)
@@ -308,12 +261,12 @@ def test_more_than_250_lines_is_refused_with_a_clear_error(stripe_env, emulator)
     assert "has 26" in error and "at most 250" in error
     assert query(wh, "SELECT alert_key, source FROM health.alerts") == [
         (f"stripe_sync_failed:{invoice_id}", "stripe_sync")]
-    assert not [i for i in stripe_invoices(emulator)
+    assert not [i for i in stripe_invoices(local_stripe)
                 if i.metadata["invoice_id"] == invoice_id]
 
 
 def test_no_stripe_profile_needs_no_key_and_stripe_profile_without_key_fails(
-        stripe_env, emulator, monkeypatch):
+        stripe_env, local_stripe, monkeypatch):
     monkeypatch.delenv("STRIPE_API_KEY")
     (stripe_env["catalog"] / "customers.yaml").write_text(
         CUSTOMERS.replace("app: stripe", "app: none"))
@@ -360,26 +313,26 @@ def usage(count: int) -> list[object]:
     return out
 
 
-def test_500_invoices_under_20_percent_faults_sync_exactly_once(stripe_env, emulator):
+def test_500_invoices_under_20_percent_faults_sync_exactly_once(stripe_env, local_stripe):
     (stripe_env["catalog"] / "customers.yaml").write_text(many_customers(500))
     write_lines(stripe_env["landing"] / "jan.jsonl", usage(500))
     bill()
     wh = stripe_env["warehouse"]
     assert query(wh, "SELECT count(*) FROM billing.invoices WHERE status = 'issuing'") \
         == [(500,)]
-    emulator.update_faults(error_rate=0.08, drop_rate=0.08, rate_limit_rate=0.04,
+    local_stripe.update_faults(error_rate=0.08, drop_rate=0.08, rate_limit_rate=0.04,
                            retry_after=0, seed=11)
     result = sync(requests_per_second=5000, max_concurrency=8, max_attempts=12)
-    emulator.update_faults(error_rate=0, drop_rate=0, rate_limit_rate=0)
+    local_stripe.update_faults(error_rate=0, drop_rate=0, rate_limit_rate=0)
     assert result.success
     out = metadata(result, "sync/stripe_invoices")
     assert (out["invoices_synced"], out["invoices_failed"]) == (500, 0)
     assert out["retries"] > 100 and out["rate_limited"] > 10
-    stats = emulator.stats()
+    stats = local_stripe.stats()
     assert stats["faults_injected"]["dropped"] > 50
     assert stats["idempotent_replays"] > 50  # dropped writes answered from the saved response
-    assert len(stripe_invoices(emulator)) == 500
-    assert_stripe_matches_ledger(emulator, wh)
+    assert len(stripe_invoices(local_stripe)) == 500
+    assert_stripe_matches_ledger(local_stripe, wh)
     assert query(wh, "SELECT status, count(*) FROM billing.invoices GROUP BY ALL") \
         == [("payment_processing.pending", 500)]
     assert query(wh, "SELECT count(*) FROM sync.sync_attempts WHERE operation NOT LIKE "
@@ -390,7 +343,7 @@ def test_500_invoices_under_20_percent_faults_sync_exactly_once(stripe_env, emul
 
 SYNC_SCRIPT = """
 import dagster as dg
-from assets.billing import NOW_TAG
+from pipelines.run_context import NOW_TAG
 from pipelines.definitions import defs
 from pipelines.providers.stripe_sync import StripeResource
 with dg.instance_for_test() as instance:
@@ -400,44 +353,44 @@ with dg.instance_for_test() as instance:
 """
 
 
-def test_sync_killed_mid_run_then_rerun_leaves_no_duplicates(stripe_env, emulator):
+def test_sync_killed_mid_run_then_rerun_leaves_no_duplicates(stripe_env, local_stripe):
     (stripe_env["catalog"] / "customers.yaml").write_text(many_customers(120))
     bill()
-    emulator.update_faults(latency_ms=15)
+    local_stripe.update_faults(latency_ms=15)
     proc = subprocess.Popen([sys.executable, "-c", SYNC_SCRIPT % SYNC_NOW], cwd=REPO,
                             env=dict(os.environ), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        while emulator.stats()["requests_total"] < 150:
+        while local_stripe.stats()["requests_total"] < 150:
             assert proc.poll() is None, "the sync finished before it could be killed"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
-    emulator.update_faults(latency_ms=0)
+    local_stripe.update_faults(latency_ms=0)
     wh = stripe_env["warehouse"]
     states = dict(query(wh, "SELECT status, count(*) FROM billing.invoices GROUP BY ALL"))
     assert states.get("issuing.syncing", 0) > 0  # killed mid-run
-    half_built = [i for i in stripe_invoices(emulator) if i.status == "draft"]
+    half_built = [i for i in stripe_invoices(local_stripe) if i.status == "draft"]
     # past Stripe's 24 h idempotency window: only the mapping and search prevent duplicates
-    emulator.advance_clock(25 * 3600)
+    local_stripe.advance_clock(25 * 3600)
     result = sync(requests_per_second=1000)
     assert result.success
     assert metadata(result, "sync/stripe_invoices")["invoices_synced"] == \
         120 - states.get("payment_processing.pending", 0)
     assert query(wh, "SELECT status, count(*) FROM billing.invoices GROUP BY ALL") \
         == [("payment_processing.pending", 120)]
-    assert len(stripe_invoices(emulator)) == 120
-    assert_stripe_matches_ledger(emulator, wh)
-    by_id = {i.id: i for i in stripe_invoices(emulator)}
+    assert len(stripe_invoices(local_stripe)) == 120
+    assert_stripe_matches_ledger(local_stripe, wh)
+    by_id = {i.id: i for i in stripe_invoices(local_stripe)}
     assert all(by_id[i.id].status == "open" for i in half_built)  # completed, not replaced
 
 
-def test_rate_limits_retried_honouring_retry_after_and_limiter_paces(stripe_env, emulator):
+def test_rate_limits_retried_honouring_retry_after_and_limiter_paces(stripe_env, local_stripe):
     (stripe_env["catalog"] / "customers.yaml").write_text(many_customers(10))
     bill()
     wh = stripe_env["warehouse"]
-    emulator.update_faults(rate_limit_next=3, retry_after=1)
+    local_stripe.update_faults(rate_limit_next=3, retry_after=1)
     result = sync(requests_per_second=1000, max_concurrency=1)
     assert metadata(result, "sync/stripe_invoices")["rate_limited"] == 3
     rows = query(wh, """SELECT operation, http_status, outcome, error, "at", attempt
@@ -454,33 +407,10 @@ def test_rate_limits_retried_honouring_retry_after_and_limiter_paces(stripe_env,
     # the client-side limiter keeps under the account's limit: no 429 at all
     (stripe_env["catalog"] / "customers.yaml").write_text(many_customers(20))
     bill()
-    emulator.update_faults(rps=20, burst=2)
-    before = emulator.stats()["faults_injected"].get("rate_limit_bucket", 0)
+    local_stripe.update_faults(rps=20, burst=2)
+    before = local_stripe.stats()["faults_injected"].get("rate_limit_bucket", 0)
     result = sync(requests_per_second=16, max_concurrency=4)
-    emulator.update_faults(rps=0)
+    local_stripe.update_faults(rps=0)
     out = metadata(result, "sync/stripe_invoices")
     assert out["invoices_synced"] == 10 and out["rate_limited"] == 0
-    assert emulator.stats()["faults_injected"].get("rate_limit_bucket", 0) == before
-
-
-def test_amount_rules():
-    from pipelines.providers.stripe_sync.inbound import target_status
-    from pipelines.providers.stripe_sync.outbound import SyncRefused, key, to_minor
-
-    assert to_minor(Decimal("-12.30"), "USD", "x") == -1230
-    assert to_minor(Decimal("1500"), "JPY", "x") == 1500
-    assert to_minor(Decimal("1.234"), "KWD", "x") == 1234
-    with pytest.raises(SyncRefused, match=r"line l1 amount: 0\.005 USD is not a whole number"):
-        to_minor(Decimal("0.005"), "USD", "line l1 amount")
-    assert key("inv_1", "invoice.create") == "bp:inv_1:invoice.create:v1"
-    charge = {"type": "charge.refunded",
-              "data": {"object": {"amount": 1000, "amount_refunded": 400, "refunded": False}}}
-    assert target_status(charge, 1000) == ("partially_refunded", 0)
-    charge["data"]["object"].update(amount_refunded=1000, refunded=True)
-    assert target_status(charge, 1000) == ("refunded", 0)
-    note = {"type": "credit_note.created",
-            "data": {"object": {"refunds": [{"amount_refunded": 600}], "out_of_band_amount": 0}}}
-    assert target_status(note, 1000) == ("partially_refunded", 600)
-    assert target_status(note, 1000, 400) == ("refunded", 600)
-    assert target_status({"type": "credit_note.created", "data": {"object": {"refunds": []}}},
-                         1000) == (None, 0)
+    assert local_stripe.stats()["faults_injected"].get("rate_limit_bucket", 0) == before
