@@ -233,7 +233,7 @@ def run_with_local_stand_ins(warehouse: Path) -> None:
         billing(["sql", f"""
             SELECT from_status, to_status, "at", actor, cause
             FROM billing.invoice_status_history WHERE invoice_id = '{umbrella}'
-            ORDER BY "at", CASE to_status WHEN 'issued' THEN 0 ELSE 1 END"""])
+            ORDER BY changed_at, CASE to_status WHEN 'issued' THEN 0 ELSE 1 END"""])
         billing(["sql", f"""
             SELECT object_type, internal_id, external_id FROM sync.external_ids
             WHERE provider = 'custom_invoicing' AND (internal_id = '{umbrella}' OR internal_id

@@ -24,7 +24,8 @@ from pipelines import settings
 SQL_PACKAGE = "sql"
 """The package holding the SQL files: top-level in the checkout, installed beside `pipelines`."""
 # The DDL run at every writer connect, in order (each file idempotent).
-SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema")
+SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema",
+                "corrections_schema")
 
 
 @cache
@@ -104,9 +105,25 @@ def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
             _configure(con)
             for schema_file in SCHEMA_FILES:
                 con.execute(sql(schema_file))
+            _rename_v1_columns(con)
             yield con
         finally:
             con.close()
+
+
+V1_RENAMED_COLUMNS = (("billing", "invoice_status_history", "at", "changed_at"),)
+"""Columns contract v2 renamed: (schema, table, v1 name, v2 name)."""
+
+
+def _rename_v1_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse written before contract v2 gets its renamed columns renamed in place."""
+    for schema, table, old, new in V1_RENAMED_COLUMNS:
+        found = con.execute("""
+            SELECT count(*) FROM information_schema.columns
+            WHERE table_schema = $schema AND table_name = $table AND column_name = $old""",
+            {"schema": schema, "table": table, "old": old}).fetchall()[0][0]
+        if found:
+            con.execute(f'ALTER TABLE {schema}.{table} RENAME COLUMN "{old}" TO {new}')
 
 
 @contextmanager

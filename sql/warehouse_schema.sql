@@ -153,7 +153,7 @@ CREATE TABLE IF NOT EXISTS billing.invoice_status_history (
     invoice_id  VARCHAR NOT NULL,
     from_status VARCHAR,
     to_status   VARCHAR NOT NULL,
-    "at"        TIMESTAMPTZ NOT NULL,
+    changed_at  TIMESTAMPTZ NOT NULL,   -- v1 called it "at" (renamed on connect, warehouse.py)
     cause       VARCHAR NOT NULL,
     actor       VARCHAR NOT NULL
 );

@@ -106,7 +106,7 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
         previous = outcome.from_status
         for state in outcome.path:
             history.append({"invoice_id": outcome.change.invoice_id, "from_status": previous,
-                            "to_status": state, "at": now, "cause": outcome.change.cause,
+                            "to_status": state, "changed_at": now, "cause": outcome.change.cause,
                             "actor": outcome.change.actor})
             previous = state
         final[outcome.change.invoice_id] = outcome.path[-1]
@@ -116,7 +116,7 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
         return outcomes
     transitions = pl.DataFrame(history, schema={
         "invoice_id": pl.String, "from_status": pl.String, "to_status": pl.String,
-        "at": pl.Datetime("us", "UTC"), "cause": pl.String, "actor": pl.String})
+        "changed_at": pl.Datetime("us", "UTC"), "cause": pl.String, "actor": pl.String})
     targets = pl.DataFrame({"invoice_id": list(final), "status": list(final.values()),
                             "issued": [i in reached_issue for i in final]})
     con.register("status_transitions_frame", transitions.to_arrow())
@@ -124,8 +124,8 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
     try:
         con.execute("""
             INSERT INTO billing.invoice_status_history
-                (invoice_id, from_status, to_status, "at", cause, actor)
-            SELECT invoice_id, from_status, to_status, "at", cause, actor
+                (invoice_id, from_status, to_status, changed_at, cause, actor)
+            SELECT invoice_id, from_status, to_status, changed_at, cause, actor
             FROM status_transitions_frame""")
         con.execute("""
             UPDATE billing.invoices AS i

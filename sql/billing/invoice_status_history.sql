@@ -1,7 +1,7 @@
 -- Every transition with its time, cause and actor: here, the creation of new drafts and the
 -- discarding of drafts the catalog no longer produces. Parameters: $now, $billing_month.
 -- Reads temp table `draft_invoices`; runs before sql/billing/invoices.sql.
-INSERT INTO billing.invoice_status_history (invoice_id, from_status, to_status, "at", cause, actor)
+INSERT INTO billing.invoice_status_history (invoice_id, from_status, to_status, changed_at, cause, actor)
 SELECT d.invoice_id, NULL, 'draft', $now, 'rated: service period closed', 'billing_run'
 FROM draft_invoices d
 WHERE d.invoice_id NOT IN (SELECT invoice_id FROM billing.invoices)

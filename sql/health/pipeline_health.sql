@@ -39,7 +39,7 @@ deliveries AS (
     FROM notify.deliveries WHERE status = 'failed' GROUP BY ALL
 ),
 payment_errors AS (
-    SELECT CAST("at" AS DATE) AS day, count(DISTINCT invoice_id) AS payment_errors
+    SELECT CAST(changed_at AS DATE) AS day, count(DISTINCT invoice_id) AS payment_errors
     FROM billing.invoice_status_history
     WHERE to_status = 'payment_processing.failed' GROUP BY ALL
 ),

@@ -10,7 +10,7 @@ CREATE OR REPLACE TEMP MACRO notify_instant(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S
 
 CREATE OR REPLACE TEMP TABLE notify_new_events AS
 WITH typed AS (
-    SELECT h.invoice_id, h.from_status, h.to_status, h."at", h.cause, h.actor,
+    SELECT h.invoice_id, h.from_status, h.to_status, h.changed_at, h.cause, h.actor,
            CASE
                WHEN h.to_status = 'draft' AND h.from_status IS NULL THEN 'invoice.created'
                WHEN h.to_status = 'draft.syncing' THEN 'invoice.draft_sync_requested'
@@ -29,7 +29,7 @@ WITH typed AS (
                WHEN h.to_status LIKE '%.sync_failed' THEN 'sync.failed'
            END AS event_type,
            'msg_' || left(sha256(h.invoice_id || '|' || h.to_status || '|'
-                                 || CAST(epoch_us(h."at") AS VARCHAR)), 32) AS message_id
+                                 || CAST(epoch_us(h.changed_at) AS VARCHAR)), 32) AS message_id
     FROM billing.invoice_status_history h
     JOIN billing.invoices i USING (invoice_id)
 ),
@@ -99,16 +99,16 @@ invoice_json AS (
     LEFT JOIN lines l ON l.invoice_id = i.invoice_id
 )
 SELECT f.message_id, f.event_type, f.invoice_id, j.customer_id, f.from_status, f.to_status,
-       f."at" AS occurred_at,
+       f.changed_at AS occurred_at,
        CAST(json_object(
            'type', f.event_type,
-           'timestamp', notify_instant(f."at"),
+           'timestamp', notify_instant(f.changed_at),
            'data', CASE WHEN f.event_type = 'invoice.refunded'
                THEN json_object(
                    'invoice', j.invoice,
                    'transition', json_object('from_status', f.from_status,
                                              'to_status', f.to_status,
-                                             'at', notify_instant(f."at"),
+                                             'at', notify_instant(f.changed_at),
                                              'cause', f.cause, 'actor', f.actor),
                    'refund', json_object('kind', CASE WHEN f.to_status = 'refunded'
                                                       THEN 'full' ELSE 'partial' END))
@@ -116,7 +116,7 @@ SELECT f.message_id, f.event_type, f.invoice_id, j.customer_id, f.from_status, f
                    'invoice', j.invoice,
                    'transition', json_object('from_status', f.from_status,
                                              'to_status', f.to_status,
-                                             'at', notify_instant(f."at"),
+                                             'at', notify_instant(f.changed_at),
                                              'cause', f.cause, 'actor', f.actor)) END)
            AS VARCHAR) AS payload
 FROM fresh f JOIN invoice_json j USING (message_id);

@@ -148,7 +148,7 @@ def test_issued_invoice_never_changes_and_a_late_difference_is_recorded(small_ca
         SELECT from_status, to_status, cause FROM billing.invoice_status_history h
         JOIN billing.invoices i USING (invoice_id)
         WHERE i.subscription_id = 'sub_initech_pro' AND i.boundary = DATE '2026-02-01'
-        ORDER BY "at" """)
+        ORDER BY changed_at """)
     assert history == [(None, "draft", "rated: service period closed"),
                        ("draft", "issued", "grace period over")]
     # a late January event arrives after issue

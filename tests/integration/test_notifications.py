@@ -366,7 +366,7 @@ def test_every_transition_maps_to_its_event_type(billing_env):
             assert enqueue_events(con, catalog, now=datetime(2026, 2, 3, tzinfo=UTC)).events == 0
         history = con.execute("""SELECT h.invoice_id, h.from_status, h.to_status, i.app
             FROM billing.invoice_status_history h JOIN billing.invoices i USING (invoice_id)
-            ORDER BY h."at", h.invoice_id, h.from_status IS NOT NULL""").fetchall()
+            ORDER BY h.changed_at, h.invoice_id, h.from_status IS NOT NULL""").fetchall()
         # a draft created and sent to its draft sync in one step share their instant
         events = con.execute("""SELECT invoice_id, event_type, to_status FROM notify.events
             ORDER BY occurred_at, invoice_id, from_status IS NOT NULL""").fetchall()

@@ -229,7 +229,7 @@ def test_events_twice_and_out_of_order(stripe_env, local_stripe):
     assert sync("2026-02-05T00:00:00Z").success  # resolves the charge, applies both
     assert ledger(wh)[globex.metadata["invoice_id"]][0] == "refunded"
     history = query(wh, "SELECT to_status FROM billing.invoice_status_history "
-                        "WHERE invoice_id = $i AND actor = 'stripe_events' ORDER BY \"at\"",
+                        "WHERE invoice_id = $i AND actor = 'stripe_events' ORDER BY changed_at",
                     {"i": globex.metadata["invoice_id"]})
     assert [h[0] for h in history] == ["paid", "refunded"]
 
