@@ -72,6 +72,10 @@ def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
         "invoices_rated": update.rated, "drafts_written": update.written,
         "issued_untouched": update.frozen, "new_differences": update.differences,
         "drafts_discarded": update.discarded, "left_draft": update.left_draft,
+        "corrections_proposed": update.corrections.proposed if update.corrections else 0,
+        "corrections_pending_approval": update.corrections.pending if update.corrections else 0,
+        "correction_documents": update.corrections.documents if update.corrections else 0,
+        "credit_notes_issued": update.credit_notes_issued,
     })
 
 
@@ -96,14 +100,23 @@ def lines_priced_exactly(context: dg.AssetCheckExecutionContext, catalog: Catalo
 
 
 @dg.asset_check(asset=invoices, pool=WAREHOUSE_POOL,
-                description="Warns when re-rating the month gives another result than an "
-                            "invoice already issued (see billing.invoice_differences); the "
-                            "issued invoice stands and the difference waits to become an "
-                            "adjustment.")
+                description="Warns while corrections of the month's issued invoices wait for "
+                            "approval (billing corrections list): until someone decides, the "
+                            "issued invoice and its corrections differ from the re-rating.")
 def issued_invoices_match_rerating(context: dg.AssetCheckExecutionContext,
                                    warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:
         return asset_check_result(audit.issued_differences(con, run_billing_month(context)))
+
+
+@dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
+                description="For every line of the month's invoices past draft: the issued "
+                            "amount plus every correction not rejected equals the latest "
+                            "rating, exactly (a delta a person rejected stands for itself).")
+def corrections_cover_rerating(context: dg.AssetCheckExecutionContext,
+                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.reader() as con:
+        return asset_check_result(audit.corrections_cover(con, run_billing_month(context)))
 
 
 @dg.asset_check(asset=usage_quantities, blocking=True, pool=WAREHOUSE_POOL,

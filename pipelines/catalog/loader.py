@@ -56,7 +56,8 @@ ALLOWED_KEYS: dict[str, set[str]] = {
                       "collection_method", "days_until_due", "discounts"},
     "discount": {"type", "percent", "amount", "periods"},
     "billing_profiles": {"key", "default", "app", "grace_period", "draft_sync_hook",
-                         "issuing_sync_hook", "name", "sync_sla"},
+                         "issuing_sync_hook", "name", "sync_sla", "corrections",
+                         "auto_approve_corrections_up_to", "credit_note_refunds"},
     "notification_channels": {"key", "url", "secret_env", "event_types", "customers"},
 }
 
@@ -480,8 +481,11 @@ def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Bi
             sync_sla = parse_duration(str(item["sync_sla"]))
         except ValueError as exc:
             reader.fault(where, f"sync_sla: {exc}")
+    corrections = reader.choice(where, item, "corrections", ("documents", "next_invoice"),
+                                default="documents")
+    auto_approve = reader.decimal(where, item, "auto_approve_corrections_up_to")
     hooks = {}
-    for hook in ("draft_sync_hook", "issuing_sync_hook", "default"):
+    for hook in ("draft_sync_hook", "issuing_sync_hook", "default", "credit_note_refunds"):
         value = item.get(hook, False)
         if not isinstance(value, bool):
             reader.fault(where, f"{hook} must be true or false, got {value!r}")
@@ -492,6 +496,8 @@ def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Bi
     if not (key and app):
         return None
     return BillingProfile(key=key, app=app, grace_period=grace, sync_sla=sync_sla,  # type: ignore[arg-type]
+                          corrections=corrections or "documents",  # type: ignore[arg-type]
+                          auto_approve_corrections_up_to=auto_approve or Decimal("0"),
                           source_file=file, **hooks)
 
 

@@ -17,6 +17,9 @@ TierMode = Literal["graduated", "volume"]
 BillingPeriod = Literal["monthly", "quarterly", "yearly"]
 CollectionMethod = Literal["charge_automatically", "send_invoice"]
 App = Literal["stripe", "custom_invoicing", "none"]
+CorrectionPolicy = Literal["documents", "next_invoice"]
+"""How an issued invoice's corrections reach the customer (contract section 9): credit notes and
+supplementary invoices, or correction lines on the subscription's next invoice."""
 
 AGGREGATIONS: tuple[str, ...] = ("count", "sum", "max", "min", "avg", "unique_count", "latest")
 AGGREGATIONS_NEEDING_VALUE: tuple[str, ...] = ("sum", "max", "min", "avg", "latest")
@@ -136,6 +139,9 @@ class BillingProfile:
     draft_sync_hook: bool = False
     issuing_sync_hook: bool = False
     sync_sla: timedelta = timedelta(hours=24)  # longest wait in a syncing state before an alert
+    corrections: CorrectionPolicy = "documents"
+    auto_approve_corrections_up_to: Decimal = Decimal("0")
+    credit_note_refunds: bool = False
     source_file: str = ""
 
 

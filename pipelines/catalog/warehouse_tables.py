@@ -162,12 +162,15 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
         "grace_period_seconds": int(p.grace_period.total_seconds()),
         "sync_sla_seconds": int(p.sync_sla.total_seconds()),
         "draft_sync_hook": p.draft_sync_hook, "issuing_sync_hook": p.issuing_sync_hook,
-        "source_file": p.source_file,
+        "corrections": p.corrections,
+        "auto_approve_corrections_up_to": p.auto_approve_corrections_up_to,
+        "credit_note_refunds": p.credit_note_refunds, "source_file": p.source_file,
     } for p in catalog.billing_profiles.values()], schema={
         "profile_key": pl.String, "app": pl.String, "is_default": pl.Boolean,
         "grace_period_seconds": pl.Int64, "sync_sla_seconds": pl.Int64,
-        "draft_sync_hook": pl.Boolean,
-        "issuing_sync_hook": pl.Boolean, "source_file": pl.String})
+        "draft_sync_hook": pl.Boolean, "issuing_sync_hook": pl.Boolean,
+        "corrections": pl.String, "auto_approve_corrections_up_to": pl.Decimal(38, 12),
+        "credit_note_refunds": pl.Boolean, "source_file": pl.String})
     return {"meters": meters, "plans": plans, "prices": prices, "customers": customers,
             "subscriptions": subscriptions, "billing_profiles": profiles}
 

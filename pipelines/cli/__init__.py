@@ -7,9 +7,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipelines.cli import api, billing_run, ingest, notify, reconcile, report, sql, sync
+from pipelines.cli import (
+    api,
+    billing_run,
+    corrections,
+    ingest,
+    notify,
+    reconcile,
+    report,
+    sql,
+    sync,
+)
 
-COMMAND_GROUPS = (ingest, billing_run, sql, sync, reconcile, report, api, notify)
+COMMAND_GROUPS = (ingest, billing_run, corrections, sql, sync, reconcile, report, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

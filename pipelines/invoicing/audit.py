@@ -14,7 +14,12 @@ import polars as pl
 
 from pipelines.catalog.models import Catalog, Price
 from pipelines.checks import CheckOutcome, markdown_table, pandera_check
-from pipelines.invoicing.invoice_checks import InvoiceTotals, RepricedLines, UsageCoverage
+from pipelines.invoicing.invoice_checks import (
+    CorrectionCoverage,
+    InvoiceTotals,
+    RepricedLines,
+    UsageCoverage,
+)
 from pipelines.rating.periods import service_periods
 from pipelines.rating.pricing import rate_flat, rate_usage
 from pipelines.warehouse import sql
@@ -76,18 +81,28 @@ def lines_priced(con: duckdb.DuckDBPyConnection, catalog: Catalog, month: str,
 
 
 def issued_differences(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
-    """A warning while issued invoices of the month differ from their re-rating."""
+    """A warning while corrections of the month's issued invoices wait for approval: until a
+    person decides, those invoices and their corrections differ from the re-rating."""
     rows = con.execute("""
-        SELECT d.invoice_id, i.invoice_number, d.item, d.line_id, d.issued_amount,
-               d.rerated_amount
-        FROM billing.invoice_differences d JOIN billing.invoices i USING (invoice_id)
-        WHERE i.billing_month = $month ORDER BY ALL""", {"month": month}).fetchall()
+        SELECT c.correction_id, coalesce(i.invoice_number, c.invoice_id) AS invoice,
+               c.description, c.covered_amount, c.rated_amount, c.delta
+        FROM billing.corrections c JOIN billing.invoices i USING (invoice_id)
+        WHERE i.billing_month = $month AND c.status = 'pending_approval'
+        ORDER BY ALL""", {"month": month}).fetchall()
     frame = pl.DataFrame(rows, orient="row", schema=[
-        "invoice_id", "invoice_number", "item", "line_id", "issued_amount", "rerated_amount"])
+        "correction_id", "invoice", "line", "covered_amount", "rated_amount", "delta"])
     return CheckOutcome(
         passed=not rows, severity="warning",
-        description=f"{len(rows)} difference(s) between issued invoices and re-rating",
-        metadata={"differences": len(rows), "details": markdown_table(frame.head(20))})
+        description=f"{len(rows)} correction(s) of issued invoices wait for approval "
+                    "(billing corrections list)",
+        metadata={"pending_approval": len(rows), "details": markdown_table(frame.head(20))})
+
+
+def corrections_cover(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
+    """For every line of the month's invoices past draft: issued + corrections not rejected =
+    the latest rating (or a person rejected the delta at this rating)."""
+    frame = con.sql(sql("billing/correction_coverage"), params={"billing_month": month}).pl()
+    return pandera_check(CorrectionCoverage, frame)
 
 
 def usage_coverage(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:

@@ -54,6 +54,23 @@ class RepricedLines(pa.DataFrameModel):
         return data.lazyframe.select(pl.col("amount") == pl.col("expected_amount"))
 
 
+class CorrectionCoverage(pa.DataFrameModel):
+    """Each line of an invoice past draft (sql/billing/correction_coverage.sql)."""
+
+    invoice_id: str
+    line_id: str
+    rated_amount: Money
+    issued_amount: Money
+    corrected_amount: Money
+    rejected_at_this_rating: bool
+
+    @pa.dataframe_check(error="issued + corrections differ from the latest rating")
+    def issued_plus_corrections_is_latest_rating(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            (pl.col("issued_amount") + pl.col("corrected_amount") == pl.col("rated_amount"))
+            | pl.col("rejected_at_this_rating"))
+
+
 class UsageCoverage(pa.DataFrameModel):
     """Each usage row of the month (sql/billing/usage_audit.sql)."""
 

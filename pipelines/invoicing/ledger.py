@@ -17,6 +17,11 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.corrections import (
+    CorrectionCounts,
+    issue_due_credit_notes,
+    propose_corrections,
+)
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.invoices import InvoiceDraft
 from pipelines.rating.lifecycle import issue_after
@@ -35,6 +40,8 @@ class LedgerUpdate:
     differences: int      # new differences recorded against issued invoices
     discarded: int        # drafts no longer produced by the catalog
     left_draft: int       # drafts that left draft (grace period over): issued, or on to sync
+    corrections: CorrectionCounts | None = None  # deltas of invoices past draft, and documents
+    credit_notes_issued: int = 0
 
 
 def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
@@ -115,7 +122,9 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
             run_sql(con, "billing/invoice_status_history", params)
             run_sql(con, "billing/invoices", params)
             run_sql(con, "billing/invoice_lines", params)
+            corrections = propose_corrections(con, catalog, now=now, run_id=run_id)
             issued = leave_draft(con, billing_month, now)
+            credit_notes = issue_due_credit_notes(con, now=now)
             after_diffs = con.execute(
                 "SELECT count(*) FROM billing.invoice_differences").fetchall()[0][0]
     finally:
@@ -123,7 +132,8 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return LedgerUpdate(rated=len(drafts), written=len(drafts) - frozen, frozen=frozen,
                         differences=after_diffs - before_diffs, discarded=discarded,
-                        left_draft=issued)
+                        left_draft=issued, corrections=corrections,
+                        credit_notes_issued=credit_notes)
 
 
 def leave_draft(con: duckdb.DuckDBPyConnection, billing_month: str, now: datetime) -> int:

@@ -1,7 +1,11 @@
 -- The month's invoices beside the sum of their lines and their plan's currency, for the
 -- blocking invoice checks. Parameter: $billing_month.
 SELECT
-    i.invoice_id, i.subscription_id, CAST(i.boundary AS VARCHAR) AS boundary, i.currency,
+    i.invoice_id, i.subscription_id,
+    -- one invoice per cut: a supplementary invoice shares its cut with the invoice it corrects
+    CASE WHEN i.corrects_invoice_id IS NULL THEN CAST(i.boundary AS VARCHAR)
+         ELSE 'corrects ' || i.corrects_invoice_id || ': ' || i.invoice_id END AS boundary,
+    i.currency,
     p.currency AS plan_currency, i.subtotal, i.discount_total, i.total,
     coalesce(sum(l.amount), 0)::DECIMAL(38, 12) AS lines_total,
     coalesce(sum(l.amount) FILTER (WHERE l.line_type <> 'discount'), 0)::DECIMAL(38, 12)

@@ -1,9 +1,10 @@
 -- Lines of the month's drafts, replaced with the re-rated ones (same ids); lines of invoices
--- that are no longer drafts stay as issued. Parameter: $billing_month.
--- Reads temp table `draft_lines`; runs after sql/billing/invoices.sql.
+-- that are no longer drafts stay as issued, and so do the lines of supplementary invoices.
+-- Parameter: $billing_month. Reads temp table `draft_lines`; runs after sql/billing/invoices.sql.
 DELETE FROM billing.invoice_lines
 WHERE invoice_id IN (SELECT invoice_id FROM billing.invoices
-                     WHERE billing_month = $billing_month AND status = 'draft')
+                     WHERE billing_month = $billing_month AND status = 'draft'
+                       AND corrects_invoice_id IS NULL)
    OR invoice_id NOT IN (SELECT invoice_id FROM billing.invoices);
 
 INSERT INTO billing.invoice_lines (

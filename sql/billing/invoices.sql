@@ -1,9 +1,11 @@
 -- Replace the month's drafts with the re-rated ones, in place and with the same ids; insert new
--- invoices; drop drafts the catalog no longer produces. Issued invoices are left as they are.
+-- invoices; drop drafts the catalog no longer produces. Issued invoices are left as they are, and
+-- so are supplementary invoices (corrections, which no rating produces).
 -- Parameters: $billing_month. Reads temp table `draft_invoices`.
 DELETE FROM billing.invoices
 WHERE billing_month = $billing_month
   AND status = 'draft'
+  AND corrects_invoice_id IS NULL
   AND invoice_id NOT IN (SELECT invoice_id FROM draft_invoices);
 
 INSERT OR REPLACE INTO billing.invoices (

@@ -3,6 +3,7 @@
 --   app stripe                       -> issuing (the Stripe sync takes it on)
 --   custom_invoicing, draft hook on  -> draft.syncing (waits for the integration's callback)
 --   custom_invoicing, draft hook off -> issuing (the custom invoicing step takes it on)
+-- Supplementary invoices (corrections) of any billing month are due the same way.
 -- Parameters: $billing_month, $now.
 SELECT
     i.invoice_id,
@@ -13,7 +14,7 @@ SELECT
     END AS to_status
 FROM billing.invoices i
 LEFT JOIN billing.billing_profiles p ON p.profile_key = i.billing_profile
-WHERE i.billing_month = $billing_month
+WHERE (i.billing_month = $billing_month OR i.corrects_invoice_id IS NOT NULL)
   AND i.status = 'draft'
   AND i.issue_after <= $now
 ORDER BY i.boundary, i.customer_id, i.invoice_id;

@@ -1,0 +1,30 @@
+-- Issue the credit notes listed in temp table `numbering`: CN-YYYYMM-NNNNN numbers, gap-free per
+-- billing month (order within a month: invoice, credit note id), status issued, history kept.
+-- Parameter: $now.
+CREATE OR REPLACE TEMP TABLE numbered_credit_notes AS
+SELECT
+    c.credit_note_id,
+    c.billing_month,
+    coalesce(s.last_number, 0)
+        + row_number() OVER (PARTITION BY c.billing_month
+                             ORDER BY c.invoice_id, c.credit_note_id) AS sequence
+FROM billing.credit_notes c
+JOIN numbering n USING (credit_note_id)
+LEFT JOIN billing.credit_note_number_sequences s USING (billing_month)
+WHERE c.credit_note_number IS NULL AND c.status = 'draft';
+
+UPDATE billing.credit_notes AS c
+SET credit_note_number = printf('CN-%s-%05d', replace(n.billing_month, '-', ''), n.sequence),
+    status = 'issued', issued_at = $now, status_changed_at = $now
+FROM numbered_credit_notes n
+WHERE c.credit_note_id = n.credit_note_id;
+
+INSERT INTO billing.credit_note_status_history
+    (credit_note_id, from_status, to_status, changed_at, cause, actor)
+SELECT credit_note_id, 'draft', 'issued', $now, 'grace period over', 'billing_run'
+FROM numbered_credit_notes;
+
+INSERT OR REPLACE INTO billing.credit_note_number_sequences (billing_month, last_number)
+SELECT billing_month, max(sequence) FROM numbered_credit_notes GROUP BY billing_month;
+
+DROP TABLE numbered_credit_notes;

@@ -1,0 +1,116 @@
+-- Corrections of invoices (contract section 9). Idempotent: run at every connect.
+-- An issued invoice never changes; what changes after it is corrected by documents that point at
+-- it: credit notes (decreases) and supplementary invoices (increases, ordinary invoices with
+-- corrects_invoice_id). Each line of a document references the line it corrects.
+
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS corrects_invoice_id VARCHAR;
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS corrects_line_id VARCHAR;
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS corrects_invoice_id VARCHAR;
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS correction_id VARCHAR;
+
+-- The billing profile's correction settings (catalog: billing_profiles[]).
+ALTER TABLE billing.billing_profiles ADD COLUMN IF NOT EXISTS corrections VARCHAR;
+ALTER TABLE billing.billing_profiles
+    ADD COLUMN IF NOT EXISTS auto_approve_corrections_up_to DECIMAL(38, 12);
+ALTER TABLE billing.billing_profiles ADD COLUMN IF NOT EXISTS credit_note_refunds BOOLEAN;
+
+-- One row per detected delta of one line of an issued invoice: rated - (issued + corrections
+-- not rejected). correction_id is derived from the invoice, the line, how many corrections the
+-- line already had and both amounts, so re-running the same rating proposes nothing twice.
+CREATE TABLE IF NOT EXISTS billing.corrections (
+    correction_id   VARCHAR PRIMARY KEY,
+    invoice_id      VARCHAR NOT NULL,          -- the corrected (issued) invoice
+    line_id         VARCHAR NOT NULL,          -- the corrected line (or the line a later rating added)
+    customer_id     VARCHAR NOT NULL,
+    billing_month   VARCHAR NOT NULL,
+    currency        VARCHAR NOT NULL,
+    description     VARCHAR NOT NULL,
+    issued_amount   DECIMAL(38, 12) NOT NULL,  -- on the issued invoice (0 for an added line)
+    covered_amount  DECIMAL(38, 12) NOT NULL,  -- issued + corrections before this one
+    rated_amount    DECIMAL(38, 12) NOT NULL,  -- the latest rating
+    delta           DECIMAL(38, 12) NOT NULL,  -- rated - covered, never 0
+    revision        INTEGER NOT NULL,          -- corrections of the line before this one
+    document_type   VARCHAR NOT NULL,          -- credit_note | supplementary_invoice | next_invoice
+    document_id     VARCHAR,                   -- set once the delta is on a document
+    status          VARCHAR NOT NULL,          -- pending_approval | approved | rejected
+    reason          VARCHAR,                   -- why it was rejected
+    decided_by      VARCHAR,                   -- who approved or rejected (auto_approve: the rule)
+    decided_at      TIMESTAMPTZ,
+    detected_at     TIMESTAMPTZ NOT NULL,
+    run_id          VARCHAR
+);
+
+-- Every decision on a correction, with its actor (approval, rejection, automatic approval).
+CREATE TABLE IF NOT EXISTS billing.correction_history (
+    correction_id VARCHAR NOT NULL,
+    from_status   VARCHAR,
+    to_status     VARCHAR NOT NULL,
+    changed_at    TIMESTAMPTZ NOT NULL,
+    actor         VARCHAR NOT NULL,
+    reason        VARCHAR
+);
+
+-- Credit notes: a credit against an issued invoice. total is the amount credited (positive);
+-- lines carry the negative delta of the line they correct.
+CREATE TABLE IF NOT EXISTS billing.credit_notes (
+    credit_note_id     VARCHAR PRIMARY KEY,
+    credit_note_number VARCHAR,                -- CN-YYYYMM-NNNNN, gap-free per month, at issue
+    invoice_id         VARCHAR NOT NULL,
+    customer_id        VARCHAR NOT NULL,
+    billing_month      VARCHAR NOT NULL,       -- the corrected invoice's billing month
+    currency           VARCHAR NOT NULL,
+    total              DECIMAL(38, 12) NOT NULL,
+    status             VARCHAR NOT NULL,       -- draft | issued | voided
+    reason             VARCHAR NOT NULL,       -- correction | goodwill text given by a person
+    kind               VARCHAR NOT NULL,       -- correction | manual
+    billing_profile    VARCHAR NOT NULL,
+    app                VARCHAR NOT NULL,
+    issue_after        TIMESTAMPTZ NOT NULL,
+    created_at         TIMESTAMPTZ NOT NULL,
+    created_by         VARCHAR NOT NULL,
+    issued_at          TIMESTAMPTZ,
+    status_changed_at  TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS billing.credit_note_lines (
+    credit_note_line_id VARCHAR PRIMARY KEY,
+    credit_note_id      VARCHAR NOT NULL,
+    corrects_line_id    VARCHAR,               -- NULL for a manual credit of the whole invoice
+    correction_id       VARCHAR,
+    amount              DECIMAL(38, 12) NOT NULL,  -- negative
+    description         VARCHAR NOT NULL,
+    position            INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS billing.credit_note_status_history (
+    credit_note_id VARCHAR NOT NULL,
+    from_status    VARCHAR,
+    to_status      VARCHAR NOT NULL,
+    changed_at     TIMESTAMPTZ NOT NULL,
+    cause          VARCHAR NOT NULL,
+    actor          VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS billing.credit_note_number_sequences (
+    billing_month VARCHAR PRIMARY KEY,
+    last_number   BIGINT NOT NULL
+);
+
+-- What the corrected line is, so a document made later (after an approval) needs no rating.
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS subscription_id VARCHAR;
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS line_type VARCHAR;
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS price_key VARCHAR;
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS meter_key VARCHAR;
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS period_start DATE;
+ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS period_end DATE;
+
+-- The latest rating of every line of an invoice past draft (one row per line, replaced at each
+-- re-run), so that "issued + corrections = latest rating" can be checked at any time.
+CREATE TABLE IF NOT EXISTS billing.issued_line_ratings (
+    invoice_id    VARCHAR NOT NULL,
+    line_id       VARCHAR NOT NULL,
+    rated_amount  DECIMAL(38, 12) NOT NULL,   -- 0 when the rating no longer produces the line
+    rated_at      TIMESTAMPTZ NOT NULL,
+    run_id        VARCHAR,
+    PRIMARY KEY (invoice_id, line_id)
+);
