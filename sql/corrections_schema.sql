@@ -114,3 +114,34 @@ CREATE TABLE IF NOT EXISTS billing.issued_line_ratings (
     run_id        VARCHAR,
     PRIMARY KEY (invoice_id, line_id)
 );
+
+-- Credit notes as each provider holds them (Stripe's credit notes, the custom invoicing
+-- integration's statement), refreshed by the sync and the inbox, for reconciliation.
+CREATE TABLE IF NOT EXISTS sync.provider_credit_notes (
+    provider            VARCHAR NOT NULL,       -- stripe | custom_invoicing
+    external_id         VARCHAR NOT NULL,
+    credit_note_id      VARCHAR,                -- ours, from the provider object's metadata
+    external_invoice_id VARCHAR,
+    invoice_id          VARCHAR,                -- ours: the credited invoice, if known
+    number              VARCHAR,
+    status              VARCHAR,                -- the provider's own status word
+    currency            VARCHAR,
+    total               DECIMAL(38, 12),        -- in major units, positive
+    line_count          INTEGER,
+    lines               JSON,                   -- [{external_id, credit_note_line_id, amount}]
+    snapshot_at         TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, external_id)
+);
+
+-- A customer's credit balance (corrections: next_invoice): credits larger than the invoice they
+-- went on carry over and are used up by the following invoices. One row per movement.
+CREATE TABLE IF NOT EXISTS billing.customer_credit_movements (
+    movement_id  VARCHAR PRIMARY KEY,
+    customer_id  VARCHAR NOT NULL,
+    currency     VARCHAR NOT NULL,
+    amount       DECIMAL(38, 12) NOT NULL,      -- + credit granted, - credit used
+    invoice_id   VARCHAR,                       -- the invoice that granted or used it
+    correction_id VARCHAR,
+    created_at   TIMESTAMPTZ NOT NULL,
+    description  VARCHAR NOT NULL
+);
