@@ -45,13 +45,12 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
     customers = list(catalog_or_fail(catalog).customers)
     now = settings.now()
-    try:
-        files = selected_files(landing.location, config.files)
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from None
+    scan = selected_files(landing.location, config.files)
+    for path, reason in scan.refused.items():
+        context.log.warning(f"{path}: refused, not read: {reason}")
     with warehouse.writer() as con:
         prepare_session(con, customers, now)
-        result = ingest_landed_files(con, files, now=now, run_id=context.run.run_id)
+        result = ingest_landed_files(con, scan.files, now=now, run_id=context.run.run_id)
         reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
                        if config.reprocess_rejected else None)
     for counts in result.ingested:
@@ -65,6 +64,8 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
         "files_ingested": len(result.ingested),
         "files_skipped": len(result.skipped),
         "files_failed": len(result.failed),
+        "files_refused": len(scan.refused),
+        "refused_files": dg.MetadataValue.json(scan.refused),
         **result.totals,
     }
     if reprocessed is not None:

@@ -21,6 +21,7 @@ def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
                     for e in result.get_asset_materialization_events() if e.asset_key}
     raw_meta = materialized.get(dg.AssetKey(["raw", "events"]), {})
     skipped = raw_meta.get("files_skipped")
+    refused = raw_meta.get("refused_files")
     with connect_reader(settings.warehouse_path()) as con:
         files = con.execute("""
             SELECT path, received, accepted, duplicates, rejected, conflicts
@@ -47,6 +48,8 @@ def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
                     rows)
     if skipped is not None and skipped.value:
         print(f"{skipped.value} file(s) skipped: the same content was ingested before")
+    for path, reason in (refused.value if refused is not None else {}).items():
+        print(f"refused, not read: {path}: {reason}")
     if reasons:
         print("rejected by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
     for candidates, accepted, duplicates, conflicts, still in reprocessed:

@@ -1,9 +1,16 @@
-"""The landing zone: which files are there, what format each is, and its content identity."""
+"""The landing zone: which files are there, what format each is, and its content identity.
+
+Only regular files inside the landing folder are ever read: a symbolic link (to a file or a
+folder) or a path resolving outside the folder is refused with its reason, so a link planted in
+the landing zone cannot make ingestion copy another file's lines into the warehouse.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMATS: dict[str, str] = {
@@ -53,31 +60,85 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def landed_files(landing: str | Path) -> list[LandedFile]:
-    """Every event file in the landing zone (recursively), in a stable order."""
+@dataclass(frozen=True)
+class LandingScan:
+    """What a look at the landing zone found: the event files to ingest, and the paths refused
+    (path -> reason), which are never read."""
+
+    files: list[LandedFile]
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def refusal(root: str | Path, path: str | Path) -> str | None:
+    """Why `path` may not be read as a landed file of `root`, or None when it may: a symbolic
+    link, a path resolving outside the landing folder, or not a regular file."""
+    candidate = Path(path)
+    if candidate.is_symlink():
+        return "a symbolic link: only regular files in the landing zone are read"
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(Path(root).resolve()):
+        return f"outside the landing zone {Path(root).resolve()}"
+    if not resolved.is_file():
+        return "not a regular file"
+    return None
+
+
+def scan_landing(landing: str | Path) -> LandingScan:
+    """Every event file in the landing zone (recursively, not following links), in a stable
+    order, and the event-file names refused."""
     root = Path(landing)
     if not root.exists():
-        return []
+        return LandingScan([])
     found: list[LandedFile] = []
-    for path in sorted(root.rglob("*")):
-        fmt = file_format(path)
-        if fmt is None or not path.is_file():
-            continue
-        stat = path.stat()
-        found.append(LandedFile(str(path), fmt, stat.st_size, stat.st_mtime_ns))
-    return found
+    refused: dict[str, str] = {}
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        for name in dirs:
+            if (Path(folder) / name).is_symlink():
+                refused[str(Path(folder) / name)] = "a symbolic link to a folder: not followed"
+        for name in names:
+            path = Path(folder) / name
+            fmt = file_format(path)
+            if fmt is None:
+                continue
+            reason = refusal(root, path)
+            if reason:
+                refused[str(path)] = reason
+                continue
+            stat = path.stat()
+            found.append(LandedFile(str(path), fmt, stat.st_size, stat.st_mtime_ns))
+    return LandingScan(sorted(found, key=lambda f: f.path), dict(sorted(refused.items())))
 
 
-def selected_files(root: str | Path, files: list[str] | None) -> list[LandedFile]:
+def landed_files(landing: str | Path) -> list[LandedFile]:
+    """Every event file in the landing zone that may be read (see `scan_landing`)."""
+    return scan_landing(landing).files
+
+
+def selected_files(root: str | Path, files: list[str] | None) -> LandingScan:
     """The files a run ingests: those named (the sensor's new files), or with None every event
-    file now in the landing zone. A named file that is not an event file is refused."""
+    file now in the landing zone. A named path that is not an event file, a link, or outside
+    the landing zone is refused with its reason."""
     if files is None:
-        return landed_files(root)
+        return scan_landing(root)
     selected = []
+    refused: dict[str, str] = {}
     for path in files:
         fmt = file_format(path)
-        if fmt is None:
-            raise ValueError(f"{path}: not an event file (.jsonl, .ndjson, .gz, .csv, .parquet)")
+        reason = ("not an event file (.jsonl, .ndjson, .gz, .csv, .parquet)" if fmt is None
+                  else refusal(root, path))
+        if reason or fmt is None:
+            refused[path] = reason or "not an event file"
+            continue
         stat = Path(path).stat()
         selected.append(LandedFile(path, fmt, stat.st_size, stat.st_mtime_ns))
-    return selected
+    return LandingScan(selected, refused)
+
+
+_GLOB_CHARACTERS = re.compile(r"([*?\[])")
+
+
+def exact_path_pattern(path: str) -> str:
+    """`path` as a DuckDB file pattern matching that one file: DuckDB reads file names as globs,
+    so a file named `a*.jsonl` would also read `a1.jsonl`; each glob character is put in a
+    character class of its own (`a[*].jsonl`)."""
+    return _GLOB_CHARACTERS.sub(r"[\1]", path)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import duckdb
 
-from pipelines.ingestion.landing import LandedFile
+from pipelines.ingestion.landing import LandedFile, exact_path_pattern
 from pipelines.warehouse import run_sql, sql, transaction
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
@@ -39,8 +39,9 @@ class FileCounts:
     conflicts: int
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _literal(path: str) -> str:
+    """The file at `path`, exactly, as a SQL string literal for DuckDB's readers."""
+    return "'" + exact_path_pattern(path).replace("'", "''") + "'"
 
 
 def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
