@@ -39,11 +39,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(f"billing run: {exc}") from None
     for month in months_between(args.month, args.to or args.month):
         result = run_job(BILLING_JOB, partition_key=month_partition(month), tags=now_tags(now))
-        print_invoice_summary(month, result)
+        print_invoice_summary(month, result, every_invoice=args.invoices)
 
 
-def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult) -> None:
-    """What the run did to the month, and the month's invoices by status and currency."""
+def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult, *,
+                          every_invoice: bool = False) -> None:
+    """What the run did to the month, and the month's invoices by status and currency (every
+    invoice only on request: a 10,000-customer month is 10,000 rows)."""
     from pipelines.rating.money import quantum
 
     meta = next((e.materialization.metadata for e in result.get_asset_materialization_events()
@@ -55,22 +57,36 @@ def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult) -> None
           f"{done.get('issued_untouched', 0)} already issued left unchanged "
           f"({done.get('new_differences', 0)} new difference(s) recorded), "
           f"{done.get('drafts_discarded', 0)} stale draft(s) discarded")
+    if done.get("corrections_proposed") or done.get("correction_documents"):
+        print(f"{month}: corrections of issued invoices: {done.get('corrections_proposed', 0)} "
+              f"new ({done.get('corrections_pending_approval', 0)} waiting for approval: "
+              f"billing corrections list), {done.get('correction_documents', 0)} document(s) "
+              f"made, {done.get('credit_notes_issued', 0)} credit note(s) issued")
     with connect_reader(settings.warehouse_path()) as con:
-        relation = con.sql("""
-            SELECT i.invoice_number, i.customer_id, i.plan_key AS plan,
-                   CAST(i.boundary AS VARCHAR) AS boundary, i.status, i.currency,
-                   i.subtotal, i.discount_total AS discounts, i.total,
-                   count(l.line_id) AS lines
-            FROM billing.invoices i LEFT JOIN billing.invoice_lines l USING (invoice_id)
-            WHERE i.billing_month = $month
-            GROUP BY ALL ORDER BY boundary, customer_id""", params={"month": month})
-        columns, rows = relation.columns, relation.fetchall()
-    money = [columns.index(c) for c in ("subtotal", "discounts", "total")]
-    currency = columns.index("currency")
-    shown = [[value.quantize(quantum(row[currency])) if i in money else value
-              for i, value in enumerate(row)] for row in rows]
-    if shown:
-        print_table(columns, shown)
+        summary = con.sql("""
+            SELECT status, currency, count(*) AS invoices, sum(total) AS total
+            FROM billing.invoices WHERE billing_month = $month
+            GROUP BY ALL ORDER BY status, currency""", params={"month": month}).fetchall()
+        rows: list[tuple] = []
+        if every_invoice:
+            relation = con.sql("""
+                SELECT i.invoice_number, i.customer_id, i.plan_key AS plan,
+                       CAST(i.boundary AS VARCHAR) AS boundary, i.status, i.currency,
+                       i.subtotal, i.discount_total AS discounts, i.total,
+                       count(l.line_id) AS lines
+                FROM billing.invoices i LEFT JOIN billing.invoice_lines l USING (invoice_id)
+                WHERE i.billing_month = $month
+                GROUP BY ALL ORDER BY boundary, customer_id""", params={"month": month})
+            columns, rows = relation.columns, relation.fetchall()
+    if summary:
+        print_table(("status", "currency", "invoices", "total"),
+                    [(status, code, count, total.quantize(quantum(code)))
+                     for status, code, count, total in summary])
+    if rows:
+        money = [columns.index(c) for c in ("subtotal", "discounts", "total")]
+        currency = columns.index("currency")
+        print_table(columns, [[value.quantize(quantum(row[currency])) if i in money else value
+                               for i, value in enumerate(row)] for row in rows])
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -78,4 +94,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="rate a billing month (or a range) and issue what is due")
     run.add_argument("--month", required=True, help="YYYY-MM (the UTC month of the cut)")
     run.add_argument("--to", help="last month of a backfill range, YYYY-MM")
+    run.add_argument("--invoices", action="store_true",
+                     help="also print every invoice of the month (default: totals by status "
+                          "and currency)")
     run.set_defaults(func=cmd_run)

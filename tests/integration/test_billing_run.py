@@ -197,6 +197,10 @@ def test_backfill_a_range_with_gap_free_numbers(small_catalog, capsys, monkeypat
     main(["run", "--month", "2026-01", "--to", "2026-04"])
     out = capsys.readouterr().out
     assert "2026-03: rated 3 invoice(s): 3 draft(s) written, 3 left draft" in out
+    # totals by status and currency, not one row per invoice unless asked
+    assert "INV-202603-00001" not in out and "issued   USD              2  100.00" in out
+    main(["run", "--month", "2026-03", "--invoices"])
+    assert "INV-202603-00001" in capsys.readouterr().out
     numbers = query(warehouse, """
         SELECT billing_month, list(invoice_number ORDER BY invoice_number)
         FROM billing.invoices WHERE status = 'issued' GROUP BY 1 ORDER BY 1""")

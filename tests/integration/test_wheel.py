@@ -126,7 +126,7 @@ def test_the_installed_wheel_ingests_and_rates_a_month_outside_the_checkout(
 
     rated = run(str(installed.bin / "billing"), "run", "--month", MONTH, cwd=site, env=env)
     assert f"{MONTH}: rated" in rated.stdout
-    assert "acme_corp_001" in rated.stdout
+    assert "draft" in rated.stdout and "USD" in rated.stdout
 
     # acme starts on 2026-01-20: January's invoice is the prorated platform fee, 10.00 x 12/31
     totals = dict(query(warehouse, "SELECT customer_id, total FROM billing.invoices "
