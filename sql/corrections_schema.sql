@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS billing.credit_notes (
     billing_month      VARCHAR NOT NULL,       -- the corrected invoice's billing month
     currency           VARCHAR NOT NULL,
     total              DECIMAL(38, 12) NOT NULL,
-    status             VARCHAR NOT NULL,       -- draft | issued | voided
+    status             VARCHAR NOT NULL,       -- draft | issued | voided (custom_invoicing:
+                                               -- also draft.syncing, issuing, issuing.syncing)
     reason             VARCHAR NOT NULL,       -- correction | goodwill text given by a person
     kind               VARCHAR NOT NULL,       -- correction | manual
     billing_profile    VARCHAR NOT NULL,
@@ -145,3 +146,48 @@ CREATE TABLE IF NOT EXISTS billing.customer_credit_movements (
     created_at   TIMESTAMPTZ NOT NULL,
     description  VARCHAR NOT NULL
 );
+
+-- Custom invoicing credit notes go through the integration's hooks like invoices (statuses
+-- draft.syncing, issuing, issuing.syncing before issued): when the integration sent it.
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS sent_to_customer_at TIMESTAMPTZ;
+
+-- Stripe credit notes (app stripe, pipelines/providers/stripe_sync): Stripe's own number beside
+-- ours, when the sync first called Stripe for the note (a later run then looks at Stripe before
+-- creating anything) and why its last sync failed (retried by the next run).
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS external_credit_note_number VARCHAR;
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS sync_started_at TIMESTAMPTZ;
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS sync_error VARCHAR;
+
+-- Each customer's credit balance per currency, as finance reads it (corrections: next_invoice,
+-- pipelines/invoicing/next_invoice.py). Movements are netted per invoice first, so a voided
+-- invoice (whose movements are reversed) counts for nothing. granted / used / balance count
+-- invoices past draft; a draft's movements are provisional until it is issued: what drafts are
+-- about to use and to carry over is shown beside, and `available` is what a further draft can
+-- still use (the balance less what drafts already use).
+CREATE OR REPLACE VIEW billing.customer_credit_balances AS
+WITH per_invoice AS (
+    SELECT m.customer_id, m.currency, coalesce(m.invoice_id, m.movement_id) AS source,
+           coalesce(any_value(i.status) = 'draft', false) AS on_draft,
+           sum(m.amount) AS amount, count(*) AS movements, max(m.created_at) AS last_at
+    FROM billing.customer_credit_movements m
+    LEFT JOIN billing.invoices i ON i.invoice_id = m.invoice_id
+    GROUP BY m.customer_id, m.currency, coalesce(m.invoice_id, m.movement_id)
+)
+SELECT
+    customer_id,
+    currency,
+    coalesce(sum(amount) FILTER (WHERE NOT on_draft AND amount > 0), 0)::DECIMAL(38, 12)
+        AS granted,
+    coalesce(-sum(amount) FILTER (WHERE NOT on_draft AND amount < 0), 0)::DECIMAL(38, 12)
+        AS used,
+    coalesce(sum(amount) FILTER (WHERE NOT on_draft), 0)::DECIMAL(38, 12) AS balance,
+    coalesce(-sum(amount) FILTER (WHERE on_draft AND amount < 0), 0)::DECIMAL(38, 12)
+        AS used_by_drafts,
+    coalesce(sum(amount) FILTER (WHERE on_draft AND amount > 0), 0)::DECIMAL(38, 12)
+        AS carried_over_by_drafts,
+    coalesce(sum(amount) FILTER (WHERE NOT on_draft OR amount < 0), 0)::DECIMAL(38, 12)
+        AS available,
+    sum(movements) AS movements,
+    max(last_at) AS last_movement_at
+FROM per_invoice
+GROUP BY customer_id, currency;

@@ -11,7 +11,9 @@ from pipelines.cli import (
     api,
     billing_run,
     corrections,
+    credit_notes,
     ingest,
+    invoice,
     notify,
     reconcile,
     report,
@@ -19,7 +21,8 @@ from pipelines.cli import (
     sync,
 )
 
-COMMAND_GROUPS = (ingest, billing_run, corrections, sql, sync, reconcile, report, api, notify)
+COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, sql, sync, reconcile,
+                  report, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 import duckdb
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.next_invoice import bill_on_next_invoices
 from pipelines.rating.corrections import (
     CorrectionStatus,
     LineAccount,
@@ -61,7 +62,8 @@ def propose_corrections(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now
     by_line = {(a["invoice_id"], a["line_id"]): a for a in accounts}
     deltas = line_deltas(LineAccount(
         invoice_id=a["invoice_id"], line_id=a["line_id"], description=a["description"],
-        issued=a["issued"], corrected=a["corrected"], rated=a["rated"], revision=a["revision"])
+        issued=a["issued"], corrected=a["corrected"], rated=a["rated"], revision=a["revision"],
+        rejected=tuple((r["covered"], r["rated"]) for r in a["rejected"]))
         for a in accounts)
     known = {row[0] for row in con.execute(
         "SELECT correction_id FROM billing.corrections WHERE list_contains($ids, correction_id)",
@@ -69,7 +71,7 @@ def propose_corrections(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now
     approved = pending = 0
     for delta in deltas:
         if delta.correction_id in known:
-            continue  # proposed before: same rating, or a rejected delta not proposed again
+            continue  # recorded before (ids count every correction of the line: never)
         account = by_line[(delta.invoice_id, delta.line_id)]
         profile = catalog.billing_profiles.get(account["billing_profile"])
         threshold = profile.auto_approve_corrections_up_to if profile else Decimal(0)
@@ -151,6 +153,8 @@ def make_documents(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: dat
             {"document_id": document.document_id,
              "ids": list(document.correction_ids)}).fetchall()
         made += 1
+    # policy next_invoice: approved corrections as lines on the subscription's next draft
+    bill_on_next_invoices(con, now=now)
     return made
 
 
@@ -164,13 +168,23 @@ def issue_due_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> 
     if not due:
         return 0
     ids = [row[0] for row in due]
+    issue_credit_notes(con, ids, now=now, cause="grace period over", actor="billing_run")
+    return len(ids)
+
+
+def issue_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str], *,
+                       now: datetime, cause: str, actor: str) -> None:
+    """Number (CN-YYYYMM-NNNNN, gap-free per billing month) and issue these draft credit notes,
+    with a status history row saying why and who: the one numbering of every app (app none
+    after the grace period, app stripe once Stripe has the note)."""
+    if not credit_note_ids:
+        return
     con.execute("CREATE OR REPLACE TEMP TABLE numbering AS "
-                "SELECT unnest($ids) AS credit_note_id", {"ids": ids})
+                "SELECT unnest($ids) AS credit_note_id", {"ids": list(credit_note_ids)})
     try:
-        run_sql(con, "billing/credit_note_numbers", {"now": now})
+        run_sql(con, "billing/credit_note_numbers", {"now": now, "cause": cause, "actor": actor})
     finally:
         con.execute("DROP TABLE IF EXISTS numbering")
-    return len(ids)
 
 
 def _remember_ratings(con: duckdb.DuckDBPyConnection, accounts: Sequence[dict], *,

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.adjustments import apply_stored_adjustments
 from pipelines.invoicing.corrections import (
     CorrectionCounts,
     issue_due_credit_notes,
@@ -98,7 +99,9 @@ def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
 def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
                 drafts: Sequence[InvoiceDraft], catalog: Catalog, *, now: datetime,
                 run_id: str | None) -> LedgerUpdate:
-    """Write one billing month's rated drafts and issue what is due, in one transaction."""
+    """Write one billing month's rated drafts and issue what is due, in one transaction. Each
+    draft gets the adjustments stored for its invoice first, so re-rating keeps them."""
+    drafts = apply_stored_adjustments(con, drafts, catalog)
     invoices, lines = draft_frames(drafts, catalog, now)
     con.register("draft_invoices_frame", invoices.to_arrow())
     con.register("draft_lines_frame", lines.to_arrow())
@@ -116,6 +119,7 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
                     (SELECT count(*) FROM billing.invoice_differences),
                     (SELECT count(*) FROM billing.invoices
                      WHERE billing_month = $billing_month AND status = 'draft'
+                       AND corrects_invoice_id IS NULL
                        AND invoice_id NOT IN (SELECT invoice_id FROM draft_invoices))
             """, {"billing_month": billing_month}).fetchall()[0]
             run_sql(con, "billing/invoice_differences", params)

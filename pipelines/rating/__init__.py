@@ -9,10 +9,14 @@ measures it in the warehouse). The choices the contract leaves open are written 
 """
 
 from pipelines.rating.invoices import (
+    Adjustment,
     InvoiceDraft,
     InvoiceLine,
     UsageBySubscription,
     UsageQuantities,
+    adjust_draft,
+    adjustment_amount,
+    adjustment_line_id,
     build_invoice,
     build_invoices,
     invoice_id,
@@ -23,6 +27,7 @@ from pipelines.rating.periods import ServicePeriod, billing_month, boundaries, s
 from pipelines.rating.pricing import RatedAmount, TierCharge, rate_flat, rate_usage
 
 __all__ = [
+    "Adjustment",
     "InvoiceDraft",
     "InvoiceLine",
     "RatedAmount",
@@ -30,6 +35,9 @@ __all__ = [
     "TierCharge",
     "UsageBySubscription",
     "UsageQuantities",
+    "adjust_draft",
+    "adjustment_amount",
+    "adjustment_line_id",
     "billing_month",
     "boundaries",
     "build_invoice",

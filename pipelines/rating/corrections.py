@@ -10,10 +10,13 @@ What a line is owed is always measured against everything already decided for it
     issued amount + every correction not rejected = amount of the latest rating
 
 holds for every line once the pending corrections are approved. A correction's id is derived
-from the invoice, the line, how many corrections it already has, the amount already covered and
-the amount now rated: the same rating run again proposes the same id (never a second
-correction), a rating that swings back and forth gets a new correction at every swing, and a
-rejected delta is not proposed again until the rating changes again (which gives another id).
+from the invoice, the line, how many corrections it already has (rejected ones included), the
+amount already covered and the amount now rated: the same rating run again asks for nothing
+(the pending or approved delta is covered), a rating that swings back and forth gets a new
+correction at every swing, and no two corrections of a line share an id. A delta a person
+rejected is not proposed again while the line's covered and rated amounts are the ones rejected;
+once either changes (another rating, or a rejection of an earlier correction that a later one
+was stacked on) the difference is proposed anew.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ class LineAccount:
     ``issued`` is the amount on the issued invoice (zero for a line only a later rating
     produced), ``corrected`` the sum of the corrections already proposed for it and not
     rejected, ``rated`` the amount of the latest rating (zero when the rating no longer
-    produces the line). ``revision`` counts those corrections.
+    produces the line). ``revision`` counts every correction the line already has, rejected
+    ones included, so that a new correction never takes the id of an earlier one.
+    ``rejected`` holds the (covered, rated) amounts of the line's rejected corrections.
     """
 
     invoice_id: str
@@ -45,6 +50,7 @@ class LineAccount:
     corrected: Decimal
     rated: Decimal
     revision: int = 0
+    rejected: tuple[tuple[Decimal, Decimal], ...] = ()
 
     @property
     def covered(self) -> Decimal:
@@ -83,11 +89,12 @@ def correction_id(invoice_id: str, line_id: str, covered: Decimal, rated: Decima
 
 def line_deltas(lines: Iterable[LineAccount]) -> list[LineDelta]:
     """The corrections the latest rating calls for: one per line whose rated amount differs
-    from what is covered, in the order given."""
+    from what is covered, in the order given, except where a person rejected exactly that
+    difference (the same covered and rated amounts)."""
     deltas = []
     for line in lines:
         delta = line.rated - line.covered
-        if delta == 0:
+        if delta == 0 or (line.covered, line.rated) in line.rejected:
             continue
         deltas.append(LineDelta(
             correction_id=correction_id(line.invoice_id, line.line_id, line.covered, line.rated,

@@ -10,6 +10,12 @@ is cut with:
 3. in-advance flat fees for the service period *starting* at B (none at ``end_date``);
 4. discounts, as negative lines, per service period.
 
+A draft may also carry **adjustments** (contract section 9): amounts an operator or a custom
+invoicing integration added by hand, kept across re-ratings (``adjust_draft``). They do not
+count towards the minimum commitment; percentage discounts take their share of positive
+adjustments (as their own discount lines), fixed-amount discounts do not; a negative adjustment
+(a credit) is never discounted and takes at most what is left of the invoice.
+
 Every line amount is rounded once; invoice totals are sums of rounded lines. Invoice and line
 ids are derived from the subscription, the boundary, the price and the period, so re-rating
 the same cut yields the same ids.
@@ -18,7 +24,7 @@ the same cut yields the same ids.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -36,13 +42,16 @@ from pipelines.rating.periods import (
 )
 from pipelines.rating.pricing import RatedAmount, TierCharge, rate_flat, rate_usage
 
-LineType = Literal["usage", "flat", "minimum_commitment", "discount"]
+LineType = Literal["usage", "flat", "minimum_commitment", "discount", "adjustment"]
 UsageQuantities = Mapping[tuple[str, date], Decimal]
 """Measured quantity per (meter_key, period_start); a missing entry means no usage (0)."""
 UsageBySubscription = dict[str, dict[tuple[str, date], Decimal]]
 """Measured usage of many subscriptions: their `UsageQuantities` keyed by subscription id."""
 
 MINIMUM_COMMITMENT_KEY = "minimum_commitment"
+ADJUSTMENT_KEY = "adjustment"   # the price_key of every adjustment line
+RATED_CHARGE_TYPES = ("usage", "flat", "minimum_commitment")
+"""Line types the rating prices from the catalog: what a period's discounts apply to."""
 DEFAULT_DAYS_UNTIL_DUE = 30  # the catalog loader's default for send_invoice subscriptions
 _DASH = "\u2013"
 _MODEL_LABEL = {"per_unit": "per unit", "package": "package"}
@@ -100,6 +109,24 @@ class InvoiceDraft:
     lines: tuple[InvoiceLine, ...]
 
 
+@dataclass(frozen=True)
+class Adjustment:
+    """An amount added to a draft by hand (an operator, or a custom invoicing integration),
+    kept by every re-rating of the draft (contract section 9).
+
+    ``amount`` is what was asked, rounded once to the currency's minor units: positive (a
+    charge) or negative (a credit), never zero (see ``adjustment_amount``). ``quantity`` and
+    ``unit_price`` are set when it was asked as quantity x unit price. ``line_id`` is the id of
+    its line on the invoice (``adjustment_line_id``).
+    """
+
+    line_id: str
+    description: str
+    amount: Decimal
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
@@ -112,6 +139,42 @@ def invoice_id(subscription_id: str, boundary: date) -> str:
 def line_id(invoice: str, price_key: str, line_type: str, period_start: date) -> str:
     """A line's id: ``il_`` + sha256(invoice_id|price_key|line_type|period_start)[:24]."""
     return "il_" + _digest(f"{invoice}|{price_key}|{line_type}|{period_start.isoformat()}")
+
+
+def adjustment_line_id(invoice: str, key: str) -> str:
+    """An adjustment line's id: ``il_`` + sha256(invoice_id|adjustment|key)[:24]. ``key`` says
+    where the adjustment comes from (for the API: its inbox item and position in the call), so
+    the same request applied again gives the same line, never a second one."""
+    return "il_" + _digest(f"{invoice}|{ADJUSTMENT_KEY}|{key}")
+
+
+def adjustment_amount(currency: str, *, amount: Decimal | None = None,
+                      quantity: Decimal | None = None,
+                      unit_price: Decimal | None = None) -> Decimal:
+    """The amount of an adjustment, asked either as ``amount`` or as ``quantity`` x
+    ``unit_price`` (the exact product), rounded once to the currency's minor units.
+
+    Raises ValueError naming the argument when both or neither are given, when the quantity is
+    not positive, or when the amount rounds to zero (an adjustment of nothing).
+    """
+    if amount is not None and (quantity is not None or unit_price is not None):
+        raise ValueError("amount: give an amount, or a quantity and a unit price, not both")
+    if amount is not None:
+        rounded = round_money(amount, currency)
+        field = "amount"
+    elif quantity is None or unit_price is None:
+        missing = "quantity" if quantity is None else "unit_price"
+        raise ValueError(f"{missing}: required (give an amount, or a quantity and a unit price)")
+    elif quantity <= 0:
+        raise ValueError(f"quantity: must be positive, got {quantity} (a credit is a negative "
+                         "amount or unit price)")
+    else:
+        rounded = round_money(Fraction(quantity) * Fraction(unit_price), currency)
+        field = "unit_price"
+    if rounded == 0:
+        raise ValueError(f"{field}: the adjustment rounds to {rounded} {currency}; an "
+                         "adjustment must change the invoice")
+    return rounded
 
 
 def _span(period: ServicePeriod) -> str:
@@ -240,10 +303,9 @@ def _apply_discounts(discounts: tuple[Discount, ...], period: ServicePeriod, bas
 
 
 def _discount_charges(subscription: Subscription, plan: Plan, period: ServicePeriod,
-                      charges: list[_Charge], in_advance_part: bool) -> list[_Charge]:
-    """Negative discount lines for one period's charges on this invoice."""
+                      base: Decimal, in_advance_part: bool) -> list[_Charge]:
+    """Negative discount lines for one period's charges on this invoice (``base``: their sum)."""
     currency = plan.currency
-    base = sum((c.amount for c in charges), zero(currency))
     used: list[Decimal] | None = None
     if not in_advance_part:
         # The in-advance fees of this period were billed (and discounted) at its start.
@@ -263,51 +325,84 @@ def _discount_charges(subscription: Subscription, plan: Plan, period: ServicePer
     return lines
 
 
-def build_invoice(subscription: Subscription, plan: Plan, meters: Mapping[str, Meter],
-                  boundary: date, usage: UsageQuantities) -> InvoiceDraft:
-    """The invoice draft cut for ``subscription`` at ``boundary``, as pure data.
+def _adjustment_discounts(subscription: Subscription, period: ServicePeriod, charged: Decimal,
+                          currency: str) -> list[_Charge]:
+    """What percentage discounts take off an invoice's positive adjustments (``charged``: their
+    sum), one discount line each (``price_key`` ``discount_<i>_adjustments``).
 
-    ``usage`` maps (meter_key, period_start) to the measured quantity of that service period;
-    a missing entry is no usage and still gives a zero line. Raises ValueError when the
-    boundary is not one of the subscription's cut dates or a price names an unknown meter.
+    Like Stripe's invoice-level discounts on invoice items: each percentage discount covering
+    the invoice's service period takes its share of what the previous ones left, rounded once.
+    A fixed-amount discount is an allowance per service period against the catalog's charges
+    and never applies to adjustments; credits (negative adjustments) are never discounted, as
+    Stripe does not discount negative invoice items.
     """
-    if subscription.plan != plan.key:
-        raise ValueError(f"subscription {subscription.id!r} is on plan {subscription.plan!r}, "
-                         f"not {plan.key!r}")
-    unknown = sorted(m for m in plan.meter_keys if m not in meters)
-    if unknown:
-        raise ValueError(f"plan {plan.key!r} bills unknown meter(s) {', '.join(unknown)}")
-    if boundary not in boundaries(subscription, plan, boundary):
-        raise ValueError(f"{boundary} is not an invoice boundary of subscription "
-                         f"{subscription.id!r}")
+    remaining = charged
+    lines: list[_Charge] = []
+    for index, discount in enumerate(subscription.discounts):
+        if (discount.type != "percentage" or discount.percent is None or remaining <= 0
+                or not discount_applies(discount, period)):
+            continue
+        cut = min(round_money(Fraction(remaining) * Fraction(discount.percent) / 100, currency),
+                  remaining)
+        if cut == 0:
+            continue
+        remaining -= cut
+        lines.append(_Charge("discount", f"discount_{index}_{ADJUSTMENT_KEY}s", None,
+                             f"Discount {discount.percent}% on adjustments {_span(period)}",
+                             None, None, -cut, period))
+    return lines
+
+
+def _priced_draft(subscription: Subscription, plan: Plan, boundary: date, inv: str,
+                  kept: Sequence[InvoiceLine], adjustments: Sequence[Adjustment]) -> InvoiceDraft:
+    """The draft of ``kept`` lines (rated charges, and any other line already on the invoice)
+    plus ``adjustments``, with its discount lines and totals computed: the one place both a
+    rating (``build_invoice``) and an adjustment (``adjust_draft``) price an invoice.
+
+    Each period's discounts apply to its rated charges on this invoice (``RATED_CHARGE_TYPES``);
+    percentage discounts also to the positive adjustments (``_adjustment_discounts``). Adjustment
+    lines belong to the invoice's main service period (the one it closes, else the one it
+    opens). A credit takes at most what is left of the invoice after discounts and earlier
+    credits, so no total goes below zero: its line then carries less than was asked.
+    """
+    currency = plan.currency
     closing = period_ending_at(subscription, plan, boundary)
     opening = period_starting_at(subscription, plan, boundary)
-    charges: list[_Charge] = []
+    main = closing or opening
+    assert main is not None  # every boundary closes or opens a period
+
+    def rated(period: ServicePeriod) -> Decimal:
+        return sum((line.amount for line in kept if line.line_type in RATED_CHARGE_TYPES
+                    and line.period_start == period.start), zero(currency))
+
     discounts: list[_Charge] = []
     if closing is not None:
-        arrears = _arrears_charges(plan, closing, usage)
-        commitment = _commitment_charge(plan, closing, arrears)
-        closing_charges = arrears + ([commitment] if commitment else [])
-        charges += closing_charges
-        discounts += _discount_charges(subscription, plan, closing, closing_charges, False)
+        discounts += _discount_charges(subscription, plan, closing, rated(closing), False)
     if opening is not None:
-        advance = _advance_charges(plan, opening)
-        charges += advance
-        discounts += _discount_charges(subscription, plan, opening, advance, True)
-
-    inv = invoice_id(subscription.id, boundary)
-    lines = tuple(
+        discounts += _discount_charges(subscription, plan, opening, rated(opening), True)
+    charged = sum((a.amount for a in adjustments if a.amount > 0), zero(currency))
+    discounts += _adjustment_discounts(subscription, main, charged, currency)
+    discount_lines = [
         InvoiceLine(line_id(inv, c.price_key, c.line_type, c.period.start), c.line_type,
                     c.price_key, c.meter_key, c.description, c.quantity, c.unit_price, c.amount,
                     c.period.start, c.period.end, c.tiers)
-        for c in charges + discounts
-    )
-    currency = plan.currency
+        for c in discounts
+    ]
+    left = (sum((line.amount for line in kept), zero(currency)) + charged
+            + sum((line.amount for line in discount_lines), zero(currency)))
+    adjustment_lines: list[InvoiceLine] = []
+    for adjustment in adjustments:
+        amount = adjustment.amount
+        if amount < 0:
+            amount = max(amount, -max(left, zero(currency)))
+            left += amount
+        adjustment_lines.append(InvoiceLine(
+            adjustment.line_id, "adjustment", ADJUSTMENT_KEY, None, adjustment.description,
+            adjustment.quantity, adjustment.unit_price, amount, main.start, main.end))
+    lines = (*kept, *adjustment_lines, *discount_lines)
     subtotal = sum((line.amount for line in lines if line.line_type != "discount"),
                    zero(currency))
     total = sum((line.amount for line in lines), zero(currency))
-    main = closing or opening
-    assert main is not None  # every boundary closes or opens a period
     if subscription.collection_method == "send_invoice":
         days = subscription.days_until_due
         due = boundary + timedelta(days=DEFAULT_DAYS_UNTIL_DUE if days is None else days)
@@ -330,6 +425,64 @@ def build_invoice(subscription: Subscription, plan: Plan, meters: Mapping[str, M
         due_date=due,
         lines=lines,
     )
+
+
+def build_invoice(subscription: Subscription, plan: Plan, meters: Mapping[str, Meter],
+                  boundary: date, usage: UsageQuantities) -> InvoiceDraft:
+    """The invoice draft cut for ``subscription`` at ``boundary``, as pure data.
+
+    ``usage`` maps (meter_key, period_start) to the measured quantity of that service period;
+    a missing entry is no usage and still gives a zero line. Raises ValueError when the
+    boundary is not one of the subscription's cut dates or a price names an unknown meter.
+    """
+    if subscription.plan != plan.key:
+        raise ValueError(f"subscription {subscription.id!r} is on plan {subscription.plan!r}, "
+                         f"not {plan.key!r}")
+    unknown = sorted(m for m in plan.meter_keys if m not in meters)
+    if unknown:
+        raise ValueError(f"plan {plan.key!r} bills unknown meter(s) {', '.join(unknown)}")
+    if boundary not in boundaries(subscription, plan, boundary):
+        raise ValueError(f"{boundary} is not an invoice boundary of subscription "
+                         f"{subscription.id!r}")
+    closing = period_ending_at(subscription, plan, boundary)
+    opening = period_starting_at(subscription, plan, boundary)
+    charges: list[_Charge] = []
+    if closing is not None:
+        arrears = _arrears_charges(plan, closing, usage)
+        commitment = _commitment_charge(plan, closing, arrears)
+        charges += arrears + ([commitment] if commitment else [])
+    if opening is not None:
+        charges += _advance_charges(plan, opening)
+
+    inv = invoice_id(subscription.id, boundary)
+    rated = tuple(
+        InvoiceLine(line_id(inv, c.price_key, c.line_type, c.period.start), c.line_type,
+                    c.price_key, c.meter_key, c.description, c.quantity, c.unit_price, c.amount,
+                    c.period.start, c.period.end, c.tiers)
+        for c in charges
+    )
+    return _priced_draft(subscription, plan, boundary, inv, rated, ())
+
+
+def adjust_draft(draft: InvoiceDraft, subscription: Subscription, plan: Plan,
+                 adjustments: Sequence[Adjustment]) -> InvoiceDraft:
+    """``draft`` with ``adjustments`` as its adjustment lines (in that order, replacing the ones
+    it had), its discounts and totals computed again by the rating's own rules.
+
+    Rated lines are kept exactly as they are, the minimum commitment line included: an
+    adjustment does not count towards the commitment (it changes what the customer owes by what
+    was asked, not what the plan charges). Used by the billing run on every re-rating (the
+    adjustments stored for the invoice) and when a draft is adjusted by hand. Raises ValueError
+    when the draft is not this subscription's.
+    """
+    if draft.subscription_id != subscription.id or subscription.plan != plan.key:
+        raise ValueError(f"invoice {draft.invoice_id} is not of subscription {subscription.id!r} "
+                         f"on plan {plan.key!r}")
+    if draft.invoice_id != invoice_id(subscription.id, draft.boundary):
+        raise ValueError(f"invoice {draft.invoice_id} is not the cut of subscription "
+                         f"{subscription.id!r} at {draft.boundary} (a supplementary invoice?)")
+    kept = tuple(line for line in draft.lines if line.line_type not in ("discount", "adjustment"))
+    return _priced_draft(subscription, plan, draft.boundary, draft.invoice_id, kept, adjustments)
 
 
 def build_invoices(subscription: Subscription, plan: Plan, meters: Mapping[str, Meter],

@@ -17,9 +17,14 @@ rated AS (
     SELECT l.* FROM draft_lines l WHERE l.invoice_id IN (SELECT invoice_id FROM frozen)
 ),
 corrected AS (
-    SELECT invoice_id, line_id, sum(delta) AS corrected, count(*) AS revision
+    -- revision counts every correction of the line, rejected ones too, so that a new one never
+    -- takes an earlier one's id; `rejected` lists the (covered, rated) amounts a person rejected
+    SELECT invoice_id, line_id,
+           coalesce(sum(delta) FILTER (WHERE status <> 'rejected'), 0) AS corrected,
+           count(*) AS revision,
+           coalesce(list({'covered': covered_amount, 'rated': rated_amount})
+                    FILTER (WHERE status = 'rejected'), []) AS rejected
     FROM billing.corrections
-    WHERE status <> 'rejected'
     GROUP BY ALL
 )
 SELECT
@@ -30,6 +35,7 @@ SELECT
     coalesce(c.corrected, 0)::DECIMAL(38, 12) AS corrected,
     coalesce(r.amount, 0)::DECIMAL(38, 12) AS rated,
     coalesce(c.revision, 0)::INTEGER AS revision,
+    coalesce(c.rejected, []) AS rejected,
     f.customer_id, f.subscription_id, f.billing_month, f.currency, f.billing_profile,
     coalesce(i.line_type, r.line_type) AS line_type,
     coalesce(i.price_key, r.price_key) AS price_key,
@@ -41,5 +47,5 @@ FULL JOIN rated r ON r.line_id = i.line_id AND r.invoice_id = i.invoice_id
 JOIN frozen f ON f.invoice_id = coalesce(i.invoice_id, r.invoice_id)
 LEFT JOIN corrected c
   ON c.invoice_id = f.invoice_id AND c.line_id = coalesce(i.line_id, r.line_id)
-WHERE coalesce(i.line_type, r.line_type) NOT IN ('adjustment', 'correction')
+WHERE coalesce(i.line_type, r.line_type) NOT IN ('adjustment', 'correction', 'credit_balance')
 ORDER BY f.invoice_id, coalesce(i.position, r.position + 100000), line_id

@@ -1,6 +1,7 @@
 -- Issue the credit notes listed in temp table `numbering`: CN-YYYYMM-NNNNN numbers, gap-free per
 -- billing month (order within a month: invoice, credit note id), status issued, history kept.
--- Parameter: $now.
+-- One numbering for every app: app none after the grace period (billing run), app stripe once
+-- Stripe has the note (Stripe sync). Parameters: $now, $cause and $actor (of the history row).
 CREATE OR REPLACE TEMP TABLE numbered_credit_notes AS
 SELECT
     c.credit_note_id,
@@ -21,7 +22,7 @@ WHERE c.credit_note_id = n.credit_note_id;
 
 INSERT INTO billing.credit_note_status_history
     (credit_note_id, from_status, to_status, changed_at, cause, actor)
-SELECT credit_note_id, 'draft', 'issued', $now, 'grace period over', 'billing_run'
+SELECT credit_note_id, 'draft', 'issued', $now, $cause, $actor
 FROM numbered_credit_notes;
 
 INSERT OR REPLACE INTO billing.credit_note_number_sequences (billing_month, last_number)

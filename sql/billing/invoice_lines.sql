@@ -1,5 +1,7 @@
 -- Lines of the month's drafts, replaced with the re-rated ones (same ids); lines of invoices
 -- that are no longer drafts stay as issued, and so do the lines of supplementary invoices.
+-- Adjustment lines come back with the re-rated ones: the rating prices each draft with the
+-- adjustments stored for it (billing.invoice_adjustments, pipelines/invoicing/adjustments.py).
 -- Parameter: $billing_month. Reads temp table `draft_lines`; runs after sql/billing/invoices.sql.
 DELETE FROM billing.invoice_lines
 WHERE invoice_id IN (SELECT invoice_id FROM billing.invoices

@@ -3,6 +3,7 @@ documents (contract section 9)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import given
@@ -86,3 +87,27 @@ def test_issued_plus_corrections_equals_latest_rating(issued, ratings):
             seen.add(delta.correction_id)
             corrected += delta.delta
         assert issued + corrected == rated
+
+
+
+def test_a_rejected_difference_is_not_proposed_again_until_covered_or_rated_changes():
+    # 10.00 issued, rated 12.50: +2.50 (revision 0) rejected by a person
+    rejected = ((D("10.00"), D("12.50")),)
+    assert line_deltas([replace(account("a", "10.0", "12.5", revision=1),
+                                rejected=rejected)]) == []
+    # the rating changes: 10.00 -> 13.00 is another difference, proposed
+    (again,) = line_deltas([replace(account("a", "10.00", "13.00", revision=1),
+                                    rejected=rejected)])
+    assert again.delta == D("3.00")
+
+
+def test_rejecting_a_correction_a_later_one_was_stacked_on_gives_a_new_id():
+    # 10.00 issued; +2.00 (10 -> 12, revision 0) and +2.00 (12 -> 14, revision 1) wait; the
+    # first is rejected: 12.00 covered again, 14.00 rated. Counting the rejected correction
+    # (revision 2) gives the remaining +2.00 an id of its own, not the second one's.
+    (second,) = line_deltas([account("a", "10.00", "14.00", corrected="2.00", revision=1)])
+    (remaining,) = line_deltas([replace(
+        account("a", "10.00", "14.00", corrected="2.00", revision=2),
+        rejected=((D("10.00"), D("12.00")),))])
+    assert remaining.delta == D("2.00")
+    assert remaining.correction_id != second.correction_id

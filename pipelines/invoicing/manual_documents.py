@@ -1,0 +1,174 @@
+"""Documents finance makes by hand (contract section 9): a goodwill credit note against an issued
+invoice (`billing credit-note create`) and the void of an issued, unpaid invoice
+(`billing invoice void`). The pure rules are `pipelines.rating.manual_documents`.
+
+Every refusal is raised before anything is written, and the caller runs each function inside
+one transaction, so a refused or failed request leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import duckdb
+
+from pipelines.catalog.models import Catalog
+from pipelines.invoicing.next_invoice import bill_on_next_invoices
+from pipelines.invoicing.status import StatusChange, apply_status_changes
+from pipelines.rating.manual_documents import (
+    credit_refusal,
+    parse_credit_amount,
+    void_refusal,
+)
+from pipelines.warehouse import run_sql
+
+
+class ManualDocumentError(ValueError):
+    """A manual credit note or void the ledger refuses; the message says why."""
+
+
+@dataclass(frozen=True)
+class ManualCreditNote:
+    credit_note_id: str
+    invoice_id: str
+    amount: Decimal
+    currency: str
+    remaining_after: Decimal   # what is still creditable on the invoice after this note
+    issue_after: datetime
+
+
+@dataclass(frozen=True)
+class VoidedInvoice:
+    invoice_id: str
+    from_status: str
+    path: tuple[str, ...]          # the transitions recorded, ending in voided
+    withdrawn_corrections: int     # its corrections on no issued document yet, now rejected
+
+
+def manual_credit_note_id(invoice_id: str, sequence: int) -> str:
+    """Deterministic id of the invoice's manual credit note number `sequence` (from 0), so the
+    provider syncs can use it as their idempotency key."""
+    return "cn_" + hashlib.sha256(f"manual|{invoice_id}|{sequence}".encode()).hexdigest()[:24]
+
+
+def create_manual_credit_note(con: duckdb.DuckDBPyConnection, catalog: Catalog,
+                              invoice_id: str, amount_text: str, *, reason: str, actor: str,
+                              now: datetime) -> ManualCreditNote:
+    """Credit `amount_text` of an issued invoice as a goodwill credit note (kind `manual`, one
+    line correcting no line in particular), up to what remains creditable: the invoice total
+    less its credit notes that are not voided and less the credits of its corrections already
+    on a next invoice (policy next_invoice)."""
+    if not reason or not reason.strip():
+        raise ManualDocumentError("a manual credit note needs a reason")
+    invoice = _invoice(con, invoice_id)
+    invoice_id = invoice["invoice_id"]  # the id, also when the invoice was named by its number
+    amount = parse_credit_amount(amount_text, invoice["currency"])
+    if isinstance(amount, str):
+        raise ManualDocumentError(amount)
+    credited, manual_notes = con.execute("""
+        SELECT coalesce(sum(total) FILTER (WHERE status <> 'voided'), 0)::DECIMAL(38, 12),
+               count(*) FILTER (WHERE kind = 'manual')
+        FROM billing.credit_notes WHERE invoice_id = $id""", {"id": invoice_id}).fetchall()[0]
+    # corrections: next_invoice credits the invoice on a later invoice instead of a credit note
+    [(credited_on_next,)] = con.execute("""
+        SELECT coalesce(-sum(c.delta), 0)::DECIMAL(38, 12)
+        FROM billing.corrections c JOIN billing.invoices n ON n.invoice_id = c.document_id
+        WHERE c.invoice_id = $id AND c.document_type = 'next_invoice'
+          AND c.status = 'approved' AND c.delta < 0 AND n.status <> 'voided'""",
+                                        {"id": invoice_id}).fetchall()
+    remaining = invoice["total"] - credited - credited_on_next
+    refusal = credit_refusal(_label(invoice), invoice["status"], amount, remaining,
+                             invoice["currency"])
+    if refusal:
+        raise ManualDocumentError(refusal)
+    profile = catalog.billing_profiles.get(invoice["billing_profile"])
+    issue_after = now + (profile.grace_period if profile else timedelta(0))
+    credit_note_id = manual_credit_note_id(invoice_id, manual_notes)
+    run_sql(con, "billing/manual_credit_note", {
+        "credit_note_id": credit_note_id, "invoice_id": invoice_id, "amount": amount,
+        "reason": reason.strip(), "now": now, "issue_after": issue_after, "actor": actor})
+    return ManualCreditNote(credit_note_id=credit_note_id, invoice_id=invoice_id, amount=amount,
+                            currency=invoice["currency"], remaining_after=remaining - amount,
+                            issue_after=issue_after)
+
+
+def void_invoice(con: duckdb.DuckDBPyConnection, invoice_id: str, *, reason: str, actor: str,
+                 now: datetime) -> VoidedInvoice:
+    """Void an issued invoice nobody has paid, through the lifecycle (the status history keeps
+    the actor and the reason). Refused for a paid invoice (credit it instead), a draft, and an
+    invoice already corrected or credited by a document (voiding it would take back what that
+    document already settled). Its corrections on no issued document yet are withdrawn
+    (rejected: a voided invoice is not corrected); corrections of earlier invoices it carried go
+    back to wait for the next draft, and its credit balance movements are reversed."""
+    if not reason or not reason.strip():
+        raise ManualDocumentError("a void needs a reason")
+    invoice = _invoice(con, invoice_id)
+    invoice_id = invoice["invoice_id"]  # the id, also when the invoice was named by its number
+    refusal = void_refusal(_label(invoice), invoice["status"])
+    if refusal:
+        raise ManualDocumentError(refusal)
+    blockers = _documents_settling(con, invoice_id)
+    if blockers:
+        raise ManualDocumentError(
+            f"invoice {_label(invoice)} is already corrected or credited by "
+            f"{', '.join(blockers)}: it is not voided (credit what remains instead)")
+    [outcome] = apply_status_changes(
+        con, [StatusChange(invoice_id, "voided", f"voided: {reason.strip()}", actor)], now=now)
+    if outcome.outcome != "applied":
+        raise ManualDocumentError(
+            f"invoice {invoice_id} cannot go from {outcome.from_status} to voided")
+    try:
+        run_sql(con, "billing/void_withdraws_corrections",
+                {"invoice_id": invoice_id, "reason": reason.strip(), "actor": actor, "now": now})
+        withdrawn = con.execute(
+            "SELECT count(*) FROM withdrawn_corrections").fetchall()[0][0]
+    finally:
+        con.execute("DROP TABLE IF EXISTS withdrawn_corrections")
+    bill_on_next_invoices(con, now=now)
+    return VoidedInvoice(invoice_id=invoice_id, from_status=outcome.from_status or "",
+                         path=outcome.path, withdrawn_corrections=withdrawn)
+
+
+def _documents_settling(con: duckdb.DuckDBPyConnection, invoice_id: str) -> list[str]:
+    """The documents, not voided, that already correct or credit the invoice: its credit notes,
+    its supplementary invoices, and invoices past draft carrying its correction lines."""
+    rows = con.execute("""
+        SELECT 'credit note ' || coalesce(credit_note_number, credit_note_id)
+               || ' (' || status || ')'
+        FROM billing.credit_notes WHERE invoice_id = $id AND status <> 'voided'
+        UNION ALL
+        SELECT 'supplementary invoice ' || coalesce(invoice_number, invoice_id)
+               || ' (' || status || ')'
+        FROM billing.invoices
+        WHERE corrects_invoice_id = $id AND status NOT IN ('voided', 'discarded')
+        UNION ALL
+        SELECT DISTINCT 'correction lines on invoice ' || coalesce(i.invoice_number, i.invoice_id)
+               || ' (' || i.status || ')'
+        FROM billing.corrections c JOIN billing.invoices i ON i.invoice_id = c.document_id
+        WHERE c.invoice_id = $id AND c.document_type = 'next_invoice'
+          AND c.status = 'approved' AND i.status NOT IN ('draft', 'voided')
+        ORDER BY 1""", {"id": invoice_id}).fetchall()
+    return [row[0] for row in rows]
+
+
+def _label(invoice: dict) -> str:
+    """How messages name an invoice: its number once it has one."""
+    return invoice["invoice_number"] or invoice["invoice_id"]
+
+
+def _invoice(con: duckdb.DuckDBPyConnection, invoice_id: str) -> dict:
+    """The invoice named by its id or by its number (INV-YYYYMM-NNNNN)."""
+    cursor = con.execute("SELECT * FROM billing.invoices WHERE invoice_id = $id",
+                         {"id": invoice_id})
+    columns = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if not rows:
+        found = con.execute("SELECT invoice_id FROM billing.invoices WHERE invoice_number = $n",
+                            {"n": invoice_id}).fetchall()
+        if found:
+            return _invoice(con, found[0][0])
+        raise ManualDocumentError(f"no invoice {invoice_id}")
+    return dict(zip(columns, rows[0], strict=True))
