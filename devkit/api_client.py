@@ -19,6 +19,7 @@ import httpx
 
 CUSTOM_INVOICING_APP = "/api/v1/apps/custom-invoicing"
 CUSTOM_INVOICES = f"{CUSTOM_INVOICING_APP}/invoices"
+CUSTOM_CREDIT_NOTES = f"{CUSTOM_INVOICING_APP}/credit-notes"
 
 
 class ApiError(Exception):
@@ -58,7 +59,7 @@ class CustomInvoicingClient:
     def _request(self, method: str, path: str, body: Any = None, *,
                  idempotency_key: str | None = None) -> dict[str, Any]:
         # one key per logical call, so a retry after a lost answer is a replay, not a second call
-        if method == "POST" and idempotency_key is None:
+        if method in ("POST", "PATCH") and idempotency_key is None:
             idempotency_key = f"client-{uuid.uuid4()}"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         for attempt in range(self.retries + 1):
@@ -122,22 +123,75 @@ class CustomInvoicingClient:
         return self._request("POST", f"{CUSTOM_INVOICES}/{invoice_id}/payment/status",
                              {"trigger": trigger}, idempotency_key=idempotency_key)
 
+    def credit_note_draft_synchronized(
+            self, credit_note_id: str, *, external_id: str, credit_note_number: str | None = None,
+            line_external_ids: Sequence[Mapping[str, str]] = (),
+            idempotency_key: str | None = None) -> dict[str, Any]:
+        """The integration created its draft of a credit note: its id for the credit note and
+        its lines (`{"credit_note_line_id", "external_id"}`), optionally its own number."""
+        invoicing: dict[str, Any] = {"external_id": external_id}
+        if credit_note_number is not None:
+            invoicing["credit_note_number"] = credit_note_number
+        if line_external_ids:
+            invoicing["line_external_ids"] = [dict(x) for x in line_external_ids]
+        return self._request("POST", f"{CUSTOM_CREDIT_NOTES}/{credit_note_id}/draft/synchronized",
+                             {"invoicing": invoicing}, idempotency_key=idempotency_key)
+
+    def credit_note_issuing_synchronized(
+            self, credit_note_id: str, *, sent_to_customer_at: str | datetime,
+            credit_note_number: str | None = None,
+            idempotency_key: str | None = None) -> dict[str, Any]:
+        """The integration issued the credit note and sent it to the customer."""
+        sent = (sent_to_customer_at.isoformat() if isinstance(sent_to_customer_at, datetime)
+                else sent_to_customer_at)
+        invoicing: dict[str, Any] = {"sent_to_customer_at": sent}
+        if credit_note_number is not None:
+            invoicing["credit_note_number"] = credit_note_number
+        return self._request("POST",
+                             f"{CUSTOM_CREDIT_NOTES}/{credit_note_id}/issuing/synchronized",
+                             {"invoicing": invoicing}, idempotency_key=idempotency_key)
+
     def send_statement(self, invoices: Sequence[Mapping[str, Any]], as_of: str | datetime, *,
+                       credit_notes: Sequence[Mapping[str, Any]] | None = None,
                        idempotency_key: str | None = None) -> dict[str, Any]:
         """Report the integration's complete current view of our invoices (an invoice
         statement, `invoices:sync`): each `{"external_id", "invoice_id", "invoice_number",
         "currency", "total", "status", "amount_paid", "amount_refunded", "lines":
         [{"external_id", "line_id", "amount"}]}` as of `as_of` (an aware datetime or an ISO-8601
-        instant with offset). Amounts may be Decimal (sent as exact decimal strings) or
-        strings."""
+        instant with offset), and its credit notes, each `{"external_id", "credit_note_id",
+        "invoice_id", "external_invoice_id", "credit_note_number", "currency", "total",
+        "status", "lines": [{"external_id", "credit_note_line_id", "amount"}]}`. Amounts may be
+        Decimal (sent as exact decimal strings) or strings."""
         at = as_of.isoformat() if isinstance(as_of, datetime) else as_of
-        body = {"as_of": at, "invoices": [_exact_decimals(dict(invoice)) for invoice in invoices]}
+        body: dict[str, Any] = {"as_of": at, "invoices": [_exact_decimals(dict(invoice))
+                                                          for invoice in invoices]}
+        if credit_notes is not None:
+            body["credit_notes"] = [_exact_decimals(dict(note)) for note in credit_notes]
         return self._request("POST", f"{CUSTOM_INVOICING_APP}/statement", body,
+                             idempotency_key=idempotency_key)
+
+    def update_invoice(self, invoice_id: str, *, add: Sequence[Mapping[str, Any]] = (),
+                       remove: Sequence[str] = (),
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        """Adjust a draft (`draft` or `draft.syncing`): add adjustment lines, each
+        `{"description", "amount"}` or `{"description", "quantity", "unit_price"}` (Decimal or
+        decimal strings, negative for a credit), and remove adjustment lines by line id. The
+        answer's `adjustment_line_ids` are the ids the added lines get."""
+        body: dict[str, Any] = {}
+        if add:
+            body["add"] = [_exact_decimals(dict(line)) for line in add]
+        if remove:
+            body["remove"] = list(remove)
+        return self._request("PATCH", f"{CUSTOM_INVOICES}/{invoice_id}", body,
                              idempotency_key=idempotency_key)
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         """The invoice as published for the API, with its projected state."""
         return self._request("GET", f"{CUSTOM_INVOICES}/{invoice_id}")
+
+    def credit_note(self, credit_note_id: str) -> dict[str, Any]:
+        """The credit note as published for the API, with its projected state."""
+        return self._request("GET", f"{CUSTOM_CREDIT_NOTES}/{credit_note_id}")
 
     def inbox_item(self, item_id: int) -> dict[str, Any]:
         """What became of an accepted call: pending, applied, or rejected with the reason."""

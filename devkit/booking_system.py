@@ -8,11 +8,15 @@ or future timestamps, 401 for a signature that does not match), takes each `webh
 
 - `POST /hooks/booking`: `invoice.created` / `invoice.issued` tag the customer's bookings of the
   invoice's service period as invoiced (with the invoice id); `invoice.paid` marks them paid and
-  records that the customer was notified; `invoice.refunded` flags them.
-- `POST /hooks/finance`: records an alert for `invoice.payment_failed` and `invoice.refunded`
-  (every verified event is kept as received).
-- `GET /state`: bookings, customer notifications, finance alerts, received/refused/duplicate
-  counts, as JSON.
+  records that the customer was notified; `invoice.refunded` flags them; `invoice.voided` puts
+  them back to confirmed (to be invoiced again) and flags them; `credit_note.issued` flags the
+  bookings of the credited invoice and tells the customer; `invoice.corrected` records what the
+  invoice comes to with its correcting documents.
+- `POST /hooks/finance`: records an alert for `invoice.payment_failed` and `invoice.refunded`,
+  and a correction for `credit_note.created`, `credit_note.issued`, `invoice.voided` and
+  `invoice.corrected` (every verified event is kept as received).
+- `GET /state`: bookings, customer notifications, invoice corrections, finance alerts and
+  corrections, received/refused/duplicate counts, as JSON.
 
 Fault knobs for tests: `script(path, [500, 503])` answers the next requests to `path` with those
 statuses (before verifying), `gone(path)` answers 410 from then on (`restore(path)` ends it).
@@ -37,6 +41,8 @@ from pipelines.notifications.signing import (
 BOOKING_PATH = "/hooks/booking"
 FINANCE_PATH = "/hooks/finance"
 FINANCE_ALERT_TYPES = ("invoice.payment_failed", "invoice.refunded")
+FINANCE_CORRECTION_TYPES = ("credit_note.created", "credit_note.issued", "invoice.voided",
+                            "invoice.corrected")
 
 
 @dataclass
@@ -72,6 +78,8 @@ class BookingSystem:
         self.bookings: dict[str, Booking] = {b.booking_id: b for b in bookings}
         self.customer_notifications: list[dict[str, Any]] = []
         self.finance_alerts: list[dict[str, Any]] = []
+        self.finance_corrections: list[dict[str, Any]] = []
+        self.invoice_corrections: list[dict[str, Any]] = []
         self.requests: list[ReceivedRequest] = []
         self.events: dict[str, list[dict[str, Any]]] = {BOOKING_PATH: [], FINANCE_PATH: []}
         self.duplicates = 0
@@ -197,13 +205,24 @@ class BookingSystem:
     def _act_on(self, path: str, webhook_id: str, message: Mapping[str, Any]) -> None:
         """What the booking system or finance does with a verified, first-time message."""
         kind = message.get("type")
-        invoice = (message.get("data") or {}).get("invoice") or {}
+        data = message.get("data") or {}
+        invoice = data.get("invoice") or {}
+        note = data.get("credit_note") or {}
         if path == FINANCE_PATH:
             if kind in FINANCE_ALERT_TYPES:
                 self.finance_alerts.append({
                     "type": kind, "invoice_id": invoice.get("invoice_id"),
                     "customer_id": (invoice.get("customer") or {}).get("id"),
                     "total": invoice.get("total"), "currency": invoice.get("currency"),
+                    "webhook_id": webhook_id})
+            elif kind in FINANCE_CORRECTION_TYPES:
+                self.finance_corrections.append({
+                    "type": kind, "invoice_id": invoice.get("invoice_id"),
+                    "credit_note_id": note.get("credit_note_id"),
+                    "number": note.get("number") if note else invoice.get("number"),
+                    "amount": note.get("total") if note else invoice.get("total"),
+                    "currency": invoice.get("currency"),
+                    "corrected_total": data.get("corrected_total"),
                     "webhook_id": webhook_id})
             return
         invoice_id = invoice.get("invoice_id")
@@ -233,10 +252,32 @@ class BookingSystem:
                     "message": f"payment of {invoice.get('total')} {invoice.get('currency')} "
                                "received, thank you"})
         elif kind == "invoice.refunded":
-            kind_of = ((message.get("data") or {}).get("refund") or {}).get("kind", "full")
+            kind_of = (data.get("refund") or {}).get("kind", "full")
             for booking in self.bookings.values():
                 if booking.invoice_id == invoice_id and f"refunded:{kind_of}" not in booking.flags:
                     booking.flags.append(f"refunded:{kind_of}")
+        elif kind == "invoice.voided":
+            for booking in self.bookings.values():
+                if booking.invoice_id == invoice_id:
+                    booking.invoice_id = None
+                    booking.status = "confirmed"
+                    booking.tags = [t for t in booking.tags if t != "invoiced"]
+                    booking.flags.append(f"voided:{invoice_id}")
+        elif kind == "credit_note.issued":
+            credited = [b for b in self.bookings.values() if b.invoice_id == invoice_id]
+            for booking in credited:
+                booking.flags.append(f"credited:{note.get('number')}")
+            self.customer_notifications.append({
+                "customer_id": customer, "invoice_id": invoice_id, "number": note.get("number"),
+                "booking_ids": sorted(b.booking_id for b in credited),
+                "message": f"credit note {note.get('number')} of {note.get('total')} "
+                           f"{note.get('currency')} against invoice {invoice.get('number')}"})
+        elif kind == "invoice.corrected":
+            self.invoice_corrections.append({
+                "invoice_id": invoice_id, "number": invoice.get("number"),
+                "documents": [(d.get("document_type"), d.get("number"), d.get("amount"))
+                              for d in data.get("correcting_documents") or []],
+                "corrected_total": data.get("corrected_total")})
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -246,6 +287,8 @@ class BookingSystem:
                 "bookings": {k: asdict(b) for k, b in sorted(self.bookings.items())},
                 "customer_notifications": list(self.customer_notifications),
                 "finance_alerts": list(self.finance_alerts),
+                "finance_corrections": list(self.finance_corrections),
+                "invoice_corrections": list(self.invoice_corrections),
                 "received": {p: [m.get("type") for m in ms] for p, ms in self.events.items()},
                 "refused": [{"path": r.path, "status": r.status, "reason": r.reason}
                             for r in self.requests if r.status >= 300],

@@ -9,17 +9,21 @@ invoices, and answers the sync hooks through the integration API with a bearer t
   lines and the discounts) and calls `draft/synchronized`;
 - `invoice.issuing_sync_requested`: numbers the invoice in its own series (`ERP-YYYY-NNNN`),
   "sends" it and calls `issuing/synchronized` with a payment reference;
+- `credit_note.draft_sync_requested` / `credit_note.issuing_sync_requested`: the same for a
+  credit note against one of our invoices (its own ids, its own series `ERP-CN-YYYY-NNNN`),
+  through `credit-notes/{id}/draft/synchronized` and `.../issuing/synchronized`;
 - `pay()`, `fail()`, `refund()`, `void()` (or `report_payment(trigger)`): report payment status
   like a finance user in the ERP would;
-- `send_statement()`: report its complete view of our invoices (an invoice statement) for
-  reconciliation.
+- `send_statement()`: report its complete view of our invoices and credit notes (a statement)
+  for reconciliation.
 
 Like a real ERP it keeps, per invoice, the currency, total and line amounts of the invoice in the
 notification it acted on, its own status in Stripe's words (`draft` once the draft is synced,
 `open` once issued, then `paid`, `void`, `uncollectible`) and the amounts paid and refunded.
 Test levers make discrepancies *in the integration*, reported by the next statement only:
 `delete()`, `change_total()`, `change_line_amount()`, `mark_paid_outside()`,
-`refund_outside()`, `create_orphan()`, `duplicate()`.
+`refund_outside()`, `create_orphan()`, `duplicate()`, `change_credit_note_total()`,
+`delete_credit_note()`.
 
 Webhooks are answered 204 at once and processed on a worker thread, as integrations should;
 `wait_idle()` lets a test or the demo wait for the answers to be sent.
@@ -42,6 +46,10 @@ from pipelines.notifications.signing import verify_webhook
 
 DRAFT_SYNC_REQUESTED = "invoice.draft_sync_requested"
 ISSUING_SYNC_REQUESTED = "invoice.issuing_sync_requested"
+CREDIT_NOTE_DRAFT_SYNC_REQUESTED = "credit_note.draft_sync_requested"
+CREDIT_NOTE_ISSUING_SYNC_REQUESTED = "credit_note.issuing_sync_requested"
+HOOKS = (DRAFT_SYNC_REQUESTED, ISSUING_SYNC_REQUESTED, CREDIT_NOTE_DRAFT_SYNC_REQUESTED,
+         CREDIT_NOTE_ISSUING_SYNC_REQUESTED)
 
 
 # what the ERP's invoice status becomes when a payment trigger is reported (Stripe's words;
@@ -89,6 +97,35 @@ class ErpInvoice:
                            "amount": _decimal_text(line.amount)} for line in self.lines]}
 
 
+@dataclass
+class ErpCreditNote:
+    """The integration's own record of one of our credit notes: what it credits (positive
+    amounts, as a credit note shows them), its ids and number, `draft` then `issued`."""
+
+    credit_note_id: str
+    external_id: str
+    invoice_id: str | None = None
+    external_invoice_id: str | None = None
+    line_ids: dict[str, str] = field(default_factory=dict)
+    number: str | None = None
+    currency: str | None = None
+    total: Decimal | None = None
+    lines: list[tuple[str, str, Decimal]] = field(default_factory=list)
+    """(our credit note line id, its id, amount credited) per line."""
+    status: str = "draft"
+    events: list[str] = field(default_factory=list)
+
+    def statement_entry(self) -> dict[str, Any]:
+        """This credit note as a statement lists it (exact decimal strings)."""
+        return {"external_id": self.external_id, "credit_note_id": self.credit_note_id,
+                "invoice_id": self.invoice_id, "external_invoice_id": self.external_invoice_id,
+                "credit_note_number": self.number, "currency": self.currency,
+                "total": _decimal_text(self.total), "status": self.status,
+                "lines": [{"external_id": external, "credit_note_line_id": line_id,
+                           "amount": _decimal_text(amount)}
+                          for line_id, external, amount in self.lines]}
+
+
 class LocalErp:
     """The ERP and its integration: `start()` it, point a notification channel at
     `webhook_url`, give it a token with the `invoices:sync` and `payments:write` scopes."""
@@ -102,6 +139,8 @@ class LocalErp:
         self.invoices: dict[str, ErpInvoice] = {}
         self.extra_invoices: list[ErpInvoice] = []   # orphans and duplicates (test levers)
         self.latest_notified: dict[str, dict[str, Any]] = {}   # invoice payload per invoice id
+        self.credit_notes: dict[str, ErpCreditNote] = {}
+        self.latest_credit_notes: dict[str, dict[str, Any]] = {}   # payload per credit note id
         self.received: list[dict[str, Any]] = []   # verified notifications, as received
         self.refused: list[str] = []               # why notifications were refused
         self.errors: list[str] = []                # API answers that were not 2xx
@@ -112,6 +151,8 @@ class LocalErp:
         self._threads: list[threading.Thread] = []
         self._last_external_sequence = 0   # the ERP's own ids: erp_inv_NNNN
         self._last_invoice_number = 0      # the ERP's own invoice number series
+        self._last_credit_note_sequence = 0   # the ERP's credit note ids: erp_cn_NNNN
+        self._last_credit_note_number = 0     # its credit note number series
 
     # ------------------------------------------------------------------ server
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -183,6 +224,9 @@ class LocalErp:
             invoice = (message.get("data") or {}).get("invoice") or {}
             if invoice.get("invoice_id"):
                 self.latest_notified[invoice["invoice_id"]] = invoice
+            note = (message.get("data") or {}).get("credit_note") or {}
+            if note.get("credit_note_id"):
+                self.latest_credit_notes[note["credit_note_id"]] = note
         self._pending_messages.put(message)
         return 204
 
@@ -203,14 +247,18 @@ class LocalErp:
 
     def _answer_hook(self, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
-        invoice = (message.get("data") or {}).get("invoice") or {}
-        if kind not in (DRAFT_SYNC_REQUESTED, ISSUING_SYNC_REQUESTED) or not self.answer_hooks:
+        data = message.get("data") or {}
+        if kind not in HOOKS or not self.answer_hooks:
             return
-        invoice_id = invoice["invoice_id"]
-        if kind == DRAFT_SYNC_REQUESTED:
-            self.synchronize_draft(invoice_id, invoice.get("lines") or [])
+        if kind == CREDIT_NOTE_DRAFT_SYNC_REQUESTED:
+            self.synchronize_credit_note_draft(data["credit_note"]["credit_note_id"])
+        elif kind == CREDIT_NOTE_ISSUING_SYNC_REQUESTED:
+            self.issue_credit_note(data["credit_note"]["credit_note_id"])
+        elif kind == DRAFT_SYNC_REQUESTED:
+            self.synchronize_draft(data["invoice"]["invoice_id"],
+                                   data["invoice"].get("lines") or [])
         else:
-            self.issue(invoice_id)
+            self.issue(data["invoice"]["invoice_id"])
 
     # ------------------------------------------------------------------ ERP actions
     def synchronize_draft(self, invoice_id: str, lines: list[Mapping[str, Any]]) -> None:
@@ -252,6 +300,53 @@ class LocalErp:
         with self._lock:
             self._record_as_notified(record, None)
             record.status = "open"
+
+    def synchronize_credit_note_draft(self, credit_note_id: str) -> None:
+        """Create the ERP's draft of a credit note (from the notified one: the invoice it
+        credits, its lines and amounts) and tell the pipeline its ids."""
+        with self._lock:
+            record = self._credit_note_record(credit_note_id)
+        lines = [{"credit_note_line_id": line_id, "external_id": external}
+                 for line_id, external, _ in record.lines]
+        self._call_api(self.client.credit_note_draft_synchronized, credit_note_id,
+                       external_id=record.external_id, line_external_ids=lines)
+        record.events.append("draft_synchronized")
+
+    def issue_credit_note(self, credit_note_id: str) -> None:
+        """Number the credit note in the ERP's own series, send it, and tell the pipeline."""
+        now = datetime.now(UTC)
+        with self._lock:
+            record = self._credit_note_record(credit_note_id)
+            if record.number is None:
+                self._last_credit_note_number += 1
+                record.number = (f"{self.number_prefix}-CN-{now.year}-"
+                                 f"{self._last_credit_note_number:04d}")
+        self._call_api(self.client.credit_note_issuing_synchronized, credit_note_id,
+                       sent_to_customer_at=now.isoformat(), credit_note_number=record.number)
+        record.events.append("issuing_synchronized")
+        with self._lock:
+            record.status = "issued"
+
+    def _credit_note_record(self, credit_note_id: str) -> ErpCreditNote:
+        """The ERP's record of a credit note, made from its notification the first time (a
+        profile with only the issuing hook has no draft sync first). Call with the lock held."""
+        record = self.credit_notes.get(credit_note_id)
+        if record is not None:
+            return record
+        note = self.latest_credit_notes[credit_note_id]
+        self._last_credit_note_sequence += 1
+        external_id = f"erp_cn_{self._last_credit_note_sequence:04d}"
+        invoice = self.invoices.get(note["invoice_id"])
+        record = ErpCreditNote(
+            credit_note_id, external_id, invoice_id=note["invoice_id"],
+            external_invoice_id=invoice.external_id if invoice else None,
+            currency=note["currency"], total=Decimal(note["total"]),
+            lines=[(line["credit_note_line_id"], f"{external_id}_l{index}",
+                    -Decimal(line["amount"]))
+                   for index, line in enumerate(note.get("lines") or [], 1)])
+        record.line_ids = {line_id: external for line_id, external, _ in record.lines}
+        self.credit_notes[credit_note_id] = record
+        return record
 
     def report_payment(self, invoice_id: str, trigger: str) -> None:
         """Report a payment status (paid, payment_failed, refunded, ...)."""
@@ -322,11 +417,17 @@ class LocalErp:
             return [record.statement_entry() for record in held
                     if record.external_id and record.currency and record.total is not None]
 
+    def credit_note_statement(self) -> list[dict[str, Any]]:
+        """The credit notes the ERP holds, as a statement lists them."""
+        with self._lock:
+            return [record.statement_entry() for record in self.credit_notes.values()]
+
     def send_statement(self, as_of: datetime | str | None = None) -> dict[str, Any]:
-        """Report `statement()` through the integration API, as of `as_of` (default: now);
-        returns the API's answer (202, with the inbox item)."""
+        """Report `statement()` and `credit_note_statement()` through the integration API, as
+        of `as_of` (default: now); returns the API's answer (202, with the inbox item)."""
         at = as_of if as_of is not None else datetime.now(UTC)
-        answer: dict[str, Any] = self._call_api(self.client.send_statement, self.statement(), at)
+        answer: dict[str, Any] = self._call_api(self.client.send_statement, self.statement(), at,
+                                                credit_notes=self.credit_note_statement())
         return answer
 
     # ------------------------------------------------------------------ test levers
@@ -400,6 +501,23 @@ class LocalErp:
                 lines=[ErpLine(line.line_id, f"{external_id}_l{index}", line.amount)
                        for index, line in enumerate(record.lines, 1)]))
         return external_id
+
+    def change_credit_note_total(self, credit_note_id: str, total: Decimal | str) -> None:
+        """Edit a credit note's total in the ERP (its lines stay as they were)."""
+        with self._lock:
+            self._held_credit_note(credit_note_id).total = Decimal(str(total))
+
+    def delete_credit_note(self, credit_note_id: str) -> None:
+        """Forget the credit note, as if deleted in the ERP."""
+        with self._lock:
+            self._held_credit_note(credit_note_id)
+            del self.credit_notes[credit_note_id]
+
+    def _held_credit_note(self, credit_note_id: str) -> ErpCreditNote:
+        record = self.credit_notes.get(credit_note_id)
+        if record is None:
+            raise KeyError(f"the ERP holds no credit note {credit_note_id}")
+        return record
 
     def _call_api(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the integration API; a failed call is kept in `errors`, then raised."""

@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS notify.events (
     payload     VARCHAR NOT NULL,           -- the exact JSON body every attempt sends
     run_id      VARCHAR
 );
+-- credit_note.* events: the credit note (invoice_id is then the credited invoice); for
+-- invoice.corrected issued by a credit note, that credit note.
+ALTER TABLE notify.events ADD COLUMN IF NOT EXISTS credit_note_id VARCHAR;
 
 -- One row per event x subscribed channel: where its delivery stands.
 CREATE TABLE IF NOT EXISTS notify.deliveries (

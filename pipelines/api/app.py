@@ -49,6 +49,7 @@ STRIPE_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"
 PREFIX = "/api/v1"
 APP = f"{PREFIX}/apps/custom-invoicing"
 CUSTOM = f"{APP}/invoices"
+CREDIT_NOTES = f"{APP}/credit-notes"
 # body limits other than MAX_BODY_BYTES, per kind of call
 BODY_LIMITS = {rules.STATEMENT: MAX_STATEMENT_BYTES}
 
@@ -172,7 +173,9 @@ class ApiHandlers:
         token = await self._token(request, (family,))
         body = self._json(await self._raw_body(request, BODY_LIMITS.get(kind, MAX_BODY_BYTES)))
         key, fingerprint = self._keys(request, family, body)
-        call = Call(kind=kind, invoice_id=request.path_params.get("invoice_id"), body=body,
+        document_id = (request.path_params.get("credit_note_id")
+                       or request.path_params.get("invoice_id"))
+        call = Call(kind=kind, invoice_id=document_id, body=body,
                     token_name=token.name, request_key=key, fingerprint=fingerprint,
                     received_at=settings.now())
         return _respond(await run_in_threadpool(self.store.accept, call))
@@ -188,6 +191,26 @@ class ApiHandlers:
 
     async def statement(self, request: Request) -> Response:
         return await self.callback(request, rules.STATEMENT)
+
+    async def update_invoice(self, request: Request) -> Response:
+        """Update Invoice: adjustment lines added to or removed from a draft."""
+        return await self.callback(request, rules.UPDATE_INVOICE)
+
+    async def credit_note_draft_synchronized(self, request: Request) -> Response:
+        return await self.callback(request, rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED)
+
+    async def credit_note_issuing_synchronized(self, request: Request) -> Response:
+        return await self.callback(request, rules.CREDIT_NOTE_ISSUING_SYNCHRONIZED)
+
+    async def credit_note(self, request: Request) -> Response:
+        await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
+        credit_note_id = request.path_params["credit_note_id"]
+        view = await run_in_threadpool(self.store.credit_note_view, credit_note_id)
+        if view is None or view["app"] != rules.CUSTOM_INVOICING_APP:
+            return _respond(Answer(404, error_body(
+                "credit_note_not_found", f"no custom invoicing credit note {credit_note_id} is "
+                "published for the API (yet)")))
+        return JSONResponse(view)
 
     async def invoice(self, request: Request) -> Response:
         await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
@@ -206,8 +229,11 @@ class ApiHandlers:
             return _respond(Answer(404, error_body(
                 "inbox_item_not_found", f"no inbox item {request.path_params['item_id']} "
                 "visible to this token")))
+        credit_note = item.kind in rules.CREDIT_NOTE_KINDS
         return JSONResponse({
-            "inbox_item_id": item.item_id, "kind": item.kind, "invoice_id": item.invoice_id,
+            "inbox_item_id": item.item_id, "kind": item.kind,
+            "invoice_id": None if credit_note else item.invoice_id,
+            "credit_note_id": item.invoice_id if credit_note else None,
             "status": item.status, "reason": item.reason,
             "received_at": item.received_at.isoformat(),
             "applied_at": item.applied_at.isoformat() if item.applied_at else None})
@@ -302,7 +328,13 @@ def create_app(store: ApiStore | None = None) -> Starlette:
         Route(f"{CUSTOM}/{{invoice_id}}/payment/status", handlers.payment_status,
               methods=["POST"]),
         Route(f"{CUSTOM}/{{invoice_id}}", handlers.invoice, methods=["GET"]),
+        Route(f"{CUSTOM}/{{invoice_id}}", handlers.update_invoice, methods=["PATCH"]),
         Route(f"{APP}/statement", handlers.statement, methods=["POST"]),
+        Route(f"{CREDIT_NOTES}/{{credit_note_id}}/draft/synchronized",
+              handlers.credit_note_draft_synchronized, methods=["POST"]),
+        Route(f"{CREDIT_NOTES}/{{credit_note_id}}/issuing/synchronized",
+              handlers.credit_note_issuing_synchronized, methods=["POST"]),
+        Route(f"{CREDIT_NOTES}/{{credit_note_id}}", handlers.credit_note, methods=["GET"]),
         Route(f"{PREFIX}/inbox-items/{{item_id:int}}", handlers.inbox_item, methods=["GET"]),
         Route(f"{PREFIX}/webhooks/stripe", handlers.stripe_webhook, methods=["POST"]),
     ]

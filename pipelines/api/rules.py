@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from pipelines.rating.invoices import adjustment_amount, adjustment_line_id
 from pipelines.rating.lifecycle import PAYMENT_TRIGGERS, payment_path
 from pipelines.settings import parse_instant
 
@@ -26,8 +28,20 @@ ISSUING_SYNCHRONIZED = "custom_invoicing.issuing_synchronized"
 PAYMENT_STATUS = "custom_invoicing.payment_status"
 STATEMENT = "custom_invoicing.statement"
 STRIPE_EVENT = "stripe.event"
-KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, STATEMENT, STRIPE_EVENT)
-CALLBACK_KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS)
+# a custom invoicing credit note takes the same hooks as an invoice, on its own endpoints
+CREDIT_NOTE_DRAFT_SYNCHRONIZED = "custom_invoicing.credit_note_draft_synchronized"
+CREDIT_NOTE_ISSUING_SYNCHRONIZED = "custom_invoicing.credit_note_issuing_synchronized"
+CREDIT_NOTE_KINDS = (CREDIT_NOTE_DRAFT_SYNCHRONIZED, CREDIT_NOTE_ISSUING_SYNCHRONIZED)
+# the Update Invoice call (PATCH .../invoices/{id}): adjustment lines added to or removed from a
+# draft; it moves no state
+UPDATE_INVOICE = "custom_invoicing.update_invoice"
+KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, STATEMENT, STRIPE_EVENT,
+         *CREDIT_NOTE_KINDS, UPDATE_INVOICE)
+CALLBACK_KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, *CREDIT_NOTE_KINDS)
+
+# the documents published for the API: what a call's path names
+INVOICE_DOCUMENT = "invoice"
+CREDIT_NOTE_DOCUMENT = "credit_note"
 
 # the scope a token needs for each kind of call
 KIND_SCOPE = {
@@ -36,7 +50,15 @@ KIND_SCOPE = {
     PAYMENT_STATUS: SCOPE_PAYMENTS_WRITE,
     STATEMENT: SCOPE_INVOICES_SYNC,
     STRIPE_EVENT: SCOPE_WEBHOOKS_STRIPE,
+    CREDIT_NOTE_DRAFT_SYNCHRONIZED: SCOPE_INVOICES_SYNC,
+    CREDIT_NOTE_ISSUING_SYNCHRONIZED: SCOPE_INVOICES_SYNC,
+    UPDATE_INVOICE: SCOPE_INVOICES_SYNC,
 }
+
+
+def document_type_of(kind: str) -> str:
+    """The document a callback of this kind is about: a credit note or an invoice."""
+    return CREDIT_NOTE_DOCUMENT if kind in CREDIT_NOTE_KINDS else INVOICE_DOCUMENT
 
 CUSTOM_INVOICING_APP = "custom_invoicing"
 MAX_TEXT = 255   # longest external id / invoice number accepted
@@ -228,6 +250,62 @@ def validate_issuing_synchronized(body: Any) -> list[FieldError]:
     return check.errors
 
 
+def validate_credit_note_draft_synchronized(body: Any,
+                                            line_ids: Iterable[str]) -> list[FieldError]:
+    """Problems with a credit note's draft/synchronized body; `line_ids` are the credit note's
+    line ids, each mapped at most once."""
+    known = set(line_ids)
+    check = _Checker()
+    root = check.obj(body, "", ("invoicing",), required=True)
+    if root is None:
+        return check.errors
+    invoicing = check.obj(root.get("invoicing"), "invoicing",
+                          ("credit_note_number", "external_id", "line_external_ids"),
+                          required=True)
+    if invoicing is None:
+        return check.errors
+    check.text(invoicing, "credit_note_number", "invoicing", required=False)
+    check.text(invoicing, "external_id", "invoicing", required=True)
+    entries = invoicing.get("line_external_ids")
+    if entries is not None and not isinstance(entries, list):
+        check.error("invoicing.line_external_ids", "must be a list")
+        entries = None
+    seen: set[str] = set()
+    for index, entry in enumerate(entries or []):
+        at = f"invoicing.line_external_ids[{index}]"
+        item = check.obj(entry, at, ("credit_note_line_id", "external_id"), required=True)
+        if item is None:
+            continue
+        check.text(item, "external_id", at, required=True)
+        line_id = item.get("credit_note_line_id")
+        if line_id is None:
+            check.error(f"{at}.credit_note_line_id", "required")
+        elif not isinstance(line_id, str):
+            check.error(f"{at}.credit_note_line_id", "must be a string")
+        elif line_id not in known:
+            check.error(f"{at}.credit_note_line_id",
+                        f"unknown line of this credit note: {line_id!r}")
+        elif line_id in seen:
+            check.error(f"{at}.credit_note_line_id", f"{line_id!r} is given more than once")
+        else:
+            seen.add(line_id)
+    return check.errors
+
+
+def validate_credit_note_issuing_synchronized(body: Any) -> list[FieldError]:
+    """Problems with a credit note's issuing/synchronized body."""
+    check = _Checker()
+    root = check.obj(body, "", ("invoicing",), required=True)
+    if root is None:
+        return check.errors
+    invoicing = check.obj(root.get("invoicing"), "invoicing",
+                          ("credit_note_number", "sent_to_customer_at"), required=True)
+    if invoicing is not None:
+        check.text(invoicing, "credit_note_number", "invoicing", required=False)
+        check.instant(invoicing, "sent_to_customer_at", "invoicing")
+    return check.errors
+
+
 def validate_payment_status(body: Any) -> list[FieldError]:
     """Problems with a payment/status body."""
     check = _Checker()
@@ -241,10 +319,105 @@ def validate_payment_status(body: Any) -> list[FieldError]:
     return check.errors
 
 
+ADJUSTABLE_STATES = ("draft", "draft.syncing")
+UPDATE_ADD_FIELDS = ("description", "amount", "quantity", "unit_price")
+
+
+def validate_update_invoice(body: Any, lines: Mapping[str, str],
+                            currency: str) -> list[FieldError]:
+    """Problems with an Update Invoice body: `add` (adjustments, each a `description` and either
+    an `amount` or a `quantity` and a `unit_price`, exact decimal strings, negative for a credit)
+    and/or `remove` (line ids of the invoice's adjustment lines; `lines` maps every line id of
+    the invoice, projected, to its line_type). Amounts are rounded once to the invoice's
+    `currency`; one that rounds to zero is refused."""
+    check = _Checker()
+    root = check.obj(body, "", ("add", "remove"), required=True)
+    if root is None:
+        return check.errors
+    if not root.get("add") and not root.get("remove"):
+        check.error("add", "give `add` (adjustments to add) or `remove` (adjustment line ids), "
+                    "at least one of them non-empty")
+        return check.errors
+    for index, entry in enumerate(check.items(root.get("add") or [], "add")):
+        at = f"add[{index}]"
+        item = check.obj(entry, at, UPDATE_ADD_FIELDS, required=True)
+        if item is None:
+            continue
+        check.text(item, "description", at, required=True)
+        before = len(check.errors)
+        if "amount" in item:
+            check.decimal(item, "amount", at, negative=True)
+            for other in ("quantity", "unit_price"):
+                if other in item:
+                    check.error(f"{at}.{other}", "give `amount`, or `quantity` and `unit_price`, "
+                                "not both")
+        elif "quantity" in item or "unit_price" in item:
+            check.decimal(item, "quantity", at, negative=False)
+            check.decimal(item, "unit_price", at, negative=True)
+        else:
+            check.error(f"{at}.amount", "required (or `quantity` and `unit_price`)")
+        if len(check.errors) == before:
+            try:
+                adjustment_amount(currency, **{key: Decimal(item[key]) for key in
+                                               ("amount", "quantity", "unit_price")
+                                               if key in item})
+            except ValueError as exc:
+                name, _, message = str(exc).partition(": ")
+                check.error(f"{at}.{name}", message)
+    seen: set[str] = set()
+    for index, line_id in enumerate(check.items(root.get("remove") or [], "remove")):
+        at = f"remove[{index}]"
+        if not isinstance(line_id, str):
+            check.error(at, "must be a line id (a string)")
+        elif line_id not in lines:
+            check.error(at, f"unknown line of this invoice: {line_id!r}")
+        elif lines[line_id] != "adjustment":
+            check.error(at, f"{line_id!r} is a {lines[line_id]} line; only adjustment lines can "
+                        "be removed (rated lines are never edited by hand)")
+        elif line_id in seen:
+            check.error(at, f"{line_id!r} is given more than once")
+        else:
+            seen.add(line_id)
+    return check.errors
+
+
+def adjustment_key(item_id: int, index: int) -> str:
+    """What the line id of the `index`-th adjustment added by inbox item `item_id` derives from,
+    for the API (which answers with the ids) and the pipeline (which adds the lines) alike."""
+    return f"inbox:{item_id}:{index}"
+
+
+def update_line_ids(invoice_id: str, item_id: int, body: Mapping[str, Any]) -> list[str]:
+    """The line ids the adjustments of an accepted Update Invoice call get, in order."""
+    return [adjustment_line_id(invoice_id, adjustment_key(item_id, index))
+            for index in range(len(body.get("add") or []))]
+
+
+def project_lines(lines: Mapping[str, str], invoice_id: str,
+                  calls: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[str, str]:
+    """The invoice's lines (line id -> line_type, in order) once the given accepted Update
+    Invoice calls (inbox item id, body), in arrival order, are applied."""
+    projected = dict(lines)
+    for item_id, body in calls:
+        for line_id in body.get("remove") or []:
+            if projected.get(line_id) == "adjustment":
+                del projected[line_id]
+        for line_id in update_line_ids(invoice_id, item_id, body):
+            projected[line_id] = "adjustment"
+    return projected
+
+
 STATEMENT_INVOICE_FIELDS = ("external_id", "invoice_id", "invoice_number",
                             "external_customer_id", "currency", "total", "status", "amount_paid",
                             "amount_refunded", "lines")
 STATEMENT_LINE_FIELDS = ("external_id", "line_id", "amount")
+# credit notes in a statement (optional): Stripe's statuses for credit notes, and draft for one
+# the integration holds but has not issued yet; amounts are what is credited (not negative)
+STATEMENT_CREDIT_NOTE_STATUSES = ("draft", "issued", "void")
+STATEMENT_CREDIT_NOTE_FIELDS = ("external_id", "credit_note_id", "invoice_id",
+                                "external_invoice_id", "credit_note_number", "currency", "total",
+                                "status", "lines")
+STATEMENT_CREDIT_NOTE_LINE_FIELDS = ("external_id", "credit_note_line_id", "amount")
 
 
 def validate_statement(body: Any) -> list[FieldError]:
@@ -253,10 +426,12 @@ def validate_statement(body: Any) -> list[FieldError]:
     id once. `invoice_id` may be null or an id we do not know (an orphan): a statement is not
     about one invoice, so it is never refused for an unknown invoice."""
     check = _Checker()
-    root = check.obj(body, "", ("as_of", "invoices"), required=True)
+    root = check.obj(body, "", ("as_of", "invoices", "credit_notes"), required=True)
     if root is None:
         return check.errors
     check.instant(root, "as_of", "")
+    if root.get("credit_notes") is not None:
+        _check_statement_credit_notes(check, root["credit_notes"])
     seen: dict[str, str] = {}
     for index, entry in enumerate(check.items(root.get("invoices"), "invoices")):
         at = f"invoices[{index}]"
@@ -295,6 +470,44 @@ def validate_statement(body: Any) -> list[FieldError]:
     return check.errors
 
 
+def _check_statement_credit_notes(check: _Checker, entries: Any) -> None:
+    """The statement's `credit_notes`: each external id once, exact amounts credited."""
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(check.items(entries, "credit_notes")):
+        at = f"credit_notes[{index}]"
+        note = check.obj(entry, at, STATEMENT_CREDIT_NOTE_FIELDS, required=True)
+        if note is None:
+            continue
+        check.text(note, "external_id", at, required=True)
+        check.once(note, "external_id", at, seen)
+        for key in ("credit_note_id", "invoice_id", "external_invoice_id", "credit_note_number"):
+            check.text(note, key, at, required=False)
+        currency = note.get("currency")
+        if currency is None:
+            check.error(f"{at}.currency", "required")
+        elif not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+            check.error(f"{at}.currency", f"must be a 3-letter ISO 4217 code, got {currency!r}")
+        check.decimal(note, "total", at, negative=False)
+        status = note.get("status")
+        if status is None:
+            check.error(f"{at}.status", "required")
+        elif status not in STATEMENT_CREDIT_NOTE_STATUSES:
+            check.error(f"{at}.status",
+                        f"{status!r} is not one of {', '.join(STATEMENT_CREDIT_NOTE_STATUSES)}")
+        lines_at = f"{at}.lines"
+        line_ids: dict[str, str] = {}
+        for number, line_entry in enumerate(check.items(note.get("lines"), lines_at)):
+            line_at = f"{lines_at}[{number}]"
+            line = check.obj(line_entry, line_at, STATEMENT_CREDIT_NOTE_LINE_FIELDS,
+                             required=True)
+            if line is None:
+                continue
+            check.text(line, "external_id", line_at, required=True)
+            check.once(line, "external_id", line_at, line_ids, " in this credit note")
+            check.text(line, "credit_note_line_id", line_at, required=False)
+            check.decimal(line, "amount", line_at, negative=False)
+
+
 @dataclass(frozen=True)
 class StateConflict:
     """Why a callback is refused in the invoice's (projected) state."""
@@ -311,13 +524,24 @@ def callback_target(kind: str, body: Mapping[str, Any]) -> str:
         return "payment_processing.pending"
     if kind == PAYMENT_STATUS:
         return PAYMENT_TRIGGERS[str(body.get("trigger"))]
+    if kind == CREDIT_NOTE_DRAFT_SYNCHRONIZED:
+        return "issuing"
+    if kind == CREDIT_NOTE_ISSUING_SYNCHRONIZED:
+        return "issued"
     raise ValueError(f"{kind!r} is not a custom invoicing callback")
 
 
 def state_conflict(state: str, kind: str, body: Mapping[str, Any]) -> StateConflict | None:
     """None when the callback is allowed in `state`, else why not. A payment trigger for the
     state the invoice is already in is a conflict too (`already_in_state`): only an exact replay
-    of the call that got it there is answered 202 again."""
+    of the call that got it there is answered 202 again. An Update Invoice call is allowed while
+    the invoice is a draft (`draft`, `draft.syncing`)."""
+    if kind == UPDATE_INVOICE:
+        if state not in ADJUSTABLE_STATES:
+            return StateConflict("invalid_state", f"invoice is {state}; an invoice is adjusted "
+                                 f"only in {' or '.join(ADJUSTABLE_STATES)} (an issued invoice "
+                                 "is corrected by credit notes, never changed)")
+        return None
     if kind == DRAFT_SYNCHRONIZED:
         if state != "draft.syncing":
             return StateConflict("invalid_state", f"invoice is {state}; draft/synchronized is "
@@ -336,6 +560,13 @@ def state_conflict(state: str, kind: str, body: Mapping[str, Any]) -> StateConfl
         if payment_path(state, target) is None:
             return StateConflict("invalid_state", f"invoice is {state}; trigger {trigger} "
                                  f"cannot move it to {target} (not issued yet, or a regression)")
+        return None
+    if kind in CREDIT_NOTE_KINDS:
+        hook, wanted = (("draft", "draft.syncing") if kind == CREDIT_NOTE_DRAFT_SYNCHRONIZED
+                        else ("issuing", "issuing.syncing"))
+        if state != wanted:
+            return StateConflict("invalid_state", f"credit note is {state}; {hook}/synchronized "
+                                 f"is accepted only in {wanted}")
         return None
     raise ValueError(f"{kind!r} is not a custom invoicing callback")
 

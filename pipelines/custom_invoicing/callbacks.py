@@ -1,11 +1,11 @@
-"""Applying a custom invoicing integration's callbacks to the ledger (contract section 5).
+"""Applying a custom invoicing integration's callbacks to the ledger (contract sections 5, 9).
 
 The integration API accepted each callback against the state it last saw; the warehouse is the
 truth, so every callback is checked again here. An applied callback stores the integration's
-numbers and external ids (`sync.external_ids`, provider `custom_invoicing`), moves the invoice on
-through `apply_status_changes`, and refreshes the integration's reported state in
-`sync.provider_invoices`. A refused one changes nothing (every check comes before the first
-write) and says why.
+numbers and external ids (`sync.external_ids`, provider `custom_invoicing`) and moves the
+invoice on through `apply_status_changes`, or the credit note through
+`credit_notes.move_credit_notes`. A refused one changes nothing (every check comes before the
+first write) and says why.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from typing import Any
 
 import duckdb
 
+from pipelines.api.rules import (
+    CREDIT_NOTE_DRAFT_SYNCHRONIZED,
+    CREDIT_NOTE_KINDS,
+)
+from pipelines.custom_invoicing.credit_notes import CreditNoteChange, move_credit_notes
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.lifecycle import PAYMENT_TRIGGERS
 from pipelines.settings import parse_instant
@@ -26,7 +31,7 @@ PROVIDER = "custom_invoicing"
 DRAFT_SYNCHRONIZED = "custom_invoicing.draft_synchronized"
 ISSUING_SYNCHRONIZED = "custom_invoicing.issuing_synchronized"
 PAYMENT_STATUS = "custom_invoicing.payment_status"
-KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS)
+KINDS = (DRAFT_SYNCHRONIZED, ISSUING_SYNCHRONIZED, PAYMENT_STATUS, *CREDIT_NOTE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,10 @@ def _rejected(reason: str, status: str | None = None) -> CallbackResult:
 
 def apply_callback(con: duckdb.DuckDBPyConnection, kind: str, invoice_id: str,
                    body: Mapping[str, Any], *, actor: str, now: datetime) -> CallbackResult:
-    """Apply one callback inside the caller's transaction."""
+    """Apply one callback inside the caller's transaction (`invoice_id`: the credit note's id
+    for the credit note callbacks)."""
+    if kind in CREDIT_NOTE_KINDS:
+        return _credit_note_callback(con, kind, invoice_id, body, actor=actor, now=now)
     found = con.execute("""
         SELECT status, app FROM billing.invoices WHERE invoice_id = $id""",
                         {"id": invoice_id}).fetchall()
@@ -169,19 +177,86 @@ def _payment_status(con: duckdb.DuckDBPyConnection, invoice_id: str, status: str
     return CallbackResult("applied", None, after)
 
 
+def _credit_note_callback(con: duckdb.DuckDBPyConnection, kind: str, credit_note_id: str,
+                          body: Mapping[str, Any], *, actor: str,
+                          now: datetime) -> CallbackResult:
+    """A credit note's draft/synchronized or issuing/synchronized: the integration's ids and
+    number kept, the credit note moved on (to `issuing`, or `issued`)."""
+    found = con.execute("""
+        SELECT status, app FROM billing.credit_notes WHERE credit_note_id = $id""",
+                        {"id": credit_note_id}).fetchall()
+    if not found or found[0][1] != PROVIDER:
+        return _rejected(f"unknown credit note {credit_note_id} (no custom_invoicing credit "
+                         "note has this id)")
+    status = found[0][0]
+    draft = kind == CREDIT_NOTE_DRAFT_SYNCHRONIZED
+    hook, wanted = ("draft", "draft.syncing") if draft else ("issuing", "issuing.syncing")
+    if status != wanted:
+        return _rejected(f"credit note is {status}; {hook}/synchronized is accepted in "
+                         f"{wanted}", status)
+    invoicing = body.get("invoicing") or {}
+    number = invoicing.get("credit_note_number")
+    if number is not None and con.execute("""
+            SELECT count(*) FROM billing.credit_notes
+            WHERE credit_note_number = $n AND credit_note_id <> $id""",
+                                          {"n": number, "id": credit_note_id}).fetchall()[0][0]:
+        return _rejected(f"invoicing.credit_note_number: {number} is another credit note's "
+                         "number", status)
+    if draft:
+        external_id = invoicing.get("external_id")
+        if not isinstance(external_id, str) or not external_id:
+            return _rejected("invoicing.external_id: required", status)
+        lines = {row[0] for row in con.execute(
+            "SELECT credit_note_line_id FROM billing.credit_note_lines "
+            "WHERE credit_note_id = $id", {"id": credit_note_id}).fetchall()}
+        pairs = []
+        for index, entry in enumerate(invoicing.get("line_external_ids") or []):
+            line_id = entry.get("credit_note_line_id")
+            if line_id not in lines:
+                return _rejected(f"invoicing.line_external_ids[{index}].credit_note_line_id: "
+                                 f"{line_id!r} is not a line of this credit note", status)
+            pairs.append((line_id, str(entry.get("external_id"))))
+        _map(con, "credit_note", credit_note_id, external_id, now)
+        for line_id, external in pairs:
+            _map(con, "credit_note_line", line_id, external, now)
+    else:
+        sent = invoicing.get("sent_to_customer_at")
+        try:
+            sent_at = parse_instant(str(sent))
+        except ValueError:
+            return _rejected("invoicing.sent_to_customer_at: an ISO-8601 instant with offset "
+                             f"is required, got {sent!r}", status)
+        con.execute("UPDATE billing.credit_notes SET sent_to_customer_at = $at "
+                    "WHERE credit_note_id = $id", {"at": sent_at, "id": credit_note_id}).fetchall()
+    if number is not None:
+        con.execute("UPDATE billing.credit_notes SET credit_note_number = $n "
+                    "WHERE credit_note_id = $id", {"n": number, "id": credit_note_id}).fetchall()
+    after = move_credit_notes(con, [CreditNoteChange(
+        credit_note_id, "issuing" if draft else "issued",
+        f"{hook} synchronized by the integration", actor)], now=now)
+    return CallbackResult("applied", None, after[credit_note_id])
+
+
 def record_callback(con: duckdb.DuckDBPyConnection, *, item_id: int, kind: str,
                     invoice_id: str, body: Mapping[str, Any], received_at: datetime,
                     result: CallbackResult, now: datetime) -> None:
     """Keep the callback with its outcome in sync.provider_events (event id `inbox:<item>`), so
-    an inbox item is applied once even when the pipeline stops before telling the API store."""
+    an inbox item is applied once even when the pipeline stops before telling the API store.
+    A credit note's callback is kept with the credit note as its object and the credited
+    invoice as its invoice."""
+    credited = invoice_id
+    if kind in CREDIT_NOTE_KINDS:
+        rows = con.execute("SELECT invoice_id FROM billing.credit_notes "
+                           "WHERE credit_note_id = $id", {"id": invoice_id}).fetchall()
+        credited = rows[0][0] if rows else None
     con.execute("""
         INSERT INTO sync.provider_events
             (provider, event_id, event_type, object_id, invoice_id, created_at, received_at,
              received_via, payload, applied_at, outcome, detail)
-        VALUES ($provider, $event_id, $kind, $invoice_id, $invoice_id, $received, $received,
+        VALUES ($provider, $event_id, $kind, $object_id, $invoice_id, $received, $received,
                 'api', $payload, $now, $outcome, $detail)""",
                 {"provider": PROVIDER, "event_id": inbox_event_id(item_id), "kind": kind,
-                 "invoice_id": invoice_id, "received": received_at,
+                 "object_id": invoice_id, "invoice_id": credited, "received": received_at,
                  "payload": json.dumps(body, sort_keys=True), "now": now,
                  "outcome": result.outcome, "detail": result.reason}).fetchall()
 

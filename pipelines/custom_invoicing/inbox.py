@@ -6,16 +6,22 @@ each pending item is applied in its own warehouse transaction, together with a r
 item already recorded in the warehouse (the pipeline stopped between the two writes) is only
 marked, never applied twice. Invoice statements (pipelines.custom_invoicing.statement) go the same
 way; one superseded by a newer statement is recorded and marked rejected with the reason.
+Update Invoice calls (draft adjustments, `invoice_updates`) too; they load the catalog to price
+the draft.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import duckdb
 
+from pipelines.api.rules import UPDATE_INVOICE
 from pipelines.api.store import ApiStore, InboxItem
+from pipelines.catalog.models import Catalog
 from pipelines.custom_invoicing.callbacks import (
     KINDS,
     PROVIDER,
@@ -24,6 +30,7 @@ from pipelines.custom_invoicing.callbacks import (
     inbox_event_id,
     record_callback,
 )
+from pipelines.custom_invoicing.invoice_updates import apply_update_invoice
 from pipelines.custom_invoicing.statement import STATEMENT, apply_statement, complete_record
 from pipelines.providers.stripe_sync.inbound import record_provider_events
 from pipelines.warehouse import transaction
@@ -47,9 +54,33 @@ def _already_recorded(con: duckdb.DuckDBPyConnection,
     return (rows[0][0], rows[0][1]) if rows else None
 
 
-def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *,
-               now: datetime) -> CallbackResult:
+CatalogLoader = Callable[[], Catalog]
+"""Loads the catalog when an item needs it (an Update Invoice call prices a draft); a catalog
+that does not load fails the run and the item waits for the next one."""
+
+
+def _settings_catalog() -> Catalog:
+    from pipelines import settings
+    from pipelines.catalog import load_catalog
+
+    return load_catalog(settings.catalog_path())
+
+
+def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetime,
+               catalog: CatalogLoader | None = None) -> CallbackResult:
     """Apply one inbox item (in its own transaction) and say what became of it."""
+    if item.kind == UPDATE_INVOICE:
+        loaded = (catalog or _settings_catalog)()
+        with transaction(con):
+            recorded = _already_recorded(con, item)
+            if recorded is not None:
+                return CallbackResult(recorded[0], recorded[1])
+            # a refused update writes nothing (every check comes before the first write)
+            result = apply_update_invoice(con, loaded, item, now=now)
+            record_callback(con, item_id=item.item_id, kind=item.kind,
+                            invoice_id=item.invoice_id or "", body=item.body,
+                            received_at=item.received_at, result=result, now=now)
+        return result
     if item.kind == STRIPE_EVENT:
         with transaction(con):
             record_provider_events(con, "stripe", [item.body], received_via="webhook", now=now)
@@ -75,11 +106,14 @@ def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *,
     return result
 
 
-def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime) -> InboxUpdate:
-    """Apply every pending inbox item in arrival order; returns the counts."""
+def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime,
+                catalog: CatalogLoader | None = None) -> InboxUpdate:
+    """Apply every pending inbox item in arrival order; returns the counts. `catalog` loads the
+    catalog, once, if an item needs it (default: BILLING_CATALOG)."""
     applied = rejected = stripe_events = 0
+    load_catalog_once = cache(catalog or _settings_catalog)
     for item in store.pending_items():
-        result = apply_item(con, item, now=now)
+        result = apply_item(con, item, now=now, catalog=load_catalog_once)
         status = "applied" if result.outcome == "applied" else "rejected"
         store.mark_item(item.item_id, status, result.reason, now)
         applied += status == "applied"

@@ -3,11 +3,15 @@
 - An invoice in `issuing` goes to `issuing.syncing` when its profile has the issuing hook (an
   `invoice.issuing_sync_requested` notification goes out from the status history), else straight
   on to `issued` and `payment_processing.pending`.
-- An invoice that waits in a syncing state longer than its profile's `sync_sla`, or in payment
-  processing past its due date plus that SLA without a payment status, raises an alert; the alert
-  closes when the invoice moves on.
+- Credit notes of custom invoicing profiles take the same hooks (`credit_notes`): a draft whose
+  grace period is over and whose invoice is issued goes to its draft or issuing sync, or is
+  issued.
+- An invoice (or credit note) that waits in a syncing state longer than its profile's
+  `sync_sla`, or an invoice in payment processing past its due date plus that SLA without a
+  payment status, raises an alert; the alert closes when the document moves on.
 
-The sync job then publishes the invoices to the integration API (`api_publication`).
+The sync job then publishes the invoices and credit notes to the integration API
+(`api_publication`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines.alerts import Alert, open_alert_keys, raise_alerts, resolve_alerts
+from pipelines.custom_invoicing.credit_notes import CreditNoteProgress, advance_credit_notes
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.warehouse import sql
 
@@ -34,6 +39,7 @@ class InvoiceProgress:
     waiting: int             # invoices waiting for the integration
     alerts_opened: int
     alerts_closed: int
+    credit_notes: CreditNoteProgress   # the same pass over credit notes
 
 
 def advance_invoices(con: duckdb.DuckDBPyConnection, *, now: datetime) -> InvoiceProgress:
@@ -49,19 +55,22 @@ def advance_invoices(con: duckdb.DuckDBPyConnection, *, now: datetime) -> Invoic
                     for o in outcomes)
     issued = sum(o.outcome == "applied" and o.change.to_status != "issuing.syncing"
                  for o in outcomes)
+    credit_notes = advance_credit_notes(con, now=now)
     late = con.execute(sql("custom_invoicing/invoices_past_sla"), {"now": now}).fetchall()
     waiting = con.execute("""
         SELECT count(*) FROM billing.invoices
         WHERE app = 'custom_invoicing' AND status IN ('draft.syncing', 'issuing.syncing')
         """).fetchall()[0][0]
-    alerts = [Alert(key=f"{SLA_ALERT}{invoice_id}", severity="warning",
-                    subject=f"invoice {invoice_id} ({customer_id}) waits for the integration",
+    alerts = [Alert(key=f"{SLA_ALERT}{document_id}", severity="warning",
+                    subject=f"{document} {document_id} ({customer_id}) waits for the integration",
                     detail=f"{status} since {since.isoformat()}: {what}, past the "
                            f"{sla_hours:g} h SLA of billing profile {profile}",
                     source=ACTOR)
-              for invoice_id, customer_id, status, since, what, sla_hours, profile in late]
+              for document_id, customer_id, status, since, what, sla_hours, profile, document
+              in late]
     opened = raise_alerts(con, alerts, now=now)
     stale = open_alert_keys(con, SLA_ALERT) - {a.key for a in alerts}
     closed = resolve_alerts(con, stale, now=now)
     return InvoiceProgress(sync_requested=requested, issued=issued, waiting=waiting,
-                           alerts_opened=opened, alerts_closed=closed)
+                           alerts_opened=opened, alerts_closed=closed,
+                           credit_notes=credit_notes)

@@ -4,7 +4,10 @@ A custom invoicing integration (an ERP) cannot be polled: it reports its complet
 our invoices through the integration API (`POST /api/v1/apps/custom-invoicing/statement`). The
 statement replaces the `custom_invoicing` rows of `sync.provider_invoices`, as Stripe's snapshot
 replaces the `stripe` ones (same SQL, sql/sync/provider_invoices.sql, same exact amounts), so
-reconciliation compares every ledger invoice with the integration's latest view.
+reconciliation compares every ledger invoice with the integration's latest view. The credit
+notes it lists (`credit_notes`, optional: absent means none) replace the `custom_invoicing` rows
+of `sync.provider_credit_notes` the same way (sql/sync/provider_credit_notes.sql, as Stripe's
+credit notes), for the reconciliation of credit notes.
 
 Statements can arrive out of order (a retry, two senders): one older (`as_of`) than the statement
 already applied is recorded in `sync.provider_events` but replaces nothing. Each statement is kept
@@ -36,6 +39,12 @@ FRAME_SCHEMA = {
     "amount_refunded": MONEY, "line_count": pl.Int32, "lines": pl.String,
     "snapshot_at": pl.Datetime("us", "UTC")}
 """The temp frame sql/sync/provider_invoices.sql reads (as the Stripe snapshot's)."""
+CREDIT_NOTE_FRAME_SCHEMA = {
+    "provider": pl.String, "external_id": pl.String, "credit_note_id": pl.String,
+    "external_invoice_id": pl.String, "invoice_id": pl.String, "number": pl.String,
+    "status": pl.String, "currency": pl.String, "total": MONEY, "line_count": pl.Int32,
+    "lines": pl.String, "snapshot_at": pl.Datetime("us", "UTC")}
+"""The temp frame sql/sync/provider_credit_notes.sql reads (as Stripe's credit notes')."""
 
 
 def statement_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -69,6 +78,24 @@ def statement_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def statement_credit_note_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One `sync.provider_credit_notes` row per credit note of a (valid) statement: the amount
+    credited (positive, exact), `snapshot_at` = the statement's `as_of`, lines as JSON
+    `[{external_id, credit_note_line_id, amount}]`."""
+    snapshot_at = parse_instant(str(body["as_of"]))
+    return [{
+        "provider": PROVIDER, "external_id": note["external_id"],
+        "credit_note_id": note.get("credit_note_id"),
+        "external_invoice_id": note.get("external_invoice_id"),
+        "invoice_id": note.get("invoice_id"), "number": note.get("credit_note_number"),
+        "status": note["status"], "currency": str(note["currency"]).upper(),
+        "total": Decimal(note["total"]), "line_count": len(note["lines"]),
+        "lines": json.dumps([{"external_id": line["external_id"],
+                              "credit_note_line_id": line.get("credit_note_line_id"),
+                              "amount": line["amount"]} for line in note["lines"]]),
+        "snapshot_at": snapshot_at} for note in body.get("credit_notes") or []]
+
+
 def latest_applied_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The `as_of` of the statement whose rows `sync.provider_invoices` holds, or None."""
     [(latest,)] = con.execute("""
@@ -79,9 +106,10 @@ def latest_applied_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def apply_statement(con: duckdb.DuckDBPyConnection, body: Mapping[str, Any]) -> CallbackResult:
-    """Replace the `custom_invoicing` rows of `sync.provider_invoices` with the statement's,
-    inside the caller's transaction; `ignored` (nothing written) when a newer statement is
-    already applied, `rejected` when the body is not a valid statement."""
+    """Replace the `custom_invoicing` rows of `sync.provider_invoices` and
+    `sync.provider_credit_notes` with the statement's, inside the caller's transaction;
+    `ignored` (nothing written) when a newer statement is already applied, `rejected` when the
+    body is not a valid statement."""
     problems = validate_statement(body)
     if problems:
         return CallbackResult("rejected", "; ".join(str(p) for p in problems[:10]))
@@ -92,11 +120,16 @@ def apply_statement(con: duckdb.DuckDBPyConnection, body: Mapping[str, Any]) -> 
                               f"is older than the one already applied (as of "
                               f"{latest.isoformat()}); recorded, not applied")
     frame = pl.DataFrame(statement_rows(body), schema=FRAME_SCHEMA)
+    credit_notes = pl.DataFrame(statement_credit_note_rows(body),
+                                schema=CREDIT_NOTE_FRAME_SCHEMA)
     con.register("provider_invoices_frame", frame.to_arrow())
+    con.register("provider_credit_notes_frame", credit_notes.to_arrow())
     try:
         run_sql(con, "sync/provider_invoices", {"provider": PROVIDER, "snapshot_at": as_of})
+        run_sql(con, "sync/provider_credit_notes", {"provider": PROVIDER})
     finally:
         con.unregister("provider_invoices_frame")
+        con.unregister("provider_credit_notes_frame")
     return CallbackResult("applied", None)
 
 

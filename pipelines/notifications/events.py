@@ -1,10 +1,12 @@
-"""Invoice events from the status history, and who gets them.
+"""Invoice and credit note events from the status histories, and who gets them.
 
-Every transition of `billing.invoice_status_history` that users are told about becomes one row
-of `notify.events` (its message id deterministic, so a re-run never makes a second event), with
-the invoice and its lines frozen into the payload at enqueue time, and one `notify.deliveries`
-row per subscribed channel. The mapping from states to event types and the routing live in
-sql/notify/events.sql and sql/notify/deliveries.sql.
+Every transition of `billing.invoice_status_history` and `billing.credit_note_status_history`
+that users are told about becomes one row of `notify.events` (its message id deterministic, so a
+re-run never makes a second event), with the documents and their lines frozen into the payload
+at enqueue time, and one `notify.deliveries` row per subscribed channel; so does every document
+issued that corrects an invoice (`invoice.corrected`). The mapping from states to event types
+lives in sql/notify/events.sql, credit_note_events.sql and correction_events.sql, the payload's
+documents in sql/notify/documents.sql, the routing in sql/notify/deliveries.sql.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ EVENT_TYPES: dict[str, str] = {
 the one that applies it). `draft` counts only when created; `issuing.syncing` only for custom
 invoicing (Stripe's is internal)."""
 
+CREDIT_NOTE_EVENT_TYPES: dict[str, str] = {
+    "draft": "credit_note.created",
+    "draft.syncing": "credit_note.draft_sync_requested",
+    "issuing.syncing": "credit_note.issuing_sync_requested",
+    "issued": "credit_note.issued",
+    "voided": "credit_note.voided",
+}
+"""The state a credit note reaches -> the event announcing it (`draft` only when created; the
+sync requests only for custom invoicing, the one app whose credit notes take those states)."""
+
+INVOICE_CORRECTED = "invoice.corrected"
+"""Sent for the corrected invoice when a document correcting it is issued."""
+
 TEST_EVENT = "webhook.test"
 
 
@@ -67,14 +82,17 @@ def write_channels(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 def enqueue_events(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: datetime,
                    run_id: str | None = None) -> Enqueued:
-    """Turn new status history rows into invoice events, and alerts opened or closed since the
-    last pass into alert events, each with its deliveries. Run it inside the caller's
-    transaction; running it again changes nothing."""
+    """Turn new status history rows into invoice and credit note events, correcting documents
+    issued into `invoice.corrected` events, and alerts opened or closed since the last pass into
+    alert events, each with its deliveries. Run it inside the caller's transaction; running it
+    again changes nothing."""
     write_channels(con, catalog)
     register_currency_digits(con)
+    run_sql(con, "notify/documents")
     before = _count(con, "notify.deliveries")
     events = 0
-    for source in ("notify/events", "notify/alert_events"):
+    for source in ("notify/events", "notify/credit_note_events", "notify/correction_events",
+                   "notify/alert_events"):
         run_sql(con, source, {"now": now, "run_id": run_id})
         events += con.execute("SELECT count(*) FROM notify_new_events").fetchall()[0][0]
         run_sql(con, "notify/events_insert", {"now": now, "run_id": run_id})

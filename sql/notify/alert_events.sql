@@ -4,8 +4,8 @@
 -- 'msg_' + sha256(type|alert_key|first_seen or closed_at), skipped when already in
 -- notify.events. An alert about a failed delivery of an alert event is not announced (a broken
 -- channel would otherwise feed itself). Parameters: none.
+-- Reads macro notify_instant (sql/notify/documents.sql).
 -- Leaves temp table `notify_new_events` for sql/notify/events_insert.sql and deliveries.sql.
-CREATE OR REPLACE TEMP MACRO notify_instant(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%fZ');
 
 CREATE OR REPLACE TEMP TABLE notify_new_events AS
 WITH alert_messages AS (
@@ -30,7 +30,7 @@ fresh AS (
                AND split_part(alert_key, ':', 3) IN (SELECT message_id FROM alert_messages))
 )
 SELECT message_id, event_type, CAST(NULL AS VARCHAR) AS invoice_id,
-       CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS from_status,
+       CAST(NULL AS VARCHAR) AS credit_note_id, CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS from_status,
        CAST(NULL AS VARCHAR) AS to_status, occurred_at,
        CAST(json_object(
            'type', event_type,

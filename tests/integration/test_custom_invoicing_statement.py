@@ -23,7 +23,7 @@ from pipelines.api import rules
 from tests.support.api import RunningApi, assert_validation_error, error
 from tests.support.dagster_runs import run_billing, run_sync
 from tests.support.erp import Erp
-from tests.support.statements import AS_OF, entry, statement
+from tests.support.statements import AS_OF, credit_note_entry, entry, statement
 from tests.support.warehouse import query
 
 STATEMENT = "/api/v1/apps/custom-invoicing/statement"
@@ -72,6 +72,19 @@ def test_statement_needs_a_token_with_invoices_sync(api: RunningApi) -> None:
     (statement(entry("a", colour="red")), "invoices[0].colour", "unknown field"),
     (statement(entry("a"), as_of="2026-02-03T10:00:00"), "as_of", "UTC offset"),
     (statement("nope"), "invoices[0]", "must be an object"),
+    # credit notes: amounts credited, exact and not negative; Stripe's statuses and draft
+    ({**statement(), "credit_notes": [credit_note_entry("a", total=23.45)]},
+     "credit_notes[0].total", "not a JSON number"),
+    ({**statement(), "credit_notes": [credit_note_entry("a", total="-23.45")]},
+     "credit_notes[0].total", "negative"),
+    ({**statement(), "credit_notes": [credit_note_entry("a", status="refunded")]},
+     "credit_notes[0].status", "draft, issued, void"),
+    ({**statement(), "credit_notes": [credit_note_entry("a"), credit_note_entry("a")]},
+     "credit_notes[1].external_id", "given more than once (also credit_notes[0].external_id)"),
+    ({**statement(), "credit_notes": [credit_note_entry("a", lines=[
+        {"external_id": "x", "line_id": "l1", "amount": "1"}])]},
+     "credit_notes[0].lines[0].line_id", "unknown field"),
+    ({**statement(), "credit_notes": "all of them"}, "credit_notes", "must be a list"),
 ])
 def test_bad_statement_gets_422_naming_the_field(api: RunningApi, body: object, field: str,
                                                  words: str) -> None:
@@ -235,6 +248,45 @@ def test_the_erps_statement_lands_exactly_and_replaces_the_earlier_one(erp: Erp)
     erp.integration.send_statement("2026-02-04T10:00:00Z")
     run_sync("2026-02-04T10:05:00Z")
     assert [row[0] for row in provider_rows(erp.warehouse)] == sorted([orphan, claimed])
+
+
+def credit_note_rows(warehouse: Path) -> list[tuple[Any, ...]]:
+    return query(warehouse, """
+        SELECT external_id, credit_note_id, invoice_id, external_invoice_id, number, status,
+               currency, total, line_count, CAST(lines AS VARCHAR), snapshot_at
+        FROM sync.provider_credit_notes WHERE provider = 'custom_invoicing'
+        ORDER BY external_id""")
+
+
+def test_the_statements_credit_notes_replace_the_earlier_ones(erp: Erp) -> None:
+    """Credit notes listed in a statement become the custom_invoicing rows of
+    sync.provider_credit_notes (an unknown or missing credit note id is what reconciliation
+    reports as an orphan); a statement without `credit_notes` says the ERP holds none; an older
+    statement replaces nothing."""
+    client = erp.integration.client
+    client.send_statement([entry("erp_inv_1")], "2026-02-03T10:00:00Z", credit_notes=[
+        credit_note_entry("erp_cn_1", total="23.450000000001", lines=[
+            {"external_id": "erp_cn_1_l1", "credit_note_line_id": "cnl_1",
+             "amount": "23.450000000001"}]),
+        credit_note_entry("erp_cn_2", credit_note_id=None, invoice_id=None, status="void",
+                          credit_note_number=None, currency="eur", lines=[])])
+    run_sync("2026-02-03T10:05:00Z")
+    as_of = datetime(2026, 2, 3, 10, tzinfo=UTC)
+    assert credit_note_rows(erp.warehouse) == [
+        ("erp_cn_1", "cn_1", "inv_1", "erp_inv_1", "ERP-CN-2026-0001", "issued", "EUR",
+         Decimal("23.450000000001"), 1,
+         json.dumps([{"external_id": "erp_cn_1_l1", "credit_note_line_id": "cnl_1",
+                      "amount": "23.450000000001"}]), as_of),
+        ("erp_cn_2", None, None, "erp_inv_1", None, "void", "EUR", Decimal("23.45"), 0, "[]",
+         as_of)]
+
+    client.send_statement([], "2026-02-03T09:00:00Z", credit_notes=[])   # older: ignored
+    run_sync("2026-02-03T10:10:00Z")
+    assert len(credit_note_rows(erp.warehouse)) == 2
+    client.send_statement([entry("erp_inv_1")], "2026-02-03T11:00:00Z")   # no credit notes
+    run_sync("2026-02-03T11:05:00Z")
+    assert credit_note_rows(erp.warehouse) == []
+    assert len(provider_rows(erp.warehouse)) == 1
 
 
 def test_an_older_statement_is_recorded_but_does_not_replace_a_newer_one(erp: Erp) -> None:

@@ -311,6 +311,114 @@ def test_billing_notify_test_prints_the_delivery_status(billing_env, receivers, 
         main(["notify", "test", "--channel", "nope"])
 
 
+# --------------------------------------------------------------------------- corrections
+
+CORRECTED_CUSTOMERS = CUSTOMERS.replace(
+    "{key: manual, app: none, grace_period: PT1H}",
+    '{key: manual, app: none, grace_period: PT1H, auto_approve_corrections_up_to: "10.00"}')
+
+
+def test_corrections_are_announced_to_signed_receivers(billing_env, receivers):
+    """A price fixed after issue: credit_note.created when the credit note is made,
+    credit_note.issued and invoice.corrected (with every correcting document) when it and the
+    supplementary invoice are issued, invoice.voided for a void; each verified by the
+    receivers with their own secret."""
+    warehouse = billing_env["warehouse"]
+    write_catalog(billing_env, receivers.url(BOOKING_PATH), receivers.url(FINANCE_PATH),
+                  CORRECTED_CUSTOMERS)
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    run_notifications("2026-02-01T12:00:00Z")
+    initech, hooli = invoice_of(warehouse, "initech_003"), invoice_of(warehouse, "hooli_005")
+    lines = dict(query(warehouse, "SELECT line_type, line_id FROM billing.invoice_lines "
+                                  "WHERE invoice_id = $i", {"i": initech}))
+    # the platform fee 10.00 -> 8.00: the fee line credited 2.00, the minimum commitment top-up
+    # 40.00 -> 42.00 on a supplementary invoice (both within the 10.00 auto-approval)
+    plans = billing_env["catalog"] / "plans.yaml"
+    plans.write_text(plans.read_text().replace(
+        '{key: platform_fee, type: flat, amount: "10.00"',
+        '{key: platform_fee, type: flat, amount: "8.00"', 1))
+    run_billing("2026-02", "2026-02-01T13:00:00Z")
+    run_notifications("2026-02-01T13:00:00Z")
+    [(credit_note,)] = query(warehouse, "SELECT credit_note_id FROM billing.credit_notes "
+                                        "WHERE invoice_id = $i", {"i": initech})
+    [(supplementary,)] = query(warehouse, "SELECT invoice_id FROM billing.invoices "
+                                          "WHERE corrects_invoice_id = $i", {"i": initech})
+    # the grace period over: both documents issued
+    run_billing("2026-02", "2026-02-01T14:00:00Z")
+    run_notifications("2026-02-01T14:00:00Z")
+    move(warehouse, hooli, "voided", "2026-02-02T09:00:00Z")
+    run_notifications("2026-02-02T09:00:00Z")
+
+    def verified(path: str, secret: str, kind: str) -> list[dict]:
+        """The messages of this type delivered to `path`, each checked with the reference
+        Standard Webhooks library."""
+        return [Webhook(secret).verify(r.body, r.headers) for r in receivers.requests
+                if r.path == path and r.status == 204 and json.loads(r.body)["type"] == kind]
+
+    # credit_note.created: finance is told of both credit notes while they are drafts
+    created = verified(FINANCE_PATH, FINANCE_SECRET, "credit_note.created")
+    assert sorted((m["data"]["invoice"]["invoice_id"], m["data"]["credit_note"]["status"],
+                   m["data"]["credit_note"]["number"]) for m in created) == sorted(
+        [(initech, "draft", None), (hooli, "draft", None)])
+    # credit_note.issued: the credit note, its lines (each with the line it corrects), the
+    # invoice it credits; Initech's booking system gets Initech's only
+    [issued] = verified(BOOKING_PATH, BOOKING_SECRET, "credit_note.issued")
+    note = issued["data"]["credit_note"]
+    assert issued["data"]["document_type"] == "credit_note"
+    assert (note["credit_note_id"], note["number"], note["status"], note["invoice_id"],
+            note["total"], note["currency"], note["kind"], note["app"]) == (
+        credit_note, "CN-202602-00001", "issued", initech, "2.00", "USD", "correction", "none")
+    assert [(ln["corrects_line_id"], ln["amount"]) for ln in note["lines"]] == [
+        (lines["flat"], "-2.00")]
+    assert issued["data"]["invoice"]["invoice_id"] == initech
+    assert issued["data"]["invoice"]["total"] == "50.00"       # the issued invoice never changes
+    assert len(verified(FINANCE_PATH, FINANCE_SECRET, "credit_note.issued")) == 2
+    # invoice.corrected: one per correcting document issued, with every document so far
+    corrected = verified(BOOKING_PATH, BOOKING_SECRET, "invoice.corrected")
+    assert sorted(m["data"]["correcting_document"]["id"] for m in corrected) == sorted(
+        [credit_note, supplementary])
+    for message in corrected:
+        data = message["data"]
+        assert data["invoice"]["invoice_id"] == initech
+        assert [(d["document_type"], d["id"], d["total"], d["amount"],
+                 [(ln["corrects_line_id"], ln["amount"]) for ln in d["lines"]])
+                for d in data["correcting_documents"]] == [
+            ("credit_note", credit_note, "2.00", "-2.00", [(lines["flat"], "-2.00")]),
+            ("supplementary_invoice", supplementary, "2.00", "2.00",
+             [(lines["minimum_commitment"], "2.00")])]
+        assert data["corrected_total"] == "50.00"            # 50.00 - 2.00 + 2.00
+    # invoice.voided: finance is told (Hooli has no booking channel)
+    [voided] = verified(FINANCE_PATH, FINANCE_SECRET, "invoice.voided")
+    assert (voided["data"]["invoice"]["invoice_id"], voided["data"]["invoice"]["status"]) == (
+        hooli, "voided")
+    assert not verified(BOOKING_PATH, BOOKING_SECRET, "invoice.voided")
+
+    # what the receivers made of them
+    state = receivers.state()
+    assert [(c["type"], c["invoice_id"]) for c in state["finance_corrections"]
+            if c["type"] == "invoice.voided"] == [("invoice.voided", hooli)]
+    assert [n["message"] for n in state["customer_notifications"]] == [
+        "credit note CN-202602-00001 of 2.00 USD against invoice "
+        + issued["data"]["invoice"]["number"]]
+    assert {c["corrected_total"] for c in state["invoice_corrections"]} == {"50.00"}
+    # the events are in notify.events once, with the credit note they are about
+    assert query(warehouse, """
+        SELECT event_type, count(*), count(DISTINCT message_id) FROM notify.events
+        WHERE invoice_id = $i AND event_type IN ('credit_note.created', 'credit_note.issued',
+                                                 'invoice.corrected')
+        GROUP BY ALL ORDER BY ALL""", {"i": initech}) == [
+        ("credit_note.created", 1, 1), ("credit_note.issued", 1, 1),
+        ("invoice.corrected", 2, 2)]
+    assert query(warehouse, "SELECT DISTINCT credit_note_id FROM notify.events "
+                            "WHERE starts_with(event_type, 'credit_note.') AND invoice_id = $i",
+                 {"i": initech}) == [(credit_note,)]
+    # another notification run (and a re-run of the month) announces nothing again
+    run_billing("2026-02", "2026-02-02T10:00:00Z")
+    again = run_notifications("2026-02-02T10:00:00Z")
+    assert again["notifications/events"]["events_created"] == 0
+    assert receivers.state()["duplicates"] == 0
+
+
 MIXED_CUSTOMERS = """
 billing_profiles:
   - {key: stripe_auto, default: true, app: stripe, grace_period: PT1H}

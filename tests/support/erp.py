@@ -38,7 +38,8 @@ notification_channels:
     url: {url}
     secret_env: ERP_WEBHOOK_SECRET
     customers: [umbrella_004]
-    event_types: [invoice.draft_sync_requested, invoice.issuing_sync_requested]
+    event_types: [invoice.draft_sync_requested, invoice.issuing_sync_requested,
+                  credit_note.draft_sync_requested, credit_note.issuing_sync_requested]
 """
 
 

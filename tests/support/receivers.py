@@ -11,18 +11,21 @@ FINANCE_SECRET = "whsec_" + base64.b64encode(b"finance-team-secret-abcdefghijkl"
 
 
 def channels_yaml(booking_url: str, finance_url: str) -> str:
-    """The booking system of one customer, and finance copied on failures and refunds."""
+    """The booking system of one customer, and finance copied on failures, refunds and
+    corrections (credit notes, voids, corrected invoices) of every customer."""
     return f"""
 notification_channels:
   - key: booking
     url: {booking_url}
     secret_env: BOOKING_WEBHOOK_SECRET
     customers: [initech_003]
-    event_types: [invoice.created, invoice.issued, invoice.paid, invoice.refunded]
+    event_types: [invoice.created, invoice.issued, invoice.paid, invoice.refunded,
+                  invoice.voided, credit_note.issued, invoice.corrected]
   - key: finance
     url: {finance_url}
     secret_env: FINANCE_WEBHOOK_SECRET
-    event_types: [invoice.payment_failed, invoice.refunded]
+    event_types: [invoice.payment_failed, invoice.refunded, credit_note.created,
+                  credit_note.issued, invoice.voided, invoice.corrected]
 """
 
 

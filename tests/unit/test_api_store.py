@@ -178,3 +178,98 @@ def test_a_store_of_schema_version_1_is_migrated_keeping_its_items(tmp_path: Pat
             "inbox_status", "inbox_invoice"}
     ApiStore(str(path))    # opening it again changes nothing
     assert store.accept(call).replayed
+
+
+def test_a_credit_note_is_published_beside_invoices_and_answers_on_its_own_calls(
+        tmp_path: Path) -> None:
+    """A custom invoicing credit note takes the invoice hooks on its own endpoints: its calls
+    are checked against its lines and projected state; an invoice call about it, or a credit
+    note call about an invoice, is a 404."""
+    store = ApiStore(str(tmp_path / "store.sqlite"))
+    store.publish_invoices([
+        PublishedInvoice("inv_1", "c1", "custom_invoicing", "payment_processing.pending", "EUR",
+                         Decimal("50"), (PublishedLine("l1", "flat"),)),
+        PublishedInvoice("inv_2", "c1", "custom_invoicing", "draft.syncing", "EUR",
+                         Decimal("2"), (PublishedLine("l2", "correction", "l1"),),
+                         corrects_invoice_id="inv_1"),
+        PublishedInvoice("cn_1", "c1", "custom_invoicing", "draft.syncing", "EUR",
+                         Decimal("2"), (PublishedLine("cnl_1", "credit", "l1"),),
+                         document_type=rules.CREDIT_NOTE_DOCUMENT, corrects_invoice_id="inv_1")])
+    draft = {"invoicing": {"external_id": "erp_cn_1", "credit_note_number": "ERP-CN-1",
+                           "line_external_ids": [{"credit_note_line_id": "cnl_1",
+                                                  "external_id": "erp_cn_1_l1"}]}}
+    bad = store.accept(_call("cn_1", rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED, {"invoicing": {
+        "external_id": "e", "line_external_ids": [{"credit_note_line_id": "l1",
+                                                   "external_id": "x"}]}}, "k0"))
+    assert (bad.status_code, bad.body["error"]["field"]) == (
+        422, "invoicing.line_external_ids[0].credit_note_line_id")
+    accepted = store.accept(_call("cn_1", rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED, draft, "k1"))
+    assert accepted.status_code == 202
+    assert (accepted.body["credit_note_id"], accepted.body["projected_state"]) == (
+        "cn_1", "issuing")
+    assert "invoice_id" not in accepted.body
+    issuing = {"invoicing": {"sent_to_customer_at": "2026-02-01T13:00:00Z"}}
+    early = store.accept(_call("cn_1", rules.CREDIT_NOTE_ISSUING_SYNCHRONIZED, issuing, "k2"))
+    assert (early.status_code, early.body["error"]["current_state"]) == (409, "issuing")
+    store.publish_invoices([PublishedInvoice(
+        "cn_1", "c1", "custom_invoicing", "issuing.syncing", "EUR", Decimal("2"),
+        (PublishedLine("cnl_1", "credit", "l1"),), document_type=rules.CREDIT_NOTE_DOCUMENT,
+        corrects_invoice_id="inv_1")])
+    assert store.accept(_call("cn_1", rules.CREDIT_NOTE_ISSUING_SYNCHRONIZED, issuing,
+                              "k3")).body["projected_state"] == "issued"
+    # the wrong kind of document is not found
+    as_invoice = store.accept(_call("cn_1", rules.ISSUING_SYNCHRONIZED, issuing, "k4"))
+    assert (as_invoice.status_code, as_invoice.body["error"]["code"]) == (
+        404, "invoice_not_found")
+    as_credit_note = store.accept(_call("inv_2", rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED, draft,
+                                        "k5"))
+    assert (as_credit_note.status_code, as_credit_note.body["error"]["code"]) == (
+        404, "credit_note_not_found")
+    # what GET shows of each
+    view = store.credit_note_view("cn_1")
+    assert view is not None and {k: view[k] for k in (
+        "credit_note_id", "invoice_id", "status", "projected_state", "total", "lines",
+        "pending_calls")} == {
+        "credit_note_id": "cn_1", "invoice_id": "inv_1", "status": "issuing.syncing",
+        "projected_state": "issued", "total": "2",
+        "lines": [{"credit_note_line_id": "cnl_1", "corrects_line_id": "l1"}],
+        "pending_calls": 2}
+    assert store.invoice_view("cn_1") is None and store.credit_note_view("inv_2") is None
+    supplementary = store.invoice_view("inv_2")
+    assert supplementary is not None and supplementary["corrects_invoice_id"] == "inv_1"
+    assert supplementary["lines"] == [{"line_id": "l2", "line_type": "correction",
+                                       "corrects_line_id": "l1"}]
+
+
+def test_a_store_of_schema_version_2_learns_credit_notes(tmp_path: Path) -> None:
+    """A version-2 store refuses the credit note callbacks in its CHECK constraint and has no
+    document columns; opening it rebuilds the inbox and adds them, its invoices staying
+    invoices."""
+    path = tmp_path / "api_store.sqlite"
+    con = sqlite3.connect(path, isolation_level=None)
+    v2 = SCHEMA
+    for kind in rules.CREDIT_NOTE_KINDS:
+        v2 = v2.replace(f", '{kind}'", "")
+    v2 = v2.replace("DEFAULT 0,  --", "DEFAULT 0   --").replace(
+        "\n    document_type TEXT NOT NULL DEFAULT 'invoice', corrects_invoice_id TEXT", "")
+    assert "document_type" not in v2 and rules.CREDIT_NOTE_KINDS[0] not in v2
+    con.executescript(f"PRAGMA journal_mode=WAL; {v2}; PRAGMA user_version=2;")
+    con.execute("INSERT INTO published_invoices (invoice_id, customer_id, app, status, "
+                "currency, total, lines, published_at) VALUES ('inv_old', 'c1', "
+                "'custom_invoicing', 'draft.syncing', 'EUR', '5', "
+                "'[{\"line_id\": \"l1\", \"line_type\": \"flat\"}]', "
+                "'2026-02-01T12:00:00+00:00')")
+    con.close()
+
+    store = ApiStore(str(path))
+    old = store.published_invoice("inv_old")
+    assert old is not None and (old.document_type, old.corrects_invoice_id) == ("invoice", None)
+    assert old.lines == (PublishedLine("l1", "flat"),)
+    store.publish_invoices([PublishedInvoice(
+        "cn_1", "c1", "custom_invoicing", "draft.syncing", "EUR", Decimal("2"), (),
+        document_type=rules.CREDIT_NOTE_DOCUMENT, corrects_invoice_id="inv_old")])
+    answer = store.accept(_call("cn_1", rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED,
+                                {"invoicing": {"external_id": "erp_cn_1"}}, "k1"))
+    assert answer.status_code == 202, answer.body
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

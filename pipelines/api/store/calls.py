@@ -21,8 +21,9 @@ from pipelines.api import rules
 from pipelines.api.store.database import StoreFile, stored_instant
 from pipelines.api.store.publication import (
     PublishedInvoice,
-    invoice_of,
+    document_of,
     projected,
+    projected_invoice,
     published_row,
 )
 
@@ -100,11 +101,14 @@ class CallAcceptance(StoreFile):
                 state = None
             else:
                 row = published_row(con, call.invoice_id or "")
-                if row is None or row[2] != rules.CUSTOM_INVOICING_APP:
+                document = rules.document_type_of(call.kind)
+                if (row is None or row[2] != rules.CUSTOM_INVOICING_APP
+                        or document_of(row) != document):
+                    what = document.replace("_", " ")
                     return Answer(404, error_body(
-                        "invoice_not_found", f"no custom invoicing invoice {call.invoice_id} "
+                        f"{document}_not_found", f"no custom invoicing {what} {call.invoice_id} "
                         "is published for the API (yet)"))
-                invoice = invoice_of(row)
+                invoice = projected_invoice(con, row)
                 problems = _validate(call.kind, call.body, invoice)
                 if problems:
                     return _invalid(problems)
@@ -113,7 +117,8 @@ class CallAcceptance(StoreFile):
                 if conflict is not None:
                     return Answer(409, error_body(conflict.code, conflict.message,
                                                   current_state=current))
-                state = rules.callback_target(call.kind, call.body)
+                state = (current if call.kind == rules.UPDATE_INVOICE
+                         else rules.callback_target(call.kind, call.body))
             item_id = con.execute("""
                 INSERT INTO inbox (kind, invoice_id, event_id, body, token_name, request_key,
                                    received_at)
@@ -130,8 +135,11 @@ class CallAcceptance(StoreFile):
                 body["as_of"] = call.body["as_of"]
                 body["invoice_count"] = len(call.body["invoices"])
             else:
-                body["invoice_id"] = call.invoice_id
+                body[f"{rules.document_type_of(call.kind)}_id"] = call.invoice_id
                 body["projected_state"] = state
+                if call.kind == rules.UPDATE_INVOICE:
+                    body["adjustment_line_ids"] = rules.update_line_ids(
+                        call.invoice_id or "", item_id, call.body)
             con.execute("""
                 INSERT INTO responses (request_key, fingerprint, status_code, body,
                                        inbox_item_id, created_at)
@@ -162,6 +170,14 @@ def _validate(kind: str, body: Any, invoice: PublishedInvoice) -> list[rules.Fie
             body, {line.line_id: line.line_type for line in invoice.lines})
     if kind == rules.ISSUING_SYNCHRONIZED:
         return rules.validate_issuing_synchronized(body)
+    if kind == rules.CREDIT_NOTE_DRAFT_SYNCHRONIZED:
+        return rules.validate_credit_note_draft_synchronized(
+            body, (line.line_id for line in invoice.lines))
+    if kind == rules.CREDIT_NOTE_ISSUING_SYNCHRONIZED:
+        return rules.validate_credit_note_issuing_synchronized(body)
+    if kind == rules.UPDATE_INVOICE:
+        return rules.validate_update_invoice(
+            body, {line.line_id: line.line_type for line in invoice.lines}, invoice.currency)
     return rules.validate_payment_status(body)
 
 

@@ -1,7 +1,7 @@
-"""The invoices the pipeline publishes for the API: a call about an invoice not published is
-answered 404, and one the invoice's state does not allow 409. That state is the published
-(warehouse) status moved on by the calls accepted since, which the pipeline has not yet
-reflected in a publication.
+"""The invoices (and custom invoicing credit notes) the pipeline publishes for the API: a call
+about a document not published is answered 404, and one the document's state does not allow 409.
+That state is the published (warehouse) status moved on by the calls accepted since, which the
+pipeline has not yet reflected in a publication.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,9 @@ class PublishedLine:
     """A line of a published invoice: integrations map their external ids onto these."""
 
     line_id: str
-    line_type: str      # usage, flat, minimum_commitment, discount, adjustment
+    line_type: str      # usage, flat, minimum_commitment, discount, adjustment, correction;
+    #                     credit (a credit note's line)
+    corrects_line_id: str | None = None   # the corrected invoice's line (correction, credit)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class PublishedInvoice:
     total: Decimal
     lines: tuple[PublishedLine, ...]
     published_at: datetime | None = None
+    document_type: str = rules.INVOICE_DOCUMENT     # or rules.CREDIT_NOTE_DOCUMENT
+    corrects_invoice_id: str | None = None
+    """A supplementary invoice's corrected invoice; a credit note's credited invoice."""
 
 
 class PublicationStore(StoreFile):
@@ -51,22 +56,27 @@ class PublicationStore(StoreFile):
         stamp = stored_instant(at or settings.now())
         rows = [(inv.invoice_id, inv.customer_id, inv.app, inv.status, inv.currency,
                  str(Decimal(inv.total)),
-                 json.dumps([{"line_id": line.line_id, "line_type": line.line_type}
-                             for line in inv.lines]), stamp, inv.invoice_id)
+                 json.dumps([{"line_id": line.line_id, "line_type": line.line_type,
+                              "corrects_line_id": line.corrects_line_id}
+                             for line in inv.lines]), stamp, inv.invoice_id,
+                 inv.document_type, inv.corrects_invoice_id)
                 for inv in invoices]
         with self._write() as con:
             con.executemany("""
                 INSERT INTO published_invoices (invoice_id, customer_id, app, status, currency,
-                                                total, lines, published_at, settled_through)
+                                                total, lines, published_at, settled_through,
+                                                document_type, corrects_invoice_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?,
                         (SELECT coalesce(max(item_id), 0) FROM inbox
-                         WHERE invoice_id = ? AND status <> 'pending'))
+                         WHERE invoice_id = ? AND status <> 'pending'), ?, ?)
                 ON CONFLICT (invoice_id) DO UPDATE SET
                     customer_id = excluded.customer_id, app = excluded.app,
                     status = excluded.status, currency = excluded.currency,
                     total = excluded.total, lines = excluded.lines,
                     published_at = excluded.published_at,
-                    settled_through = excluded.settled_through""", rows)
+                    settled_through = excluded.settled_through,
+                    document_type = excluded.document_type,
+                    corrects_invoice_id = excluded.corrects_invoice_id""", rows)
 
     def unpublish_invoices(self, invoice_ids: Sequence[str]) -> int:
         """Withdraw invoices integrations may no longer act on (e.g. a discarded draft): calls
@@ -94,41 +104,83 @@ class PublicationStore(StoreFile):
 
     def invoice_view(self, invoice_id: str) -> dict[str, Any] | None:
         """The published invoice as the API shows it to integrations: its published status,
-        the state projected by accepted calls, its lines and how many calls still wait."""
-        with self._read() as con:
-            row = published_row(con, invoice_id)
-            if row is None:
-                return None
-            projected_state = projected(con, row)
-            pending = con.execute("SELECT count(*) FROM inbox WHERE invoice_id = ? "
-                                  "AND status = 'pending'", (invoice_id,)).fetchone()[0]
-        invoice = invoice_of(row)
+        the state projected by accepted calls, its lines and how many calls still wait. A
+        supplementary invoice names the invoice it corrects, its lines the lines they correct.
+        None when no invoice of this id is published."""
+        found = self._document(invoice_id, rules.INVOICE_DOCUMENT)
+        if found is None:
+            return None
+        invoice, projected_state, pending = found
         return {"invoice_id": invoice.invoice_id, "customer_id": invoice.customer_id,
                 "app": invoice.app, "status": invoice.status,
                 "projected_state": projected_state,
                 "currency": invoice.currency, "total": str(invoice.total),
-                "lines": [{"line_id": line.line_id, "line_type": line.line_type}
+                "corrects_invoice_id": invoice.corrects_invoice_id,
+                "lines": [{"line_id": line.line_id, "line_type": line.line_type,
+                           "corrects_line_id": line.corrects_line_id}
                           for line in invoice.lines],
-                "published_at": row[7], "pending_calls": int(pending)}
+                "published_at": _instant_text(invoice.published_at),
+                "pending_calls": pending}
+
+    def credit_note_view(self, credit_note_id: str) -> dict[str, Any] | None:
+        """The published credit note as the API shows it: its status and projected state, the
+        invoice it credits, the amount credited, its lines with the lines they correct, and how
+        many calls still wait. None when no credit note of this id is published."""
+        found = self._document(credit_note_id, rules.CREDIT_NOTE_DOCUMENT)
+        if found is None:
+            return None
+        note, projected_state, pending = found
+        return {"credit_note_id": note.invoice_id, "invoice_id": note.corrects_invoice_id,
+                "customer_id": note.customer_id, "app": note.app, "status": note.status,
+                "projected_state": projected_state, "currency": note.currency,
+                "total": str(note.total),
+                "lines": [{"credit_note_line_id": line.line_id,
+                           "corrects_line_id": line.corrects_line_id} for line in note.lines],
+                "published_at": _instant_text(note.published_at),
+                "pending_calls": pending}
+
+    def _document(self, document_id: str,
+                  document_type: str) -> tuple[PublishedInvoice, str, int] | None:
+        """A published document of the given type, its projected state and pending calls."""
+        with self._read() as con:
+            row = published_row(con, document_id)
+            if row is None or document_of(row) != document_type:
+                return None
+            projected_state = projected(con, row)
+            pending = con.execute("SELECT count(*) FROM inbox WHERE invoice_id = ? "
+                                  "AND status = 'pending'", (document_id,)).fetchone()[0]
+        return invoice_of(row), projected_state, int(pending)
+
+
+def _instant_text(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 def published_row(con: sqlite3.Connection, invoice_id: str) -> tuple[Any, ...] | None:
     """The published_invoices row of an invoice (read with `invoice_of`, `projected`)."""
     return con.execute("""
         SELECT invoice_id, customer_id, app, status, currency, total, lines, published_at,
-               settled_through
+               settled_through, document_type, corrects_invoice_id
         FROM published_invoices WHERE invoice_id = ?""", (invoice_id,)).fetchone()
 
 
+def document_of(row: tuple[Any, ...]) -> str:
+    """Which document a `published_row` is: rules.INVOICE_DOCUMENT or CREDIT_NOTE_DOCUMENT."""
+    return str(row[9])
+
+
 def invoice_of(row: tuple[Any, ...]) -> PublishedInvoice:
-    """The invoice a `published_row` holds."""
-    invoice_id, customer_id, app, status, currency, total, lines, published_at, _ = row
+    """The invoice (or credit note) a `published_row` holds."""
+    (invoice_id, customer_id, app, status, currency, total, lines, published_at, _,
+     document_type, corrects_invoice_id) = row
     return PublishedInvoice(
         invoice_id=invoice_id, customer_id=customer_id, app=app, status=status,
         currency=currency, total=Decimal(total),
-        lines=tuple(PublishedLine(line["line_id"], line["line_type"])
+        lines=tuple(PublishedLine(line["line_id"], line["line_type"],
+                                  line.get("corrects_line_id"))
                     for line in json.loads(lines)),
-        published_at=datetime.fromisoformat(published_at))
+        published_at=datetime.fromisoformat(published_at), document_type=document_type,
+        corrects_invoice_id=corrects_invoice_id)
 
 
 def projected(con: sqlite3.Connection, row: tuple[Any, ...]) -> str:
@@ -142,3 +194,24 @@ def projected(con: sqlite3.Connection, row: tuple[Any, ...]) -> str:
           AND (status = 'pending' OR (status = 'applied' AND item_id > ?))
         ORDER BY item_id""", (invoice_id, settled)).fetchall()
     return rules.project(status, ((kind, json.loads(body)) for kind, body in calls))
+
+
+def projected_invoice(con: sqlite3.Connection, row: tuple[Any, ...]) -> PublishedInvoice:
+    """The invoice a `published_row` holds, its lines as the accepted Update Invoice calls not
+    yet reflected in a publication leave them (pending ones, and applied ones the pipeline has
+    not published since): adjustment lines added, removed ones gone. So a `draft/synchronized`
+    can map an adjustment line added a moment before, and a removal name it."""
+    invoice = invoice_of(row)
+    calls = con.execute("""
+        SELECT item_id, body FROM inbox
+        WHERE invoice_id = ? AND kind = ?
+          AND (status = 'pending' OR (status = 'applied' AND item_id > ?))
+        ORDER BY item_id""", (invoice.invoice_id, rules.UPDATE_INVOICE, row[8])).fetchall()
+    if not calls:
+        return invoice
+    known = {line.line_id: line for line in invoice.lines}
+    lines = rules.project_lines({line.line_id: line.line_type for line in invoice.lines},
+                                invoice.invoice_id,
+                                ((item_id, json.loads(body)) for item_id, body in calls))
+    return replace(invoice, lines=tuple(known.get(line_id) or PublishedLine(line_id, line_type)
+                                        for line_id, line_type in lines.items()))

@@ -9,7 +9,9 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 2      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 4      # 2: inbox kinds include custom_invoicing.statement
+#                         3: credit note callbacks; published documents carry their type
+#                         4: inbox kinds include custom_invoicing.update_invoice
 
 INBOX_COLUMNS = ("item_id, kind, invoice_id, event_id, body, token_name, request_key, "
                  "received_at, status, reason, applied_at")
@@ -33,6 +35,12 @@ def _inbox_table(name: str) -> str:
     applied_at  TEXT
 )"""
 
+
+# published_invoices holds credit notes too (schema version 3): which document a row is
+# (invoice | credit_note), and the invoice it corrects (a supplementary invoice's corrected
+# invoice, a credit note's credited one)
+PUBLISHED_DOCUMENT_COLUMNS = ("document_type TEXT NOT NULL DEFAULT 'invoice'",
+                              "corrects_invoice_id TEXT")
 
 INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
 CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
@@ -68,9 +76,10 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     status          TEXT NOT NULL,      -- the warehouse status when published
     currency        TEXT NOT NULL,
     total           TEXT NOT NULL,      -- exact decimal as text
-    lines           TEXT NOT NULL,      -- JSON [{{"line_id", "line_type"}}] in invoice order
+    lines           TEXT NOT NULL,      -- JSON [{{"line_id", "line_type", "corrects_line_id"}}]
     published_at    TEXT NOT NULL,
-    settled_through INTEGER NOT NULL DEFAULT 0   -- last inbox item already decided at publish
+    settled_through INTEGER NOT NULL DEFAULT 0,  -- last inbox item already decided at publish
+    {", ".join(PUBLISHED_DOCUMENT_COLUMNS)}
 );
 """
 
@@ -97,8 +106,9 @@ def _migrate(con: sqlite3.Connection) -> None:
     con.execute("BEGIN IMMEDIATE")
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version < 2:
-            # version 1 -> 2: the inbox's CHECK on kind gains the statement kind
+        if version < SCHEMA_VERSION:
+            # 1 -> 2 -> 3 -> 4: the inbox's CHECK on kind gains the statement kind, the credit
+            # note callbacks, then the Update Invoice call (rebuilt once with today's kinds)
             [sequence] = con.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
                                      "WHERE name = 'inbox'").fetchone()
             con.execute(_inbox_table("inbox_migrating"))
@@ -115,6 +125,12 @@ def _migrate(con: sqlite3.Connection) -> None:
             if con.execute("PRAGMA foreign_key_check").fetchall():
                 raise sqlite3.IntegrityError("API store migration: responses lost their "
                                              "inbox items")
+        if version < 3:
+            # 2 -> 3: credit notes are published beside invoices
+            present = {row[1] for row in con.execute("PRAGMA table_info(published_invoices)")}
+            for column in PUBLISHED_DOCUMENT_COLUMNS:
+                if column.split()[0] not in present:
+                    con.execute(f"ALTER TABLE published_invoices ADD COLUMN {column}")
         if version < SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
