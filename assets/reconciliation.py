@@ -2,10 +2,10 @@
 pipeline's health, and the alerts they call for (contract section 7).
 
 Each table is one asset rebuilt whole at the run's "now", with a pandera check of what it
-reports; the checks of the tables that state money (invoices, payments, receivables) are
-blocking. `health/alerts` opens and closes alerts from all of them; the reconciliation job then
-announces new and closed alerts to the channels that subscribe to `alert.opened` /
-`alert.resolved`. Provider snapshots are refreshed first in the same job
+reports; the checks of the tables that state money (invoices, credit notes, payments,
+receivables) are blocking. `health/alerts` opens and closes alerts from all of them; the
+reconciliation job then announces new and closed alerts to the channels that subscribe to
+`alert.opened` / `alert.resolved`. Provider snapshots are refreshed first in the same job
 (`sync/stripe_invoice_snapshot`; custom invoicing statements arrive through `sync/api_inbox`).
 """
 
@@ -70,6 +70,17 @@ invoice_reconciliation, invoice_reconciliation_schema = _table_asset(
     check_description="A matched invoice really matches (total, currency, lines, status); "
                       "an amount mismatch really differs; one row per invoice and provider.")
 
+credit_note_reconciliation, credit_note_reconciliation_schema = _table_asset(
+    ["finance", "credit_note_reconciliation"], table_builders.build_credit_note_reconciliation,
+    [INVOICES, *SNAPSHOTS],
+    "Every ledger credit note meant for Stripe or the custom invoicing integration against the "
+    "provider's latest view of its credit notes (matched, missing, orphan, duplicate, amount, "
+    "credited invoice and void mismatches, pending sync), with ages and an SLA breach flag.",
+    table_checks.CreditNoteReconciliation, blocking=True,
+    check_description="A matched credit note really matches (amount, currency, credited "
+                      "invoice, voided or not); an amount mismatch really differs; one row per "
+                      "credit note and provider.")
+
 payment_reconciliation, payment_reconciliation_schema = _table_asset(
     ["finance", "payment_reconciliation"], table_builders.build_payment_reconciliation,
     [INVOICES, *SNAPSHOTS],
@@ -118,7 +129,8 @@ pipeline_health, pipeline_health_schema = _table_asset(
 @dg.asset(
     key=["health", "alerts"],
     group_name=GROUP,
-    deps=[invoice_reconciliation, payment_reconciliation, usage_reconciliation,
+    deps=[invoice_reconciliation, credit_note_reconciliation, payment_reconciliation,
+          usage_reconciliation,
           receivables_aging, sync_health, pipeline_health],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},

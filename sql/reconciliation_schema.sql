@@ -136,3 +136,44 @@ CREATE TABLE IF NOT EXISTS sync.provider_snapshots (
     snapshot_at  TIMESTAMPTZ NOT NULL,
     invoices     BIGINT NOT NULL
 );
+
+-- Every ledger credit note meant for a provider against that provider's latest view of its
+-- credit notes (sync.provider_credit_notes), and every provider credit note the ledger does not
+-- know (sql/finance/credit_note_reconciliation.sql). Totals are the amounts credited (positive).
+CREATE TABLE IF NOT EXISTS finance.credit_note_reconciliation (
+    credit_note_id      VARCHAR,               -- ours; for an orphan, what its metadata claims
+    provider            VARCHAR NOT NULL,      -- stripe | custom_invoicing
+    external_id         VARCHAR,               -- the provider's credit note (several: comma-separated)
+    invoice_id          VARCHAR,               -- the invoice the ledger's credit note credits
+    provider_invoice_id VARCHAR,               -- the invoice of ours the provider's credits
+    customer_id         VARCHAR,
+    billing_month       VARCHAR,               -- the credited invoice's billing month
+    credit_note_number  VARCHAR,               -- ours (CN-YYYYMM-NNNNN)
+    provider_number     VARCHAR,               -- the provider's own number
+    kind                VARCHAR,               -- correction | manual
+    ledger_currency     VARCHAR,
+    provider_currency   VARCHAR,
+    ledger_total        DECIMAL(38, 12),
+    provider_total      DECIMAL(38, 12),
+    ledger_status       VARCHAR,               -- draft | draft.* | issuing* | issued | voided
+    provider_status     VARCHAR,               -- the provider's word (Stripe: issued | void)
+    ledger_lines        INTEGER,
+    provider_lines      INTEGER,
+    match_status        VARCHAR NOT NULL,      -- matched | pending_sync | missing_in_provider |
+                                               -- orphan_in_provider | duplicate_in_provider |
+                                               -- amount_mismatch | invoice_mismatch |
+                                               -- status_mismatch
+    findings            VARCHAR[] NOT NULL,    -- every finding, most serious first
+    detail              VARCHAR NOT NULL,      -- one sentence finance can read
+    since               TIMESTAMPTZ,           -- when the credit note entered its ledger status
+    age_hours           DOUBLE,
+    sla_hours           DOUBLE,                -- the billing profile's sync SLA
+    sla_breached        BOOLEAN NOT NULL,      -- not matched, and older than the SLA
+    snapshot_at         TIMESTAMPTZ,           -- when the provider's view was taken
+    reconciled_at       TIMESTAMPTZ NOT NULL
+);
+
+-- Usage billed by corrections (contract section 9): of the events accepted after the issued
+-- invoice was rated, those an issued correction of its usage line bills.
+ALTER TABLE finance.usage_reconciliation
+    ADD COLUMN IF NOT EXISTS events_billed_by_corrections BIGINT;

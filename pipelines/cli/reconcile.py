@@ -30,6 +30,10 @@ def print_reconciliation_summary() -> None:
                    count(*) FILTER (WHERE sla_breached) AS past_sla
             FROM finance.invoice_reconciliation GROUP BY ALL
             UNION ALL
+            SELECT 'credit_notes', provider, match_status, count(*),
+                   count(*) FILTER (WHERE sla_breached)
+            FROM finance.credit_note_reconciliation GROUP BY ALL
+            UNION ALL
             SELECT 'payments', provider, match_status, count(*), NULL
             FROM finance.payment_reconciliation GROUP BY ALL
             UNION ALL

@@ -5,11 +5,17 @@ Keys (all owned here; others' alerts are left alone):
 - ``reconciliation:invoice:<provider>:<invoice or provider invoice>`` a ledger invoice that does
   not match its provider, or an orphan (an invoice still being handed over is not one: the sync
   and custom invoicing SLA alerts cover those, per invoice);
+- ``reconciliation:credit_note:<provider>:<credit note or provider credit note>`` a ledger
+  credit note that does not match its provider (missing, duplicated, another amount or invoice,
+  voided on one side only), or a provider credit note the ledger does not know (orphan); one
+  still being handed over, or whose void is on its way, is not one;
 - ``reconciliation:no_snapshot:<provider>`` invoices past their SLA that cannot be reconciled
   because the provider has never reported (no Stripe snapshot, no invoice statement);
 - ``reconciliation:payment:<provider>:<payment|refund>:<invoice>`` a payment or refund that
   does not match;
-- ``reconciliation:usage:<subscription>:<meter>:<period start>`` usage not billed as measured;
+- ``reconciliation:usage:<subscription>:<meter>:<period start>`` usage not billed as measured
+  (late events no correction covers yet, or one waiting for approval; not the ones an approved
+  correction's document is about to bill, nor those a person rejected, nor a voided invoice's);
 - ``health:rate_limited:<provider>`` the provider answered 429 on the reconciliation day;
 - ``health:ingestion_rejects`` rejected or conflicting event lines nobody has resolved;
 - ``health:stuck_invoices`` invoices in a syncing or sync_failed state past their SLA;
@@ -31,8 +37,12 @@ from pipelines.alerts import Alert, Severity, open_alert_keys, raise_alerts, res
 SOURCE = "reconciliation"
 PREFIXES = ("reconciliation:", "health:")
 CRITICAL = {"missing_in_provider", "orphan_in_provider", "duplicate_in_provider",
-            "amount_mismatch", "currency_mismatch", "amount_paid_mismatch",
+            "amount_mismatch", "currency_mismatch", "invoice_mismatch", "amount_paid_mismatch",
             "refund_amount_mismatch"}
+USAGE_ALERTED = ("unbilled_late_events", "awaiting_approval", "quantity_mismatch",
+                 "not_invoiced")
+"""Usage match statuses that call for someone (a re-run, a decision, a look); awaiting_rerating
+and awaiting_correction clear by themselves, correction_rejected was someone's decision."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,16 @@ def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime,
         alerts.append(Alert(
             f"reconciliation:invoice:{provider}:{subject_id}", _severity(status),
             f"{status.replace('_', ' ')}: {subject_id} ({provider})", detail, SOURCE))
+    for provider, credit_note_id, external_id, status, detail in con.execute("""
+            SELECT provider, credit_note_id, external_id, match_status, detail
+            FROM finance.credit_note_reconciliation
+            WHERE match_status NOT IN ('matched', 'pending_sync')
+            ORDER BY ALL""").fetchall():
+        subject_id = credit_note_id if status != "orphan_in_provider" else external_id
+        alerts.append(Alert(
+            f"reconciliation:credit_note:{provider}:{subject_id}", _severity(status),
+            f"{status.replace('_', ' ')}: credit note {subject_id} ({provider})", detail,
+            SOURCE))
     for provider, waiting in con.execute("""
             SELECT provider, count(*) FROM finance.invoice_reconciliation
             WHERE match_status = 'pending_sync' AND snapshot_at IS NULL AND sla_breached
@@ -88,8 +108,10 @@ def current_alerts(con: duckdb.DuckDBPyConnection, *, now: datetime,
     for subscription_id, meter_key, period_start, status, detail in con.execute("""
             SELECT subscription_id, meter_key, period_start, match_status, detail
             FROM finance.usage_reconciliation
-            WHERE match_status IN ('unbilled_late_events', 'quantity_mismatch', 'not_invoiced')
-            ORDER BY ALL""").fetchall():
+            WHERE list_contains($alerted, match_status)
+              AND NOT (match_status = 'not_invoiced' AND invoice_status IS NOT DISTINCT FROM
+                       'voided')
+            ORDER BY ALL""", {"alerted": list(USAGE_ALERTED)}).fetchall():
         alerts.append(Alert(
             f"reconciliation:usage:{subscription_id}:{meter_key}:{period_start}", "warning",
             f"{status.replace('_', ' ')}: {subscription_id} {meter_key} from {period_start}",

@@ -19,7 +19,11 @@ INVOICE_STATUSES = ["matched", "pending_sync", "missing_in_provider", "orphan_in
 PAYMENT_STATUSES = ["matched", "paid_at_provider_open_in_ledger",
                     "paid_in_ledger_not_at_provider", "amount_paid_mismatch",
                     "refunded_not_flagged", "refund_not_at_provider", "refund_amount_mismatch"]
-USAGE_STATUSES = ["matched", "unbilled_late_events", "awaiting_rerating", "quantity_mismatch",
+CREDIT_NOTE_STATUSES = ["matched", "pending_sync", "missing_in_provider", "orphan_in_provider",
+                        "duplicate_in_provider", "amount_mismatch", "invoice_mismatch",
+                        "status_mismatch"]
+USAGE_STATUSES = ["matched", "unbilled_late_events", "awaiting_approval", "awaiting_correction",
+                  "correction_rejected", "awaiting_rerating", "quantity_mismatch",
                   "not_invoiced"]
 PROVIDERS = ["stripe", "custom_invoicing"]
 
@@ -69,6 +73,52 @@ class InvoiceReconciliation(pa.DataFrameModel):
             ledger, ~pl.struct("invoice_id", "provider").is_duplicated()))
 
 
+class CreditNoteReconciliation(pa.DataFrameModel):
+    """finance.credit_note_reconciliation: money credited, so its check blocks."""
+
+    credit_note_id: str = pa.Field(nullable=True)
+    provider: str = pa.Field(isin=PROVIDERS)
+    match_status: str = pa.Field(isin=CREDIT_NOTE_STATUSES)
+    ledger_total: Money = pa.Field(nullable=True, gt=0)
+    provider_total: Money = pa.Field(nullable=True)
+    sla_breached: bool
+    detail: str
+
+    @pa.dataframe_check(error="a matched credit note differs in amount, currency, invoice or "
+                              "voidedness")
+    def matched_really_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        voided = pl.col("ledger_status") == "voided"
+        provider_voided = pl.col("provider_status").is_in(["void", "voided"])
+        return data.lazyframe.select(_where(
+            pl.col("match_status") == "matched",
+            (pl.col("ledger_total") == pl.col("provider_total"))
+            & (pl.col("ledger_currency") == pl.col("provider_currency"))
+            & (voided == provider_voided)
+            & (pl.col("provider_invoice_id").is_null()
+               | (pl.col("provider_invoice_id") == pl.col("invoice_id")))))
+
+    @pa.dataframe_check(error="an amount_mismatch row has the same amount and currency")
+    def amount_mismatch_differs(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_where(
+            pl.col("findings").list.contains("amount_mismatch"),
+            (pl.col("ledger_total") != pl.col("provider_total"))
+            | (pl.col("ledger_currency") != pl.col("provider_currency"))
+            | pl.col("provider_total").is_null() | pl.col("provider_currency").is_null()))
+
+    @pa.dataframe_check(error="match_status is not the first finding")
+    def status_is_first_finding(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.when(pl.col("findings").list.len() == 0)
+            .then(pl.col("match_status") == "matched")
+            .otherwise(pl.col("findings").list.first() == pl.col("match_status")))
+
+    @pa.dataframe_check(error="a ledger credit note appears twice for one provider")
+    def one_row_per_credit_note_and_provider(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        ledger = pl.col("match_status") != "orphan_in_provider"
+        return data.lazyframe.select(_where(
+            ledger, ~pl.struct("credit_note_id", "provider").is_duplicated()))
+
+
 class PaymentReconciliation(pa.DataFrameModel):
     """finance.payment_reconciliation."""
 
@@ -107,6 +157,11 @@ class UsageReconciliation(pa.DataFrameModel):
     @pa.dataframe_check(error="more unbilled events than accepted events")
     def unbilled_within_accepted(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("unbilled_events") <= pl.col("events_accepted"))
+
+    @pa.dataframe_check(error="a matched usage row has unbilled events")
+    def matched_has_nothing_unbilled(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_where(pl.col("match_status") == "matched",
+                                            pl.col("unbilled_events") == 0))
 
     @pa.dataframe_check(error="a matched usage row bills another quantity than measured")
     def matched_bills_measured(cls, data: pa.PolarsData) -> pl.LazyFrame:

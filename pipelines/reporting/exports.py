@@ -1,4 +1,5 @@
-"""The finance exports beside the report: the reconciliation and aging tables, whole.
+"""The finance exports beside the report: the reconciliation and aging tables and the
+corrections (with the numbers of their invoices and documents), whole.
 
 Each table is copied with DuckDB's COPY (every month, not only the report's) to CSV with a
 header and to Parquet, where its DECIMAL amounts stay exact. A file is written beside its
@@ -18,9 +19,11 @@ from pipelines.warehouse import sql
 # Export name (file stem, and its query in sql/reporting/) -> the table it holds whole.
 EXPORTS = {
     "finance_invoice_reconciliation": "finance.invoice_reconciliation",
+    "finance_credit_note_reconciliation": "finance.credit_note_reconciliation",
     "finance_payment_reconciliation": "finance.payment_reconciliation",
     "finance_usage_reconciliation": "finance.usage_reconciliation",
     "finance_receivables_aging": "finance.receivables_aging",
+    "billing_corrections": "billing.corrections",
 }
 EXPORT_FORMATS = {"csv": "(FORMAT csv, HEADER)", "parquet": "(FORMAT parquet)"}
 

@@ -11,13 +11,15 @@ from pipelines.reporting.report_data import ReportData
 from pipelines.reporting.sections import (
     aging_section,
     alerts_section,
+    corrections_section,
     discrepancies_section,
     revenue_section,
     summary_section,
     sync_health_section,
 )
 
-SECTIONS = (("summary", "Summary"), ("revenue", "Revenue"), ("discrepancies", "Discrepancies"),
+SECTIONS = (("summary", "Summary"), ("revenue", "Revenue"), ("corrections", "Corrections"),
+            ("discrepancies", "Discrepancies"),
             ("sync-health", "Sync health"), ("aging", "Receivables aging"),
             ("alerts", "Open alerts"))
 
@@ -50,6 +52,8 @@ dl.facts dt { color:var(--muted); }
 dl.facts dd { margin:0; font-weight:600; }
 p.empty { color:var(--muted); font-style:italic; margin:8px 0; }
 p.note { color:var(--muted); font-size:13px; margin:4px 0 8px; }
+code { font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; background:#f0f4f8;
+  padding:0 3px; border-radius:3px; }
 .badge { display:inline-block; padding:0 7px; border-radius:9px; font-size:12px;
   background:#e4e7eb; white-space:nowrap; }
 .badge.ok { background:#e3f9e5; color:#207227; }
@@ -74,6 +78,7 @@ def render_page(data: ReportData, exports: Sequence[str] = ()) -> str:
     """The whole report as one HTML document: inline CSS and SVG, no script, no external
     resource; every text from the warehouse escaped."""
     bodies = {"summary": summary_section(data), "revenue": revenue_section(data),
+              "corrections": corrections_section(data),
               "discrepancies": discrepancies_section(data),
               "sync-health": sync_health_section(data), "aging": aging_section(data),
               "alerts": alerts_section(data)}

@@ -21,8 +21,9 @@ from pipelines.warehouse import run_sql, sql
 MONTH_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 SYNC_LOOKBACK_DAYS = 30
 DISCREPANCY_ROW_LIMIT = 1000
-RECONCILIATION_TABLES = ("finance.invoice_reconciliation", "finance.payment_reconciliation",
-                         "finance.usage_reconciliation")
+RECONCILIATION_TABLES = ("finance.invoice_reconciliation", "finance.credit_note_reconciliation",
+                         "finance.payment_reconciliation", "finance.usage_reconciliation")
+CORRECTION_TABLES = ("billing.corrections", "billing.correction_history", "billing.credit_notes")
 
 Row = dict[str, Any]
 
@@ -44,6 +45,13 @@ class ReportData:
     pipeline_health: list[Row] = field(default_factory=list)
     aging: list[Row] = field(default_factory=list)
     alerts: list[Row] = field(default_factory=list)
+    correction_totals: list[Row] = field(default_factory=list)
+    corrections: list[Row] = field(default_factory=list)
+    correction_history: list[Row] = field(default_factory=list)
+    pending_corrections: list[Row] = field(default_factory=list)
+    credit_notes: list[Row] = field(default_factory=list)
+    supplementary_invoices: list[Row] = field(default_factory=list)
+    credit_note_matches: dict[str, Row] = field(default_factory=dict)
 
     @property
     def sync_first_day(self) -> date:
@@ -91,7 +99,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) 
     present = warehouse_tables(con)
     needed = {"billing.invoices", "billing.plans", "finance.receivables_aging",
               "health.sync_health", "health.pipeline_health", "health.alerts",
-              *RECONCILIATION_TABLES}
+              *RECONCILIATION_TABLES, *CORRECTION_TABLES}
     data.missing = needed - present
     run_sql(con, "reporting/invoice_is_issued")
     params = {"month": month, "first_day": first, "last_day": last}
@@ -112,4 +120,14 @@ def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) 
         data.aging = _rows(con, "receivables_aging")
     if "health.alerts" not in data.missing:
         data.alerts = _rows(con, "open_alerts")
+    if not {"billing.invoices", *CORRECTION_TABLES} & data.missing:
+        data.correction_totals = _rows(con, "corrections_by_currency", params)
+        data.corrections = _rows(con, "corrections_in_month", params)
+        data.correction_history = _rows(con, "correction_history", params)
+        data.pending_corrections = _rows(con, "pending_corrections")
+        data.credit_notes = _rows(con, "credit_notes_in_month", params)
+        data.supplementary_invoices = _rows(con, "supplementary_invoices_in_month", params)
+    if "finance.credit_note_reconciliation" not in data.missing:
+        data.credit_note_matches = {r["credit_note_id"]: r
+                                    for r in _rows(con, "credit_note_match_status")}
     return data

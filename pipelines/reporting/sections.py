@@ -1,8 +1,10 @@
 """The sections of the report page, one function per section, each given the month's data.
 
 Summary (totals per currency, reconciliation by match status), revenue by plan, the
-discrepancies and their findings, sync and pipeline health, receivables aging and the open
-alerts. Currencies are never added together; each is charted on its own scale.
+corrections of the month's invoices (what, why, by whom, what waits; credit notes and
+supplementary invoices), the discrepancies and their findings, sync and pipeline health,
+receivables aging and the open alerts. Currencies are never added together; each is charted on
+its own scale.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipelines.reporting.formatting import (
     text,
 )
 from pipelines.reporting.report_data import (
+    CORRECTION_TABLES,
     RECONCILIATION_TABLES,
     SYNC_LOOKBACK_DAYS,
     ReportData,
@@ -117,16 +120,143 @@ def discrepancies_section(data: ReportData) -> str:
     if shown < total:
         parts.append(f'<p class="note">The first {count(shown)} of {count(total)} are shown; '
                      f"the exports beside this page hold every row.</p>")
-    parts.append('<p class="note">Orphans (provider objects whose invoice the ledger does not '
-                 "know) have no billing month and appear in every month's report.</p>")
+    parts.append('<p class="note">Orphans (provider invoices, credit notes or payments the '
+                 "ledger does not know) have no billing month and appear in every month's "
+                 "report. A credit note row names the credit note.</p>")
     parts.append(table(
-        ("kind", "invoice", "customer", "provider", "status", "detail"),
+        ("kind", "document", "customer", "provider", "status", "detail"),
         ([text(r["kind"]),
           text(r["invoice_id"]) + (' <span class="badge warn">orphan</span>' if r["orphan"]
                                  else ""),
           text(r["customer_id"]), text(r["provider"]), status_badge(r["match_status"]),
           text(r["detail"])] for r in data.discrepancies), wrap=(5,), css="data findings"))
     return "".join(parts)
+
+
+def _decision_badge(status: str | None) -> str:
+    css = {"approved": "ok", "rejected": "bad", "pending_approval": "warn"}.get(status or "", "")
+    return f'<span class="badge {css}">{text(status)}</span>'
+
+
+def _document(row: Row) -> str:
+    """The document a correction is on: its kind, number (or id while a draft) and status."""
+    kind = row["document_type"].replace("_", " ")
+    if not row["document_id"]:
+        return text({"pending_approval": f"{kind} once approved", "rejected": "none"}.get(
+            row["status"], f"{kind}, not made yet"))
+    return (f"{text(kind)} "
+            f"<strong>{text(row['document_number'] or row['document_id'])}</strong> "
+            f"({text(row['document_status'])})")
+
+
+def corrections_section(data: ReportData) -> str:
+    """What was corrected in the month's invoices, why, by whom; what waits for approval; the
+    credit notes and supplementary invoices."""
+    parts = [missing_note(data, CORRECTION_TABLES),
+             '<p class="note">A billing run that rates an issued invoice of the month differently '
+             "records, per line, the delta against what the invoice and its earlier corrections "
+             "already bill (covered): decreases go on a credit note, increases on a "
+             "supplementary invoice, after approval (automatic within the billing profile's "
+             "auto_approve_corrections_up_to, else by a person). The ledger does not record "
+             "whether a delta comes from late usage or a price fixed in the catalog: the line and "
+             "the move from covered to rated say what changed. Currencies are never added "
+             "together.</p>"]
+    if data.correction_totals:
+        parts.append(table(
+            ("currency", "corrections", "approved", "pending", "rejected", "increases approved",
+             "decreases approved", "supplementary invoices issued", "credit notes issued"),
+            ([text(r["currency"]), count(r["corrections"]), count(r["approved"]),
+              count(r["pending"]), count(r["rejected"]),
+              format_money(r["increases"], r["currency"]),
+              format_money(r["decreases"], r["currency"]),
+              format_money(r["supplementary_issued"], r["currency"]),
+              format_money(r["credited"], r["currency"])] for r in data.correction_totals),
+            numeric=range(1, 9), css="data correction-totals"))
+    parts.append(f"<h3>What was corrected ({count(len(data.corrections))})</h3>")
+    if data.corrections:
+        parts.append(table(
+            ("detected", "invoice", "line", "issued", "covered", "rated", "delta", "document",
+             "decision", "by", "decided", "reason"),
+            ([text(instant(r["detected_at"])),
+              text(r["invoice_number"] or r["invoice_id"]),
+              text(r["description"]),
+              format_money(r["issued_amount"], r["currency"]),
+              format_money(r["covered_amount"], r["currency"]),
+              format_money(r["rated_amount"], r["currency"]),
+              f"{text(r['currency'])} {format_money(r['delta'], r['currency'])}",
+              _document(r), _decision_badge(r["status"]), text(r["decided_by"]),
+              text(instant(r["decided_at"])), text(r["reason"])]
+             for r in data.corrections),
+            numeric=range(3, 7), wrap=(2, 7, 11), css="data corrections"))
+    else:
+        parts.append(nothing_to_report(f"no invoice of {data.month} was corrected."))
+    parts.append(f"<h3>Waiting for approval ({count(len(data.pending_corrections))})</h3>")
+    if data.pending_corrections:
+        parts.append('<p class="note">Every correction waiting for a person, whatever its month. '
+                     "Decide with <code>billing corrections approve ID</code> or <code>billing "
+                     "corrections reject ID --reason ...</code>.</p>")
+        parts.append(table(
+            ("correction", "month", "detected", "invoice", "customer", "line", "covered",
+             "rated", "delta", "would go on"),
+            ([text(r["correction_id"]), text(r["billing_month"]),
+              text(instant(r["detected_at"])), text(r["invoice_number"] or r["invoice_id"]),
+              text(r["customer_id"]), text(r["description"]),
+              format_money(r["covered_amount"], r["currency"]),
+              format_money(r["rated_amount"], r["currency"]),
+              f"{text(r['currency'])} {format_money(r['delta'], r['currency'])}",
+              text(r["document_type"].replace("_", " "))]
+             for r in data.pending_corrections),
+            numeric=range(6, 9), wrap=(5,), css="data pending-corrections"))
+    else:
+        parts.append(nothing_to_report("no correction waits for approval."))
+    parts.append("<h3>Decisions</h3>")
+    if data.correction_history:
+        parts.append(table(
+            ("when", "correction", "invoice", "from", "to", "by", "reason"),
+            ([text(instant(r["changed_at"])), text(r["correction_id"]),
+              text(r["invoice_number"] or r["invoice_id"]), text(r["from_status"]),
+              _decision_badge(r["to_status"]), text(r["actor"]), text(r["reason"])]
+             for r in data.correction_history),
+            wrap=(6,), css="data correction-history"))
+    else:
+        parts.append(nothing_to_report(f"no decision on corrections of {data.month}."))
+    parts.append(f"<h3>Credit notes ({count(len(data.credit_notes))})</h3>")
+    if data.credit_notes:
+        parts.append(table(
+            ("credit note", "invoice", "customer", "kind", "reason", "credited", "status",
+             "app", "made by", "issued", "reconciliation"),
+            ([text(r["credit_note_number"] or r["credit_note_id"]),
+              text(r["invoice_number"] or r["invoice_id"]), text(r["customer_id"]),
+              text(r["kind"]), text(r["reason"]),
+              f"{text(r['currency'])} {format_money(r['total'], r['currency'])}",
+              text(r["status"]), text(r["app"]), text(r["created_by"]),
+              text(instant(r["issued_at"])), _credit_note_match(data, r)]
+             for r in data.credit_notes),
+            numeric=(5,), wrap=(4,), css="data credit-notes"))
+    else:
+        parts.append(nothing_to_report(f"no credit note for the invoices of {data.month}."))
+    parts.append(f"<h3>Supplementary invoices ({count(len(data.supplementary_invoices))})</h3>")
+    if data.supplementary_invoices:
+        parts.append(table(
+            ("invoice", "corrects", "customer", "total", "status", "issued"),
+            ([text(r["invoice_number"] or r["invoice_id"]),
+              text(r["corrects_number"] or r["corrects_invoice_id"]), text(r["customer_id"]),
+              f"{text(r['currency'])} {format_money(r['total'], r['currency'])}",
+              text(r["status"]), text(instant(r["issued_at"]))]
+             for r in data.supplementary_invoices),
+            numeric=(3,), css="data supplementary-invoices"))
+    else:
+        parts.append(nothing_to_report(f"no supplementary invoice for {data.month}."))
+    return "".join(parts)
+
+
+def _credit_note_match(data: ReportData, row: Row) -> str:
+    """How the credit note came out of the reconciliation with its provider; app none has
+    no provider to reconcile with."""
+    if row["app"] not in ("stripe", "custom_invoicing"):
+        return text("no provider")
+    match = data.credit_note_matches.get(row["credit_note_id"])
+    return status_badge(match["match_status"]) if match else text("not reconciled yet")
 
 
 def sync_health_section(data: ReportData) -> str:

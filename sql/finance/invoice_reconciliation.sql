@@ -7,15 +7,19 @@
 -- Meant for a provider: invoices whose app is `stripe` or `custom_invoicing` once they left
 -- `draft` (a draft the provider already holds counts too), except zero-total Stripe invoices the
 -- provider does not hold (they are settled without being sent). Findings, most serious first:
---   pending_sync          the ledger has not finished handing it over (draft.*, issuing*), or
---                         the provider has never been asked (no snapshot yet)
+--   pending_sync          the ledger has not finished handing it over (draft.*, issuing*),
+--                         the provider has never been asked (no snapshot yet), or the ledger
+--                         voided it after the provider's snapshot or less than the profile's
+--                         sync SLA ago and nothing else differs (the void is on its way)
 --   missing_in_provider   the provider's snapshot does not have it
 --   duplicate_in_provider the provider has it more than once
 --   currency_mismatch, amount_mismatch (total), line_mismatch (a line missing, extra or of
 --   another amount, by our line id), status_mismatch (the provider's status is not the one the
 --   ledger status implies: open / paid / void / uncollectible)
 -- and, for provider invoices: orphan_in_provider (its metadata names an invoice the ledger does
--- not know for that provider, or none, on a customer we map).
+-- not know for that provider, or none, on a customer we map). A supplementary invoice
+-- (corrects_invoice_id, contract section 9) is an ordinary invoice here; credit notes are
+-- reconciled in finance.credit_note_reconciliation.
 DELETE FROM finance.invoice_reconciliation;
 
 INSERT INTO finance.invoice_reconciliation
@@ -92,18 +96,24 @@ compared AS (
            (SELECT count(*) FROM billing.invoice_lines x
             WHERE x.invoice_id = e.invoice_id) AS ledger_lines,
            ld.differences AS line_differences,
-           d.digits
+           d.digits,
+           -- the ledger voided it and the provider cannot have been told yet
+           e.status = 'voided' AND h.status IS DISTINCT FROM 'void'
+               AND (s.snapshot_at < e.since
+                    OR date_diff('second', e.since, $now) / 3600.0 <= e.sla_hours)
+               AS void_on_its_way
     FROM expected e
     LEFT JOIN held h USING (provider, invoice_id)
     LEFT JOIN sync.provider_snapshots s ON s.provider = e.provider
     LEFT JOIN line_diffs ld USING (provider, invoice_id)
     LEFT JOIN currency_digits d ON d.currency = e.currency
 ),
-judged AS (
+checked AS (
     SELECT *,
            CASE
                WHEN handing_over THEN ['pending_sync']
                WHEN provider_snapshot_at IS NULL THEN ['pending_sync']
+               WHEN copies IS NULL AND void_on_its_way THEN ['pending_sync']
                WHEN copies IS NULL THEN ['missing_in_provider']
                ELSE list_filter([
                    CASE WHEN copies > 1 THEN 'duplicate_in_provider' END,
@@ -112,9 +122,17 @@ judged AS (
                    CASE WHEN provider_total IS DISTINCT FROM total THEN 'amount_mismatch' END,
                    CASE WHEN line_differences IS NOT NULL THEN 'line_mismatch' END,
                    CASE WHEN provider_status IS DISTINCT FROM expected_status
+                         AND NOT void_on_its_way
                         THEN 'status_mismatch' END], lambda x: x IS NOT NULL)
-           END AS findings
+           END AS found
     FROM compared
+),
+judged AS (
+    -- nothing else wrong with an invoice whose void is on its way: it is being handed over
+    SELECT *,
+           CASE WHEN len(found) = 0 AND void_on_its_way THEN ['pending_sync'] ELSE found END
+               AS findings
+    FROM checked
 )
 SELECT invoice_id, provider, external_ids, customer_id, billing_month, invoice_number,
        currency, provider_currency, total, provider_total, status, provider_status,
@@ -126,7 +144,11 @@ SELECT invoice_id, provider, external_ids, customer_id, billing_month, invoice_n
            WHEN 'pending_sync' THEN
                CASE WHEN handing_over THEN 'being handed over to ' || provider || ' (' || status
                                            || ')'
-                    ELSE 'no snapshot from ' || provider || ' yet' END
+                    WHEN provider_snapshot_at IS NULL
+                        THEN 'no snapshot from ' || provider || ' yet'
+                    ELSE 'voided in the ledger at '
+                         || strftime(since AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M UTC')
+                         || '; ' || provider || ' has not been told yet' END
            WHEN 'missing_in_provider' THEN provider || ' does not have this ' || status
                                            || ' invoice'
            ELSE array_to_string(list_transform(findings, lambda f:

@@ -16,7 +16,10 @@
 --     refund_not_at_provider           flagged refunded in the ledger, nothing refunded there
 --     refund_amount_mismatch           flagged a full refund, the provider refunded less (or
 --                                      partial, and the provider refunded it all)
--- Zero-total invoices are settled without a payment and give no row.
+-- Zero-total invoices are settled without a payment and give no row. The amount due is the total
+-- less the credit notes issued (not voided) before the invoice was paid, or before now while it
+-- is unpaid: a credit note on an unpaid invoice reduces what the customer pays (contract
+-- section 9); one issued after the payment credits or refunds instead and leaves it alone.
 DELETE FROM finance.payment_reconciliation;
 
 INSERT INTO finance.payment_reconciliation
@@ -25,8 +28,22 @@ WITH held AS (
            amount_refunded
     FROM provider_held
 ),
+paid_at AS (
+    SELECT invoice_id, min(changed_at) AS paid_at
+    FROM billing.invoice_status_history WHERE to_status = 'paid'
+    GROUP BY invoice_id
+),
+credited AS (
+    SELECT n.invoice_id, sum(n.total) AS credited
+    FROM billing.credit_notes n
+    LEFT JOIN paid_at p USING (invoice_id)
+    WHERE n.issued_at IS NOT NULL AND n.status <> 'voided'
+      AND (p.paid_at IS NULL OR n.issued_at < p.paid_at)
+    GROUP BY n.invoice_id
+),
 pairs AS (
-    SELECT i.invoice_id, i.app AS provider, i.currency, i.total, i.status AS ledger_status,
+    SELECT i.invoice_id, i.app AS provider, i.currency,
+           i.total - coalesce(c.credited, 0) AS total, i.status AS ledger_status,
            h.external_id, h.provider_status,
            coalesce(h.amount_paid, 0) AS amount_paid,
            coalesce(h.amount_refunded, 0) AS amount_refunded,
@@ -36,6 +53,7 @@ pairs AS (
     FROM billing.invoices i
     JOIN sync.provider_snapshots s ON s.provider = i.app
     LEFT JOIN held h ON h.provider = i.app AND h.invoice_id = i.invoice_id
+    LEFT JOIN credited c ON c.invoice_id = i.invoice_id
     LEFT JOIN currency_digits d ON d.currency = i.currency
     WHERE i.total <> 0
       AND (h.invoice_id IS NOT NULL OR i.status IN ('paid', 'refunded', 'partially_refunded'))

@@ -492,12 +492,13 @@ def test_usage_reconciliation_tells_late_events_from_drafts_and_meter_changes(
                                 Decimal(5))
     assert rows["a3_meter"] == matched
 
-    # the next billing run re-rates the draft; the issued invoice stays as it was
+    # the next billing run re-rates the draft; the issued invoice stays as it was and the
+    # correction that would bill the two late calls waits for approval (threshold 0)
     run_billing("2026-02", "2026-02-03T02:00:00Z")
     reconcile("2026-02-03T03:00:00Z")
     rows = usage_rows(wh)
     assert rows["a2_draft"] == ("matched", 7, 7, 0, Decimal(7), Decimal(7), Decimal(7))
-    assert rows["a1_late"] == ("unbilled_late_events", 7, 7, 2, Decimal(7), Decimal(7),
+    assert rows["a1_late"] == ("awaiting_approval", 7, 7, 2, Decimal(7), Decimal(7),
                                Decimal(5))
 
     # the meter is redefined after issue: a3's quantity now differs without any late event
@@ -507,10 +508,310 @@ def test_usage_reconciliation_tells_late_events_from_drafts_and_meter_changes(
         "    event_name: api.request\n    aggregation: count\n"
         "    filters: {endpoint: /v1/orders}\n", 1))
     assert run_job(INGEST_JOB, "2026-02-03T04:00:00Z").success   # the catalog reloaded
+    a3_detail = ("SELECT detail FROM finance.usage_reconciliation WHERE customer_id = "
+                 "'a3_meter' AND meter_key = 'api_requests'")
+    reconcile("2026-02-03T04:00:00Z")
+    assert usage_rows(wh)["a3_meter"] == ("quantity_mismatch", 0, 5, 0, Decimal(0), Decimal(5),
+                                          Decimal(5))
+    assert query(wh, a3_detail) == [("quantity 0 now, 5 rated, 5 billed",)]
+    # re-rated, the credit of the five calls no longer counted waits for approval
     run_billing("2026-02", "2026-02-03T04:00:00Z")
     reconcile("2026-02-03T05:00:00Z")
-    assert usage_rows(wh)["a3_meter"] == ("quantity_mismatch", 0, 0, 0, Decimal(0), Decimal(0),
+    assert usage_rows(wh)["a3_meter"] == ("awaiting_approval", 0, 0, 0, Decimal(0), Decimal(0),
                                           Decimal(5))
-    assert query(wh, "SELECT detail FROM finance.usage_reconciliation WHERE customer_id = "
-                     "'a3_meter' AND meter_key = 'api_requests'") == [
-        ("quantity 0 now, 0 rated, 5 billed",)]
+    [(correction_id, invoice_id)] = query(wh, """
+        SELECT c.correction_id, c.invoice_id FROM billing.corrections c
+        JOIN billing.invoice_lines l USING (line_id)
+        WHERE c.customer_id = 'a3_meter' AND l.line_type = 'usage'""")
+    assert query(wh, a3_detail) == [(f"quantity 0 now, 5 billed: correction {correction_id} of "
+                                     f"invoice {invoice_id} waits for approval",)]
+
+
+# --------------------------------------------------------------------- usage billed by corrections
+
+METERED_PLAN = """
+  - key: metered_usd
+    name: Metered (USD)
+    currency: USD
+    billing_period: monthly
+    prices:
+      - {key: api_calls, meter: api_requests, type: per_unit, unit_price: "0.10"}
+"""
+METERED_CUSTOMERS = """
+billing_profiles:
+  - {key: manual, default: true, app: none, grace_period: PT2H}
+customers:
+  - {id: metered_007, name: Metered Co}
+subscriptions:
+  - {id: sub_metered, customer: metered_007, plan: metered_usd, start_date: 2026-01-01}
+"""
+USAGE_ROW = """
+    SELECT match_status, events_accepted, events_rated, unbilled_events,
+           events_billed_by_corrections, quantity_aggregated, quantity_billed
+    FROM finance.usage_reconciliation WHERE subscription_id = 'sub_metered'"""
+USAGE_ALERT = "reconciliation:usage:sub_metered:api_requests:2026-01-01"
+
+
+@pytest.fixture
+def metered(billing_env):
+    """A customer of app none (2 h grace) billed 0.10 per API call, three calls in January
+    ingested on the 31st; February's run at 03:00 rates and issues the invoice (0.30)."""
+    catalog = billing_env["catalog"]
+    (catalog / "plans.yaml").write_text((catalog / "plans.yaml").read_text() + METERED_PLAN)
+    (catalog / "customers.yaml").write_text(METERED_CUSTOMERS)
+    late_event(billing_env, "2026-01-31T12:00:00Z",
+               *(event(f"m-{i}", customer="metered_007", ts=f"2026-01-{10 + i:02d}T10:00:00Z")
+                 for i in range(3)))
+    run_billing("2026-02", "2026-02-01T03:00:00Z")
+    assert query(billing_env["warehouse"], "SELECT status, total FROM billing.invoices") == [
+        ("issued", Decimal("0.30"))]
+    return billing_env
+
+
+def late_event(env, ingested: str, *events: dict[str, object]) -> None:
+    """Land and ingest `events` (default: one call of January 31st) as ingested at `ingested`
+    (ingestion stamps BILLING_NOW)."""
+    lines = list(events) or [event(f"m-late-{ingested}", customer="metered_007",
+                                   ts="2026-01-31T23:00:00Z")]
+    write_lines(env["landing"] / f"{ingested.replace(':', '')}.jsonl", lines)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BILLING_NOW", ingested)
+        succeeded(run_job(INGEST_JOB, ingested))
+
+
+def open_alerts(warehouse: Path) -> set[str]:
+    return {row[0] for row in query(warehouse, "SELECT alert_key FROM health.alerts "
+                                               "WHERE starts_with(alert_key, 'reconciliation:')")}
+
+
+def test_usage_billed_by_an_issued_correction_is_no_longer_unbilled(metered, capsys,
+                                                                     monkeypatch):
+    from pipelines.cli import main
+
+    wh: Path = metered["warehouse"]
+    reconcile("2026-02-01T04:00:00Z")
+    assert query(wh, USAGE_ROW) == [("matched", 3, 3, 0, 0, Decimal(3), Decimal(3))]
+
+    # a late call, ingested after the invoice was issued: unbilled, and alerted
+    late_event(metered, "2026-02-01T10:00:00Z")
+    reconcile("2026-02-01T11:00:00Z")
+    assert query(wh, USAGE_ROW) == [
+        ("unbilled_late_events", 4, 3, 1, 0, Decimal(4), Decimal(3))]
+    assert USAGE_ALERT in open_alerts(wh)
+
+    # the month re-run: a correction of +0.10 on the API line waits for approval (threshold 0)
+    run_billing("2026-02", "2026-02-02T00:00:00Z")
+    [(correction_id, delta, status)] = query(
+        wh, "SELECT correction_id, delta, status FROM billing.corrections")
+    assert (delta, status) == (Decimal("0.10"), "pending_approval")
+    reconcile("2026-02-02T00:30:00Z")
+    assert query(wh, USAGE_ROW) == [("awaiting_approval", 4, 4, 1, 0, Decimal(4), Decimal(3))]
+    assert query(wh, "SELECT detail FROM finance.usage_reconciliation") == [(
+        f"1 event(s) unbilled: correction {correction_id} of invoice "
+        f"{query(wh, 'SELECT invoice_id FROM billing.invoices')[0][0]} waits for approval",)]
+    assert USAGE_ALERT in open_alerts(wh)
+
+    # approved: the supplementary invoice is a draft for its 2 h grace period; not alerted
+    monkeypatch.setenv("BILLING_NOW", "2026-02-02T00:45:00Z")
+    main(["corrections", "approve", correction_id, "--actor", "finance:ana"])
+    capsys.readouterr()
+    reconcile("2026-02-02T01:00:00Z")
+    assert query(wh, USAGE_ROW) == [
+        ("awaiting_correction", 4, 4, 1, 0, Decimal(4), Decimal(3))]
+    assert USAGE_ALERT not in open_alerts(wh)
+
+    # issued: the late call is billed by the correction; unbilled_events back to 0
+    run_billing("2026-02", "2026-02-02T03:00:00Z")
+    assert query(wh, "SELECT status, total FROM billing.invoices WHERE corrects_invoice_id "
+                     "IS NOT NULL") == [("issued", Decimal("0.10"))]
+    reconcile("2026-02-02T04:00:00Z")
+    assert query(wh, USAGE_ROW) == [("matched", 4, 4, 0, 1, Decimal(4), Decimal(4))]
+    assert query(wh, "SELECT detail FROM finance.usage_reconciliation") == [
+        ("4 events, quantity 4 (1 late event(s) billed by corrections)",)]
+    assert open_alerts(wh) == set()
+
+    # another late call after the correction: only that one is unbilled
+    late_event(metered, "2026-02-03T10:00:00Z")
+    reconcile("2026-02-03T11:00:00Z")
+    assert query(wh, USAGE_ROW) == [
+        ("unbilled_late_events", 5, 4, 1, 1, Decimal(5), Decimal(4))]
+    # ... and while its correction waits, the first one stays billed
+    run_billing("2026-02", "2026-02-04T00:00:00Z")
+    reconcile("2026-02-04T00:30:00Z")
+    assert query(wh, USAGE_ROW) == [("awaiting_approval", 5, 5, 1, 1, Decimal(5), None)]
+
+
+def test_usage_left_unbilled_by_a_rejected_correction_says_so(metered, capsys, monkeypatch):
+    from pipelines.cli import main
+
+    wh: Path = metered["warehouse"]
+    late_event(metered, "2026-02-01T10:00:00Z")
+    run_billing("2026-02", "2026-02-02T00:00:00Z")
+    [(correction_id,)] = query(wh, "SELECT correction_id FROM billing.corrections")
+    monkeypatch.setenv("BILLING_NOW", "2026-02-02T00:30:00Z")
+    main(["corrections", "reject", correction_id, "--reason", "goodwill", "--actor",
+          "finance:ana"])
+    capsys.readouterr()
+    run_billing("2026-02", "2026-02-02T01:00:00Z")
+    reconcile("2026-02-02T01:30:00Z")
+    assert query(wh, USAGE_ROW) == [
+        ("correction_rejected", 4, 4, 1, 0, Decimal(4), Decimal(3))]
+    assert query(wh, "SELECT detail FROM finance.usage_reconciliation") == [(
+        f"1 event(s) unbilled: finance:ana rejected correction {correction_id} (goodwill)",)]
+    assert open_alerts(wh) == set()   # a person decided; nothing for anyone to do
+
+
+# ----------------------------------------------------------------- credit notes at Stripe
+
+CREDITED_CUSTOMERS = """
+billing_profiles:
+  - {key: stripe_auto, default: true, app: stripe, grace_period: PT1H,
+     auto_approve_corrections_up_to: "100"}
+customers:
+  - {id: acme_corp_001, name: Acme Corporation, email: billing@acme.com}
+subscriptions:
+  - {id: sub_acme_pro, customer: acme_corp_001, plan: professional, start_date: 2026-01-01,
+     billing_anchor: 1}
+"""
+
+
+def credit_note_rows(warehouse: Path) -> dict[str, tuple]:
+    rows = query(warehouse, """
+        SELECT coalesce(credit_note_id, external_id), match_status, ledger_total,
+               provider_total, ledger_status, provider_status, detail
+        FROM finance.credit_note_reconciliation""")
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_credit_notes_at_stripe_reconcile_and_alerts_follow(stripe_env, local_stripe):
+    """Acme's 6,000 January calls are billed at Stripe (API 60.00 + fee 10.00 = 70.00); a price
+    fix credits 5.00 (tier 2 at 0.007), approved within the profile's 100 and issued at Stripe
+    as a credit note of its API line item."""
+    wh: Path = stripe_env["warehouse"]
+    (stripe_env["catalog"] / "customers.yaml").write_text(CREDITED_CUSTOMERS)
+    write_lines(stripe_env["landing"] / "jan.jsonl",
+                [event(f"acme_{i}", customer="acme_corp_001",
+                       ts=f"2026-01-{1 + i % 28:02d}T10:00:00Z") for i in range(6000)])
+    bill()
+    assert sync().success
+    plans = stripe_env["catalog"] / "plans.yaml"
+    plans.write_text(plans.read_text().replace(
+        '- {up_to: 10000, unit_price: "0.008"}', '- {up_to: 10000, unit_price: "0.007"}', 1))
+    run_billing("2026-02", "2026-02-04T00:00:00Z")
+    assert sync("2026-02-04T02:00:00Z").success
+    [(credit_note_id, invoice_id, status)] = query(
+        wh, "SELECT credit_note_id, invoice_id, status FROM billing.credit_notes")
+    assert status == "issued"
+
+    reconcile("2026-02-04T03:00:00Z")
+    assert credit_note_rows(wh) == {credit_note_id: (
+        "matched", Decimal("5.00"), Decimal("5.00"), "issued", "issued", "as in the ledger")}
+    assert invoice_rows(wh)[invoice_id][0] == "matched"
+    # Stripe's amount due is 70.00 - 5.00 = 65.00; so is what the ledger says is owed
+    assert query(wh, "SELECT amount_remaining FROM sync.provider_invoices") == [
+        (Decimal("65.00"),)]
+    assert query(wh, "SELECT amount_due FROM finance.receivables_aging") == [(Decimal("65.00"),)]
+    assert query(wh, "SELECT count(*) FROM health.alerts WHERE starts_with(alert_key, "
+                     "'reconciliation:')") == [(0,)]
+
+    # at Stripe, unseen by the ledger: the credit note voided in the Dashboard, and a credit of
+    # 1.00 made by hand on the same invoice
+    sdk = client(local_stripe)
+    [note] = sdk.v1.credit_notes.list(params={"limit": 10}).data
+    sdk.v1.credit_notes.void_credit_note(note.id)
+    by_hand = sdk.v1.credit_notes.create(params={"invoice": note.invoice, "lines": [
+        {"type": "custom_line_item", "description": "goodwill", "quantity": 1,
+         "unit_amount": 100}]})
+    reconcile("2026-02-04T04:00:00Z")
+    rows = credit_note_rows(wh)
+    assert rows[credit_note_id] == ("status_mismatch", Decimal("5.00"), Decimal("5.00"),
+                                    "issued", "void", "status void at stripe, ledger issued")
+    assert rows[by_hand.id] == (
+        "orphan_in_provider", None, Decimal("1.00"), None, "issued",
+        f"stripe credit note {by_hand.id} of invoice {invoice_id} carries no credit note id of "
+        "ours")
+    alerts = dict(query(wh, "SELECT alert_key, severity FROM health.alerts "
+                            "WHERE starts_with(alert_key, 'reconciliation:credit_note:')"))
+    assert alerts == {f"reconciliation:credit_note:stripe:{credit_note_id}": "warning",
+                      f"reconciliation:credit_note:stripe:{by_hand.id}": "critical"}
+
+    # the sync applies Stripe's credit_note.voided: ours is voided too, its alert closes
+    assert sync("2026-02-04T05:00:00Z").success
+    reconcile("2026-02-04T05:30:00Z")
+    rows = credit_note_rows(wh)
+    assert rows[credit_note_id][0] == "matched"
+    assert rows[credit_note_id][3:5] == ("voided", "void")
+    assert rows[by_hand.id][0] == "orphan_in_provider"
+    assert {r[0] for r in query(wh, "SELECT alert_key FROM health.alert_history")} == {
+        f"reconciliation:credit_note:stripe:{credit_note_id}"}
+
+
+# ------------------------------------------------------ credit notes of custom invoicing
+
+
+def test_custom_invoicing_credit_notes_reconcile_with_the_statement(billing_env, erp):
+    """Umbrella's February invoice is issued through both hooks; the platform fee fixed from
+    10.00 to 8.00 after issue credits 2.00 on a credit note that takes the hooks too and is
+    issued with the ERP's number; the ERP's statements list it."""
+    wh: Path = billing_env["warehouse"]
+
+    def sync_and_wait(now: str) -> None:
+        run_sync(now)
+        erp.integration.wait_idle()
+
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    for now in ("2026-02-01T12:00:00Z", "2026-02-01T12:20:00Z", "2026-02-01T12:40:00Z"):
+        sync_and_wait(now)
+    catalog = billing_env["catalog"]
+    plans = catalog / "plans.yaml"
+    plans.write_text(plans.read_text().replace(
+        '{key: platform_fee, type: flat, amount: "10.00", cadence: in_advance}',
+        '{key: platform_fee, type: flat, amount: "8.00", cadence: in_advance}', 1))
+    customers = catalog / "customers.yaml"
+    customers.write_text(customers.read_text().replace(
+        "grace_period: PT1H", 'grace_period: PT1H, auto_approve_corrections_up_to: "100.00"'))
+    run_billing("2026-02", "2026-02-01T13:00:00Z")
+    reconcile("2026-02-01T13:10:00Z")      # drafts within their grace period: not expected yet
+    assert credit_note_rows(wh) == {}
+    run_billing("2026-02", "2026-02-01T14:00:00Z")
+    for now in ("2026-02-01T14:00:00Z", "2026-02-01T14:20:00Z", "2026-02-01T14:40:00Z"):
+        sync_and_wait(now)
+    notes = dict(query(wh, "SELECT customer_id, credit_note_id FROM billing.credit_notes "
+                           "WHERE status = 'issued'"))
+    umbrella, hooli = notes["umbrella_004"], notes["hooli_005"]
+
+    # issued, but the ERP has sent no statement yet: pending, not missing
+    reconcile("2026-02-01T14:45:00Z")
+    assert {k: v[0] for k, v in credit_note_rows(wh).items()} == {
+        umbrella: "pending_sync", hooli: "pending_sync"}
+
+    erp.integration.send_statement("2026-02-01T15:00:00Z")
+    run_sync("2026-02-01T15:10:00Z")
+    reconcile("2026-02-01T15:20:00Z")
+    rows = credit_note_rows(wh)
+    assert rows[umbrella] == ("matched", Decimal("2.00"), Decimal("2.00"), "issued", "issued",
+                              "as in the ledger")
+    # Hooli's profile has no hooks: its ERP never heard of the credit note
+    assert rows[hooli][0] == "missing_in_provider"
+    # the supplementary invoice (the minimum commitment's +2.00) reconciles like any invoice
+    [(supplementary,)] = query(wh, "SELECT invoice_id FROM billing.invoices WHERE "
+                                   "customer_id = 'umbrella_004' AND corrects_invoice_id IS NOT "
+                                   "NULL")
+    assert invoice_rows(wh)[supplementary][:2] == ("matched", [])
+
+    # edited in the ERP, then deleted there: what the next statements say
+    erp.integration.change_credit_note_total(umbrella, "1.50")
+    erp.integration.send_statement("2026-02-01T16:00:00Z")
+    run_sync("2026-02-01T16:10:00Z")
+    reconcile("2026-02-01T16:20:00Z")
+    assert credit_note_rows(wh)[umbrella][0::5] == (
+        "amount_mismatch", "credited 2.00 USD in the ledger, 1.50 USD at custom_invoicing")
+    erp.integration.delete_credit_note(umbrella)
+    erp.integration.send_statement("2026-02-01T17:00:00Z")
+    run_sync("2026-02-01T17:10:00Z")
+    reconcile("2026-02-01T17:20:00Z")
+    [(credited,)] = query(wh, "SELECT invoice_id FROM billing.credit_notes "
+                              "WHERE credit_note_id = $c", {"c": umbrella})
+    assert credit_note_rows(wh)[umbrella][0::5] == (
+        "missing_in_provider",
+        f"custom_invoicing does not have this issued credit note of invoice {credited}")

@@ -14,7 +14,8 @@ from pipelines.warehouse import connect_writer, sql
 
 MONTH = "2026-01"
 RECONCILED_AT = datetime(2026, 2, 1, 6, 0, tzinfo=UTC)
-SECTION_IDS = ["summary", "revenue", "discrepancies", "sync-health", "aging", "alerts"]
+SECTION_IDS = ["summary", "revenue", "corrections", "discrepancies", "sync-health", "aging",
+               "alerts"]
 # sections and how many charts each draws for the seeded warehouse (sync: one per provider)
 CHARTS = {"revenue": 1, "discrepancies": 1, "sync-health": 2, "aging": 1}
 
@@ -23,7 +24,9 @@ INVOICE_TYPES = ["pending_sync", "missing_in_provider", "orphan_in_provider",
                  "line_mismatch", "status_mismatch"]
 PAYMENT_TYPES = ["paid_at_provider_open_in_ledger", "paid_in_ledger_not_at_provider",
                  "amount_paid_mismatch", "refunded_not_flagged", "refund_not_at_provider"]
+CREDIT_NOTE_TYPES = ["amount_mismatch", "orphan_in_provider"]
 USAGE_TYPES = ["unbilled_late_events", "awaiting_rerating", "quantity_mismatch", "not_invoiced"]
+REJECTION_REASON = "goodwill <b>promised</b>"
 ORPHAN_DETAIL = "Stripe invoice in_9 names inv_ghost <script>alert('x')</script> & no ledger"
 
 # (invoice, plan, currency, total, status, billing month)
@@ -111,6 +114,7 @@ def seed_warehouse(path: Path) -> None:
                         $status || ' for meter_' || $n, $at)""",
                         {"month": month, "n": n, "id": invoice_id, "status": status,
                          "at": RECONCILED_AT})
+        seed_corrections(con)
         aging = [("inv_a", "EUR", "1000.25", 5, "0-30"), ("inv_b", "EUR", "234.25", -3, "0-30"),
                  ("inv_c", "USD", "99.99", 40, "31-60"),
                  ("inv_old", "USD", "1234567.89", 120, "90+"),
@@ -145,6 +149,110 @@ def seed_warehouse(path: Path) -> None:
              RECONCILED_AT - timedelta(days=1), RECONCILED_AT, "custom_invoicing"),
             ("sync_failed:stripe:inv_e", "critical", "Stripe refused inv_e",
              "card_declined & retries exhausted", RECONCILED_AT, RECONCILED_AT, "stripe_sync")])
+
+
+# (correction, invoice, billing month, currency, line, issued, covered, rated, document type,
+#  document, status, decided by, reason, hours after RECONCILED_AT - 2 days it was detected)
+CORRECTIONS = [
+    ("corr_a", "inv_a", MONTH, "EUR", "API calls", "100.00", "100.00", "90.00", "credit_note",
+     "cn_a", "approved", "auto_approve", None, 1),
+    ("corr_d", "inv_b", MONTH, "EUR", "Storage", "20.00", "20.00", "24.00",
+     "supplementary_invoice", None, "rejected", "finance:bob", REJECTION_REASON, 2),
+    ("corr_c", "inv_g", MONTH, "JPY", "API calls", "150000", "150000", "151000",
+     "supplementary_invoice", None, "pending_approval", None, None, 3),
+    ("corr_b", "inv_c", MONTH, "USD", "API calls", "50.00", "50.00", "55.50",
+     "supplementary_invoice", "inv_c_s", "approved", "finance:ana", None, 4),
+    # another month's correction waiting for approval: listed as pending, not as the month's
+    ("corr_nov", "inv_nov", "2025-11", "USD", "Exports", "5.00", "5.00", "10.00",
+     "supplementary_invoice", None, "pending_approval", None, None, 0),
+]
+# (credit note, number, invoice, billing month, currency, total, status, kind, reason)
+CREDIT_NOTES = [
+    ("cn_a", "CN-202601-00001", "inv_a", MONTH, "EUR", "10.00", "issued", "correction",
+     "correction"),
+    ("cn_b", "CN-202601-00002", "inv_k", MONTH, "EUR", "0.20", "issued", "manual",
+     "goodwill gesture"),
+    ("cn_dec", "CN-202512-00001", "inv_h", "2025-12", "EUR", "50.00", "issued", "manual",
+     "another month"),
+]
+
+
+def seed_corrections(con) -> None:
+    """Corrections of the month (one per decision), a pending one of another month, their
+    history, the credit notes and the supplementary invoice they made, and the credit notes'
+    reconciliation (matched, an amount mismatch, an orphan, and another month's finding)."""
+    detected = RECONCILED_AT - timedelta(days=2)
+    for (correction_id, invoice_id, month, currency, line, issued, covered, rated, kind,
+         document, status, decided_by, reason, hours) in CORRECTIONS:
+        at = detected + timedelta(hours=hours)
+        con.execute("""
+            INSERT INTO billing.corrections BY NAME
+            SELECT $id AS correction_id, $invoice AS invoice_id, 'line_' || $id AS line_id,
+                   'cust_' || $invoice AS customer_id, $month AS billing_month,
+                   $currency AS currency, $line AS description,
+                   CAST($issued AS DECIMAL(38, 12)) AS issued_amount,
+                   CAST($covered AS DECIMAL(38, 12)) AS covered_amount,
+                   CAST($rated AS DECIMAL(38, 12)) AS rated_amount,
+                   CAST($rated AS DECIMAL(38, 12)) - CAST($covered AS DECIMAL(38, 12)) AS delta,
+                   0 AS revision, $kind AS document_type, $document AS document_id,
+                   $status AS status, $reason AS reason, $decided_by AS decided_by,
+                   CASE WHEN $decided_by IS NOT NULL THEN $at + INTERVAL 30 MINUTE END
+                       AS decided_at,
+                   $at AS detected_at, 'run_1' AS run_id, 'usage' AS line_type""",
+                    {"id": correction_id, "invoice": invoice_id, "month": month,
+                     "currency": currency, "line": line, "issued": issued, "covered": covered,
+                     "rated": rated, "kind": kind, "document": document, "status": status,
+                     "reason": reason, "decided_by": decided_by, "at": at})
+        con.execute("INSERT INTO billing.correction_history VALUES "
+                    "($id, NULL, 'pending_approval', $at, 'billing_run', 're-rating differs')",
+                    {"id": correction_id, "at": at})
+        if decided_by:
+            con.execute("INSERT INTO billing.correction_history VALUES "
+                        "($id, 'pending_approval', $status, $at + INTERVAL 30 MINUTE, $actor, "
+                        "$reason)", {"id": correction_id, "status": status, "at": at,
+                                     "actor": decided_by, "reason": reason})
+    for (credit_note_id, number, invoice_id, month, currency, total, status, kind,
+         reason) in CREDIT_NOTES:
+        con.execute("""
+            INSERT INTO billing.credit_notes BY NAME
+            SELECT $id AS credit_note_id, $number AS credit_note_number,
+                   $invoice AS invoice_id, 'cust_' || $invoice AS customer_id,
+                   $month AS billing_month, $currency AS currency,
+                   CAST($total AS DECIMAL(38, 12)) AS total, $status AS status,
+                   $reason AS reason, $kind AS kind, 'stripe_default' AS billing_profile,
+                   'stripe' AS app, $at AS issue_after, $at AS created_at,
+                   CASE $kind WHEN 'manual' THEN 'finance:ana' ELSE 'billing_run' END
+                       AS created_by,
+                   $at AS issued_at, $at AS status_changed_at""",
+                    {"id": credit_note_id, "number": number, "invoice": invoice_id,
+                     "month": month, "currency": currency, "total": total, "status": status,
+                     "kind": kind, "reason": reason, "at": RECONCILED_AT - timedelta(days=1)})
+    con.execute("""
+        INSERT INTO billing.invoices BY NAME
+        SELECT 'inv_c_s' AS invoice_id, 'INV-202601-00099' AS invoice_number, customer_id,
+               subscription_id, plan_key, billing_month, boundary, period_start, period_end,
+               currency, 5.50 AS subtotal, 0 AS discount_total, 5.50 AS total,
+               'issued' AS status, collection_method, due_date, billing_profile, app,
+               issue_after, $at AS issued_at, $at AS created_at, $at AS rated_at,
+               'inv_c' AS corrects_invoice_id
+        FROM billing.invoices WHERE invoice_id = 'inv_c'""", {"at": RECONCILED_AT})
+    for credit_note_id, external_id, status, detail in (
+            ("cn_a", "cn_s_a", "matched", "as in the ledger"),
+            ("cn_b", "cn_s_b", "amount_mismatch", "credited 0.20 EUR in the ledger, 0.30 EUR "
+                                                  "at stripe"),
+            ("cn_ghost", "cn_s_ghost", "orphan_in_provider", "stripe credit note cn_s_ghost "
+                                                             "claims credit note cn_ghost"),
+            ("cn_dec", "cn_s_dec", "missing_in_provider", "December: not in this report")):
+        con.execute("""
+            INSERT INTO finance.credit_note_reconciliation (credit_note_id, provider,
+                external_id, invoice_id, match_status, findings, detail, sla_breached,
+                reconciled_at)
+            SELECT $id, 'stripe', $external, n.invoice_id, $status,
+                   CASE WHEN $status = 'matched' THEN []::VARCHAR[] ELSE [$status] END,
+                   $detail, false, $at
+            FROM (SELECT 1) LEFT JOIN billing.credit_notes n ON n.credit_note_id = $id""",
+                    {"id": credit_note_id, "external": external_id, "status": status,
+                     "detail": detail, "at": RECONCILED_AT})
 
 
 class PageParser(HTMLParser):

@@ -116,3 +116,5 @@ def test_usage_matched_bills_what_was_measured():
                                     "quantity_rated": MONEY, "quantity_billed": MONEY})
     assert pandera_check(table_checks.UsageReconciliation, frame("5")).passed
     assert not pandera_check(table_checks.UsageReconciliation, frame("4")).passed
+    unbilled = frame("5").with_columns(pl.lit(1, pl.Int64).alias("unbilled_events"))
+    assert not pandera_check(table_checks.UsageReconciliation, unbilled).passed

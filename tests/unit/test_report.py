@@ -16,10 +16,12 @@ import pytest
 from pipelines.warehouse import connect_writer, sql
 from tests.support.finance_report import (
     CHARTS,
+    CREDIT_NOTE_TYPES,
     INVOICE_TYPES,
     MONTH,
     ORPHAN_DETAIL,
     PAYMENT_TYPES,
+    REJECTION_REASON,
     SECTION_IDS,
     USAGE_TYPES,
     parse,
@@ -33,18 +35,20 @@ def test_report_page_shows_hand_computed_figures(report: dict[str, object]) -> N
     for section, charts in CHARTS.items():
         assert page.svgs.get(section) == charts, section
 
-    # summary: 10 invoices of January (inv_h is December); totals per currency, never mixed
-    assert "<dt>Invoices</dt><dd>10</dd>" in html
+    # summary: 11 invoices of January (inv_h is December; inv_c_s is a supplementary invoice);
+    # totals per currency, never mixed
+    assert "<dt>Invoices</dt><dd>11</dd>" in html
     assert "<dd>2026-02-01 12:00 UTC</dd>" in html  # generated at BILLING_NOW
     assert "<dd>2026-02-01 06:00 UTC</dd>" in html  # reconciled at
     assert page.body("summary", "totals") == [
         # currency, invoices, issued, issued total, awaiting issue, awaiting total, voided
         ["EUR", "4", "3", "1,235.00", "0", "0.00", "1"],      # 1000.25 + 234.25 + 0.50
         ["JPY", "1", "1", "150,000", "0", "0", "0"],
-        ["USD", "5", "1", "99.99", "4", "511.01", "0"],       # 500 + 10 + 1 + 0.01 waiting
+        ["USD", "6", "2", "105.49", "4", "511.01", "0"],      # 500 + 10 + 1 + 0.01 waiting
     ]
     counts = page.body("summary", "match-counts")
     assert ["invoice", "matched", "2"] in counts
+    assert ["credit_note", "matched", "1"] in counts
     assert ["payment", "matched", "1"] in counts
     assert ["usage", "matched", "1"] in counts
 
@@ -55,24 +59,76 @@ def test_report_page_shows_hand_computed_figures(report: dict[str, object]) -> N
         ["EUR", "all plans", "", "3", "1,235.00"],
         ["JPY", "enterprise", "Enterprise", "1", "150,000"],
         ["JPY", "all plans", "", "1", "150,000"],
-        ["USD", "pro", "Pro & Co <b>", "1", "99.99"],
-        ["USD", "all plans", "", "1", "99.99"],
+        ["USD", "pro", "Pro & Co <b>", "2", "105.49"],    # 99.99 + its supplementary 5.50
+        ["USD", "all plans", "", "2", "105.49"],
     ]
 
     # discrepancies: one of each type, the December rows left out, the orphan in
     expected = {("invoice", t) for t in INVOICE_TYPES} | {("payment", t) for t in PAYMENT_TYPES}
     expected |= {("usage", t) for t in USAGE_TYPES}
+    expected |= {("credit_note", t) for t in CREDIT_NOTE_TYPES}
     found = page.body("discrepancies", "discrepancy-counts")
     assert {(kind, status) for kind, status, _ in found} == expected
     assert all(n == "1" for _, _, n in found)
     findings = page.body("discrepancies", "findings")
-    assert len(findings) == 17
+    assert len(findings) == 19
     assert "December" not in html and "inv_h" not in html
     orphan = next(r for r in findings if r[4] == "orphan_in_provider")
     assert orphan[:4] == ["invoice", "inv_ghost orphan", "\u2014", "stripe"]
     assert orphan[5] == ORPHAN_DETAIL
     assert ["payment", "inv_b", "cust_inv_b", "stripe", "paid_in_ledger_not_at_provider",
             "paid_in_ledger_not_at_provider on inv_b"] in findings
+    assert ["credit_note", "cn_b", "cust_inv_k", "stripe", "amount_mismatch",
+            "credited 0.20 EUR in the ledger, 0.30 EUR at stripe"] in findings
+    assert ["credit_note", "cn_ghost orphan", "\u2014", "stripe", "orphan_in_provider",
+            "stripe credit note cn_s_ghost claims credit note cn_ghost"] in findings
+
+    # corrections of January's invoices: per currency, never mixed
+    assert page.body("corrections", "correction-totals") == [
+        # currency, corrections, approved, pending, rejected, increases, decreases,
+        # supplementary issued, credit notes issued (the manual 0.20 included)
+        ["EUR", "2", "1", "0", "1", "0.00", "-10.00", "0.00", "10.20"],
+        ["JPY", "1", "0", "1", "0", "0", "0", "0", "0"],
+        ["USD", "1", "1", "0", "0", "5.50", "0.00", "5.50", "0.00"],
+    ]
+    # what, on which document, decided by whom and why (the rejection reason escaped)
+    assert page.body("corrections", "corrections") == [
+        ["2026-01-30 07:00 UTC", "inv_a", "API calls", "100.00", "100.00", "90.00", "EUR -10.00",
+         "credit note CN-202601-00001 (issued)", "approved", "auto_approve",
+         "2026-01-30 07:30 UTC", "\u2014"],
+        ["2026-01-30 08:00 UTC", "inv_b", "Storage", "20.00", "20.00", "24.00", "EUR 4.00",
+         "none", "rejected", "finance:bob", "2026-01-30 08:30 UTC", REJECTION_REASON],
+        ["2026-01-30 09:00 UTC", "inv_g", "API calls", "150,000", "150,000", "151,000",
+         "JPY 1,000", "supplementary invoice once approved", "pending_approval", "\u2014",
+         "\u2014", "\u2014"],
+        ["2026-01-30 10:00 UTC", "inv_c", "API calls", "50.00", "50.00", "55.50", "USD 5.50",
+         "supplementary invoice INV-202601-00099 (issued)", "approved", "finance:ana",
+         "2026-01-30 10:30 UTC", "\u2014"],
+    ]
+    assert "goodwill &lt;b&gt;promised&lt;/b&gt;" in html
+    # waiting for a person: November's correction too (pending approvals of every month)
+    assert [r[:4] + r[8:] for r in page.body("corrections", "pending-corrections")] == [
+        ["corr_nov", "2025-11", "2026-01-30 06:00 UTC", "inv_nov", "USD 5.00",
+         "supplementary invoice"],
+        ["corr_c", "2026-01", "2026-01-30 09:00 UTC", "inv_g", "JPY 1,000",
+         "supplementary invoice"],
+    ]
+    history = page.body("corrections", "correction-history")
+    assert [r[1] for r in history] == ["corr_a", "corr_a", "corr_d", "corr_d", "corr_c",
+                                       "corr_b", "corr_b"]
+    assert history[3][3:] == ["pending_approval", "rejected", "finance:bob", REJECTION_REASON]
+    # credit notes of January's invoices (not December's), with their reconciliation
+    assert [[r[0], r[1], r[3], r[4], r[5], r[6], r[8], r[10]]
+            for r in page.body("corrections", "credit-notes")] == [
+        ["CN-202601-00001", "inv_a", "correction", "correction", "EUR 10.00", "issued",
+         "billing_run", "matched"],
+        ["CN-202601-00002", "inv_k", "manual", "goodwill gesture", "EUR 0.20", "issued",
+         "finance:ana", "amount_mismatch"],
+    ]
+    assert page.body("corrections", "supplementary-invoices") == [
+        ["INV-202601-00099", "inv_c", "cust_inv_c", "USD 5.50", "issued",
+         "2026-02-01 06:00 UTC"]]
+    assert "CN-202512" not in html and "cn_dec" not in html
 
     # sync health: 2025-12-02 .. 2026-01-31 only
     sync = page.body("sync-health", "sync")
@@ -104,8 +160,9 @@ def test_report_page_shows_hand_computed_figures(report: dict[str, object]) -> N
 
 def test_report_exports_whole_tables_exactly(report: dict[str, object]) -> None:
     out = Path(str(report["out"]))
-    names = ["finance_invoice_reconciliation", "finance_payment_reconciliation",
-             "finance_usage_reconciliation", "finance_receivables_aging"]
+    names = ["finance_invoice_reconciliation", "finance_credit_note_reconciliation",
+             "finance_payment_reconciliation", "finance_usage_reconciliation",
+             "finance_receivables_aging", "billing_corrections"]
     printed = str(report["printed"])
     assert f"wrote {report['page']}" in printed
     for name in names:
@@ -124,6 +181,19 @@ def test_report_exports_whole_tables_exactly(report: dict[str, object]) -> None:
     assert invoices.schema["ledger_total"] == pl.Decimal(38, 12)
     assert "inv_h" in invoices["invoice_id"].to_list()
     assert pl.read_parquet(out / "finance_usage_reconciliation.parquet").height == 6
+    # credit notes' reconciliation and every correction, of every month, amounts exact
+    credit_notes = pl.read_parquet(out / "finance_credit_note_reconciliation.parquet")
+    assert sorted(credit_notes["credit_note_id"].to_list()) == ["cn_a", "cn_b", "cn_dec",
+                                                                 "cn_ghost"]
+    corrections = pl.read_parquet(out / "billing_corrections.parquet")
+    assert corrections.schema["delta"] == pl.Decimal(38, 12)
+    assert dict(zip(corrections["correction_id"], corrections["delta"], strict=True)) == {
+        "corr_a": Decimal("-10"), "corr_d": Decimal("4"), "corr_c": Decimal("1000"),
+        "corr_b": Decimal("5.5"), "corr_nov": Decimal("5")}
+    assert corrections.filter(pl.col("correction_id") == "corr_b")[
+        "document_number"].to_list() == ["INV-202601-00099"]
+    header = (out / "billing_corrections.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("correction_id,invoice_id,line_id,customer_id,billing_month")
     csv = (out / "finance_receivables_aging.csv").read_text(encoding="utf-8").splitlines()
     assert csv[0].startswith("invoice_id,invoice_number,customer_id,provider,currency,amount_due")
     assert len(csv) == 6
