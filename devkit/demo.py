@@ -231,7 +231,7 @@ def run_with_local_stand_ins(warehouse: Path) -> None:
 
         print("\n== 9. Umbrella's invoice through the custom invoicing hooks")
         billing(["sql", f"""
-            SELECT from_status, to_status, "at", actor, cause
+            SELECT from_status, to_status, changed_at, actor, cause
             FROM billing.invoice_status_history WHERE invoice_id = '{umbrella}'
             ORDER BY changed_at, CASE to_status WHEN 'issued' THEN 0 ELSE 1 END"""])
         billing(["sql", f"""
