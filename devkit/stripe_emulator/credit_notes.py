@@ -1,4 +1,7 @@
-"""Credit notes: ``/v1/credit_notes`` create, retrieve, list, ``void`` and ``GET lines``.
+"""Credit notes: ``/v1/credit_notes`` create, retrieve, update, list, ``void`` and ``GET lines``.
+
+A line of type ``invoice_line_item`` credits at most what of its invoice line no earlier credit
+note (not voided) credited; ``custom_line_item`` lines credit ``unit_amount`` x ``quantity``.
 
 On an open invoice (pre-payment) a credit note lowers what is due, and the invoice is paid when
 nothing remains; on a paid invoice (post-payment) ``refund_amount`` refunds the charge,
@@ -12,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import exclusive, invalid, missing_param
-from .fields import new_metadata, unsupported
+from .fields import merge_metadata, new_metadata, nullable, unsupported
 from .invoice_lifecycle import settle
 from .invoice_lines import line_item
 from .invoices import recompute
@@ -21,7 +24,13 @@ from .payments import cancel_open_payments, invoice_charges
 from .refunds import refund_charge
 from .routes import Body, Params, route
 from .state import EXPANDABLE, RENDERERS, RequestContext, State
-from .templates import embedded_list, list_endpoint, rendered, retrieve_endpoint
+from .templates import (
+    embedded_list,
+    list_endpoint,
+    rendered,
+    retrieve_endpoint,
+    update_and_emit,
+)
 
 _EMBEDDED_LINES = 10  # a credit note embeds its first lines; the rest are paged from /lines
 
@@ -73,6 +82,18 @@ def _note_line(
     return out
 
 
+def credited_on_line(state: State, invoice_id: str, line_id: str) -> int:
+    """What the invoice's credit notes (not voided) already credit on line ``line_id``."""
+    return sum(
+        line["amount"]
+        for note_id in state.ids_of(
+            "credit_note", lambda o: o["invoice"] == invoice_id and o["status"] != "void"
+        )
+        for line in state.credit_note_lines.get(note_id, [])
+        if line.get("invoice_line_item") == line_id
+    )
+
+
 def _credit_line(
     state: State, inv: dict[str, Any], line: dict[str, Any], param: str
 ) -> dict[str, Any]:
@@ -88,9 +109,13 @@ def _credit_line(
             amount = round_minor(Decimal(item["pricing"]["unit_amount_decimal"]) * quantity)
         else:
             amount = item["amount"]
-        if amount > item["amount"]:
+        if amount < 0:
+            raise invalid("The credit note line amount must be positive.", f"{param}[amount]")
+        line_id = state.line_of_item[item["id"]]
+        if amount + credited_on_line(state, inv["id"], line_id) > item["amount"]:
             raise invalid(
-                "The credit note line amount cannot be greater than the invoice line amount.",
+                "The credit note line amount cannot be greater than the amount of the invoice "
+                "line that has not been credited yet.",
                 f"{param}[amount]",
             )
         return _note_line(
@@ -100,13 +125,15 @@ def _credit_line(
             description=line.get("description", item["description"]),
             unit_amount=None,
             unit_amount_decimal=None,
-            invoice_line_item=state.line_of_item[item["id"]],
+            invoice_line_item=line_id,
         )
     if "unit_amount" in line and "unit_amount_decimal" in line:
         raise exclusive(f"{param}[unit_amount]", f"{param}[unit_amount_decimal]")
     if "unit_amount" not in line and "unit_amount_decimal" not in line:
         raise missing_param(f"{param}[unit_amount]")
     unit = Decimal(line.get("unit_amount", line.get("unit_amount_decimal")))
+    if unit < 0:
+        raise invalid("The unit amount must be positive.", f"{param}[unit_amount]")
     return _note_line(
         line,
         "custom_line_item",
@@ -267,6 +294,19 @@ def create_credit_note(state: State, ctx: RequestContext, p: Params) -> Body:
 
 
 retrieve_endpoint("credit_note", "/v1/credit_notes", "CreditNote")
+
+
+@route("POST", "/v1/credit_notes/{id}", "CreditNoteUpdateParams")
+def update_credit_note(state: State, ctx: RequestContext, p: Params, id: str) -> Body:
+    """Only the memo and the metadata of an issued credit note change (``credit_note.updated``)."""
+    note = state.get("credit_note", id)
+    updates: dict[str, Any] = {}
+    if "memo" in p:
+        updates["memo"] = nullable(p["memo"])
+    if "metadata" in p:
+        updates["metadata"] = merge_metadata(note["metadata"], p["metadata"])
+    update_and_emit(state, ctx, note, updates, "credit_note.updated")
+    return rendered(state, id, p)
 
 
 @route("GET", "/v1/credit_notes/{id}/lines", "CreditNoteLineItemListParams")

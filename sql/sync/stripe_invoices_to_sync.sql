@@ -4,6 +4,7 @@
 -- `invoice_needs_search`: an earlier run may have reached Stripe for this invoice, so a missing
 -- mapping must be looked up at Stripe before anything is created.
 -- `customer_needs_search`: the same for the customer (some invoice of theirs was mid-sync).
+-- A supplementary invoice (corrections) carries the invoice it corrects and that one's number.
 SELECT
     i.invoice_id,
     i.status,
@@ -14,6 +15,8 @@ SELECT
     i.total,
     i.collection_method,
     i.invoice_number,
+    i.corrects_invoice_id,
+    o.invoice_number AS corrects_invoice_number,
     coalesce(s.days_until_due, 30) AS days_until_due,
     coalesce(c.name, i.customer_id) AS customer_name,
     c.email AS customer_email,
@@ -29,6 +32,7 @@ SELECT
 FROM billing.invoices i
 LEFT JOIN billing.subscriptions s ON s.subscription_id = i.subscription_id
 LEFT JOIN billing.customers c ON c.customer_id = i.customer_id
+LEFT JOIN billing.invoices o ON o.invoice_id = i.corrects_invoice_id
 LEFT JOIN sync.external_ids xc
     ON xc.provider = 'stripe' AND xc.object_type = 'customer' AND xc.internal_id = i.customer_id
 LEFT JOIN sync.external_ids xi

@@ -1,4 +1,5 @@
-"""Syncing invoices of `stripe` billing profiles to Stripe and pulling Stripe's events back.
+"""Syncing invoices of `stripe` billing profiles to Stripe (with their corrections: credit notes,
+supplementary invoices, voids) and pulling Stripe's events back.
 
 `record_provider_events` and `apply_provider_events` are also what the integration API's
 Stripe webhook items go through.

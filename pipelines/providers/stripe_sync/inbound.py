@@ -6,7 +6,8 @@ integration API stores them); both land in `sync.provider_events`, deduplicated 
 Applying them walks every unapplied row in Stripe's `created` order through
 `apply_status_changes(payment_side=True)`: a twice-delivered event is `already`, a late one
 that would regress (a `payment_failed` after `paid`) is `ignored`, and an event about an
-invoice that is not issued yet waits for its sync.
+invoice that is not issued yet waits for its sync. `credit_note.voided` (or an update showing a
+void) of one of our credit notes voids it in `billing.credit_notes`, with its status history.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import polars as pl
 
 from pipelines.invoicing.status import StatusChange, apply_status_changes, current_statuses
 from pipelines.providers.stripe_sync.client import StripeGateway
+from pipelines.providers.stripe_sync.correction_writes import void_credit_notes
 from pipelines.providers.stripe_sync.issue_plan import to_minor
 from pipelines.providers.stripe_sync.paging import PAGE_SIZE, list_all
 from pipelines.rating.lifecycle import POST_ISSUE
@@ -38,7 +40,10 @@ INVOICE_EVENTS: dict[str, str] = {
     "invoice.voided": "voided",
     "invoice.marked_uncollectible": "uncollectible",
 }
-EVENT_TYPES: tuple[str, ...] = (*INVOICE_EVENTS, "charge.refunded", "credit_note.created")
+# Events that change one of our credit notes (a void at Stripe voids ours)
+CREDIT_NOTE_EVENTS = ("credit_note.updated", "credit_note.voided")
+EVENT_TYPES: tuple[str, ...] = (*INVOICE_EVENTS, "charge.refunded", "credit_note.created",
+                                *CREDIT_NOTE_EVENTS)
 
 
 def _object(event: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +89,23 @@ def target_status(event: dict[str, Any], ledger_total_minor: int | None,
         full = ledger_total_minor is not None and total >= ledger_total_minor
         return ("refunded" if full else "partially_refunded"), money
     return None, 0
+
+
+def credit_note_decision(event: dict[str, Any], credit_note_id: str | None,
+                         status: str | None) -> tuple[str | None, str]:
+    """What a `credit_note.updated|voided` event does to our credit note (`credit_note_id` in
+    `status`, None when the Stripe note is not ours): the outcome (`applied` = voided now,
+    None = wait until our note is issued) and a detail. Pure."""
+    if credit_note_id is None or status is None:
+        return "recorded", "not a credit note of ours"
+    voided = event.get("type") == "credit_note.voided" or _object(event).get("status") == "void"
+    if not voided:
+        return "recorded", "no status change"
+    if status == "voided":
+        return "already", "voided"
+    if status != "issued":
+        return None, f"credit note {credit_note_id} is {status}"
+    return "applied", "issued -> voided"
 
 
 def _created(event: dict[str, Any]) -> datetime | None:
@@ -160,6 +182,9 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
             return counts
         ids = [row[2] for row in pending if row[2]]
         statuses = current_statuses(con, ids)
+        notes = _our_credit_notes(con, [json.loads(row[3]) for row in pending
+                                        if row[1] in CREDIT_NOTE_EVENTS])
+        voids: dict[str, str] = {}  # our credit note -> cause
         totals = _ledger_totals_minor(con, ids)
         refunded: dict[str, int] = {}
         changes: list[StatusChange] = []
@@ -179,6 +204,14 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
             if statuses[invoice_id] not in POST_ISSUE:
                 decided.append((event_id, None, f"invoice is {statuses[invoice_id]}"))
                 continue
+            if event_type in CREDIT_NOTE_EVENTS:
+                ours, status = notes.get(_object(event).get("id") or "", (None, None))
+                outcome, detail = credit_note_decision(event, ours, status)
+                if outcome == "applied" and ours is not None:
+                    voids[ours] = f"stripe {event_type} {event_id}"
+                    notes[_object(event)["id"]] = (ours, "voided")
+                decided.append((event_id, outcome, detail))
+                continue
             target, money = target_status(event, totals.get(invoice_id),
                                           refunded.get(invoice_id, 0))
             refunded[invoice_id] = refunded.get(invoice_id, 0) + money
@@ -189,6 +222,7 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
             changes.append(StatusChange(invoice_id, target, f"stripe {event_type} {event_id}",
                                         ACTOR, payment_side=True))
         outcomes = apply_status_changes(con, changes, now=now)
+        void_credit_notes(con, voids, actor=ACTOR, now=now)
         for event_id, index in slots:
             outcome = outcomes[index]
             detail = " -> ".join(outcome.path) if outcome.path else \
@@ -207,6 +241,28 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
             name = outcome or "waiting"
             counts[name] = counts.get(name, 0) + 1
         return counts
+
+
+def _our_credit_notes(con: duckdb.DuckDBPyConnection,
+                      events: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Per Stripe credit note of the events: our credit note (its `metadata.credit_note_id`,
+    else the mapping) and its status, for those that are ours."""
+    objects = [_object(e) for e in events]
+    external = [o["id"] for o in objects if o.get("id")]
+    if not external:
+        return {}
+    mapped = dict(con.execute("""
+        SELECT external_id, internal_id FROM sync.external_ids
+        WHERE provider = $p AND object_type = 'credit_note' AND list_contains($ids, external_id)
+        """, {"p": PROVIDER, "ids": external}).fetchall())
+    ours = {o["id"]: (o.get("metadata") or {}).get("credit_note_id") or mapped.get(o["id"])
+            for o in objects if o.get("id")}
+    wanted = [i for i in ours.values() if i]
+    statuses = dict(con.execute(
+        "SELECT credit_note_id, status FROM billing.credit_notes "
+        "WHERE list_contains($ids, credit_note_id)", {"ids": wanted}).fetchall()) \
+        if wanted else {}
+    return {ext: (cid, statuses[cid]) for ext, cid in ours.items() if cid in statuses}
 
 
 def _ledger_totals_minor(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, int]:

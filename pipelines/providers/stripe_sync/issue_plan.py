@@ -35,6 +35,7 @@ class SyncLine:
     amount: Decimal
     period_start: date
     period_end: date
+    corrects_line_id: str | None = None  # a correction line: the line it corrects
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class SyncInvoice:
     external_id: str | None
     needs_search: bool
     lines: tuple[SyncLine, ...] = ()
+    corrects_invoice_id: str | None = None  # a supplementary invoice: the invoice it corrects
+    corrects_invoice_number: str | None = None
 
 
 def to_minor(amount: Decimal, currency: str, what: str) -> int:
@@ -113,7 +116,9 @@ def customer_params(customer: SyncCustomer) -> dict[str, Any]:
 
 
 def invoice_params(invoice: SyncInvoice, stripe_customer: str) -> dict[str, Any]:
-    """invoices.create parameters: a draft that never advances on its own."""
+    """invoices.create parameters: a draft that never advances on its own. A supplementary
+    invoice also says which invoice it corrects (metadata and the description the customer
+    reads)."""
     metadata = {"invoice_id": invoice.invoice_id, "customer_id": invoice.customer_id,
                 "subscription_id": invoice.subscription_id,
                 "billing_month": invoice.billing_month}
@@ -124,19 +129,27 @@ def invoice_params(invoice: SyncInvoice, stripe_customer: str) -> dict[str, Any]
         "collection_method": invoice.collection_method,
         "currency": invoice.currency.lower(), "metadata": metadata,
     }
+    if invoice.corrects_invoice_id:
+        metadata["corrects_invoice_id"] = invoice.corrects_invoice_id
+        corrected = invoice.corrects_invoice_number or invoice.corrects_invoice_id
+        params["description"] = f"Supplementary invoice correcting invoice {corrected}"
     if invoice.collection_method == "send_invoice":
         params["days_until_due"] = invoice.days_until_due
     return params
 
 
 def line_params(invoice: SyncInvoice, line: SyncLine) -> dict[str, Any]:
-    """One add_lines entry: the exact amount in minor units (discounts negative)."""
+    """One add_lines entry: the exact amount in minor units (discounts negative); a correction
+    line also names the line it corrects."""
     end = max(line.period_end, line.period_start)
+    metadata = {"line_id": line.line_id, "invoice_id": invoice.invoice_id}
+    if line.corrects_line_id:
+        metadata["corrects_line_id"] = line.corrects_line_id
     return {
         "amount": to_minor(line.amount, invoice.currency, f"line {line.line_id} amount"),
         "description": line.description[:500] or line.line_type,
         "discountable": False,
-        "metadata": {"line_id": line.line_id, "invoice_id": invoice.invoice_id},
+        "metadata": metadata,
         "period": {"start": _epoch(line.period_start), "end": _epoch(end)},
     }
 

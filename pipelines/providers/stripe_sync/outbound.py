@@ -9,18 +9,16 @@ within Stripe's 24 h window gets the saved answer; past that, what an earlier ru
 reached at Stripe is looked up and completed, never duplicated (`issuer`).
 
 Stripe calls run in a thread pool, one customer per task (its calls in order); the warehouse is
-written by the calling thread only, fed through a queue, so attempts and mappings are durable as
-they happen (`ledger_writes`).
+written by the calling thread only, fed through a queue (`worker_pool`), so attempts and mappings
+are durable as they happen (`ledger_writes`).
 """
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from time import monotonic
+from functools import partial
 
 import duckdb
 
@@ -41,6 +39,7 @@ from pipelines.providers.stripe_sync.ledger_writes import (
     write_attempts,
     write_mappings,
 )
+from pipelines.providers.stripe_sync.worker_pool import run_workers
 from pipelines.warehouse import sql, transaction
 
 
@@ -76,7 +75,7 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
     for row in lines_frame.iter_rows(named=True):
         lines.setdefault(row["invoice_id"], []).append(SyncLine(
             row["line_id"], row["line_type"], row["description"], row["amount"],
-            row["period_start"], row["period_end"]))
+            row["period_start"], row["period_end"], row["corrects_line_id"]))
     invoices: list[SyncInvoice] = []
     customers: dict[str, SyncCustomer] = {}
     for row in frame.iter_rows(named=True):
@@ -84,7 +83,8 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
             row["invoice_id"], row["status"], row["customer_id"], row["subscription_id"],
             row["billing_month"], row["currency"], row["total"], row["collection_method"],
             int(row["days_until_due"]), row["invoice_number"], row["invoice_external_id"],
-            bool(row["invoice_needs_search"]), tuple(lines.get(row["invoice_id"], ()))))
+            bool(row["invoice_needs_search"]), tuple(lines.get(row["invoice_id"], ())),
+            row["corrects_invoice_id"], row["corrects_invoice_number"]))
         if row["customer_id"] not in customers:
             customers[row["customer_id"]] = SyncCustomer(
                 row["customer_id"], row["customer_name"], row["customer_email"],
@@ -144,6 +144,11 @@ class WarehouseSink:
         self.attempts, self.mappings, self.results = [], [], []
 
 
+def _customer_task(customer: SyncCustomer, invoices: list[SyncInvoice],
+                   gateway: StripeGateway, emit: Callable[[object], None]) -> None:
+    sync_customer(gateway, customer, invoices, emit)
+
+
 def run_outbound(con: duckdb.DuckDBPyConnection,
                  make_gateway: Callable[[Callable[[Attempt], None]], StripeGateway], *,
                  now: datetime, run_id: str | None, max_concurrency: int = 8,
@@ -172,29 +177,12 @@ def run_outbound(con: duckdb.DuckDBPyConnection,
         return sink.summary
     with transaction(con):
         mark_syncing(con, [invoice.invoice_id for invoice in to_send], now=now)
-    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-    gateway = make_gateway(inbox.put)
     by_customer: dict[str, list[SyncInvoice]] = {}
     for invoice in to_send:
         by_customer.setdefault(invoice.customer_id, []).append(invoice)
-    with ThreadPoolExecutor(max_workers=max(1, max_concurrency),
-                            thread_name_prefix="stripe-sync") as pool:
-        futures: list[Future[None]] = [
-            pool.submit(sync_customer, gateway, customers[cid], batch, inbox.put)
-            for cid, batch in by_customer.items()]
-        last_flush = monotonic()
-        while True:
-            try:
-                sink.add(inbox.get(timeout=flush_seconds))
-            except queue.Empty:
-                if all(f.done() for f in futures) and inbox.empty():
-                    break
-            if sink.backlog >= flush_every or monotonic() - last_flush >= flush_seconds:
-                sink.flush()
-                last_flush = monotonic()
-        for f in futures:
-            f.result()  # a worker that died outright surfaces here
-    while not inbox.empty():
-        sink.add(inbox.get())
-    sink.flush()
+    run_workers(make_gateway,
+                [partial(_customer_task, customers[cid], batch)
+                 for cid, batch in by_customer.items()],
+                sink, max_concurrency=max_concurrency, flush_every=flush_every,
+                flush_seconds=flush_seconds)
     return sink.summary

@@ -1,8 +1,11 @@
-"""A snapshot of Stripe's invoices for reconciliation (`sync.provider_invoices`).
+"""A snapshot of Stripe's invoices and credit notes for reconciliation
+(`sync.provider_invoices`, `sync.provider_credit_notes`).
 
 Every Stripe invoice that carries our `metadata.invoice_id`, and those without it that belong
 to a Stripe customer we mapped (made by hand at Stripe, say), with their totals in major units
-and their lines, as Stripe has them now. Finance compares them with the ledger.
+and their lines, as Stripe has them now; the same for credit notes (ours by
+`metadata.credit_note_id`, or crediting an invoice of ours, or of a customer we mapped). Finance
+compares them with the ledger.
 """
 
 from __future__ import annotations
@@ -125,4 +128,79 @@ def refresh_snapshot(con: duckdb.DuckDBPyConnection, gateway: StripeGateway, *,
             run_sql(con, "sync/provider_invoices", {"provider": PROVIDER, "snapshot_at": now})
         finally:
             con.unregister("provider_invoices_frame")
+    return frame.height
+
+
+def _all_credit_notes(gateway: StripeGateway) -> Iterator[Any]:
+    v1 = gateway.client.v1
+    return list_all(gateway, "snapshot.credit_notes.list", None,
+                    lambda params, options: v1.credit_notes.list(params=params,
+                                                                 options=options))
+
+
+def _credit_note_lines(gateway: StripeGateway, note: Any) -> list[Any]:
+    """Every line of a Stripe credit note (the object embeds only the first ten)."""
+    if not note.lines.has_more:
+        return list(note.lines.data)
+    v1 = gateway.client.v1
+    return list(list_all(
+        gateway, "snapshot.credit_notes.lines.list", note.id,
+        lambda params, options: v1.credit_notes.line_items.list(note.id, params=params,
+                                                                options=options)))
+
+
+def credit_note_snapshot_rows(gateway: StripeGateway, our_invoices: dict[str, str],
+                              mapped_customers: set[str], *,
+                              now: datetime) -> list[dict[str, Any]]:
+    """One row per Stripe credit note of ours: by its `metadata.credit_note_id`, or because it
+    credits one of our invoices (`our_invoices`: Stripe invoice id -> ours) or a customer we
+    mapped (a note made in the Dashboard: an orphan for reconciliation). Totals in major units,
+    positive; status `issued` or `void` as Stripe says."""
+    rows = []
+    for note in _all_credit_notes(gateway):
+        meta = metadata(note)
+        invoice = note.invoice if isinstance(note.invoice, str) else note.invoice.id
+        customer = note.customer if isinstance(note.customer, str) else note.customer.id
+        ours = meta.get("credit_note_id")
+        if ours is None and invoice not in our_invoices and customer not in mapped_customers:
+            continue
+        currency = note.currency
+        lines = _credit_note_lines(gateway, note)
+        rows.append({
+            "provider": PROVIDER, "external_id": note.id, "credit_note_id": ours,
+            "external_invoice_id": invoice,
+            "invoice_id": our_invoices.get(invoice) or meta.get("invoice_id"),
+            "number": note.number, "status": note.status, "currency": currency.upper(),
+            "total": from_minor(note.total, currency), "line_count": len(lines),
+            "lines": json.dumps([{"external_id": line.id,
+                                  "credit_note_line_id": metadata(line).get(
+                                      "credit_note_line_id"),
+                                  "amount": str(from_minor(line.amount, currency))}
+                                 for line in lines]),
+            "snapshot_at": now})
+    return rows
+
+
+def refresh_credit_note_snapshot(con: duckdb.DuckDBPyConnection, gateway: StripeGateway, *,
+                                 now: datetime) -> int:
+    """Replace the Stripe rows of `sync.provider_credit_notes` with Stripe's current credit
+    notes; returns how many rows the snapshot has."""
+    mapped = {row[0] for row in con.execute(
+        "SELECT external_id FROM sync.external_ids WHERE provider = 'stripe' "
+        "AND object_type = 'customer'").fetchall()}
+    invoices = dict(con.execute(
+        "SELECT external_id, internal_id FROM sync.external_ids WHERE provider = 'stripe' "
+        "AND object_type = 'invoice'").fetchall())
+    rows = credit_note_snapshot_rows(gateway, invoices, mapped, now=now)
+    frame = pl.DataFrame(rows, schema={
+        "provider": pl.String, "external_id": pl.String, "credit_note_id": pl.String,
+        "external_invoice_id": pl.String, "invoice_id": pl.String, "number": pl.String,
+        "status": pl.String, "currency": pl.String, "total": pl.Decimal(38, 12),
+        "line_count": pl.Int32, "lines": pl.String, "snapshot_at": pl.Datetime("us", "UTC")})
+    with transaction(con):
+        con.register("provider_credit_notes_frame", frame.to_arrow())
+        try:
+            run_sql(con, "sync/provider_credit_notes", {"provider": PROVIDER})
+        finally:
+            con.unregister("provider_credit_notes_frame")
     return frame.height

@@ -1,0 +1,212 @@
+"""Outbound sync of corrections: credit notes of `stripe` profiles become Stripe credit notes,
+and invoices the ledger voided are voided at Stripe, exactly once.
+
+Credit notes: a draft whose `issue_after` passed and whose invoice is issued at Stripe is sent
+(`correction_issuer`, rules in `credit_note_plan`); once Stripe holds it, it gets our gap-free
+CN-YYYYMM-NNNNN number and is `issued`, with Stripe's number beside ours. A failure leaves it
+draft with `sync_error` and an alert `stripe_sync_failed:{credit_note_id}`; the next run retries.
+
+Supplementary invoices need nothing here: they are ordinary invoices and go through the invoice
+outbound (`outbound`), their metadata naming the invoice they correct.
+
+Voids: an invoice of a `stripe` profile in `voided` whose Stripe invoice is not known to be void
+is voided there (`invoice_void` mapping once Stripe shows it void).
+
+Exactly once: deterministic idempotency keys; a credit note called for before is looked up among
+its Stripe invoice's credit notes by metadata before anything is created (beyond Stripe's 24 h
+key window too); a void is checked at Stripe before it is asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+import duckdb
+
+from pipelines.providers.stripe_sync.client import Attempt, StripeGateway
+from pipelines.providers.stripe_sync.correction_issuer import (
+    CreditNoteResult,
+    SyncVoid,
+    VoidResult,
+    sync_invoice_credit_notes,
+    void_at_stripe,
+)
+from pipelines.providers.stripe_sync.correction_writes import (
+    mark_credit_notes_failed,
+    mark_credit_notes_issued,
+    mark_credit_notes_started,
+    mark_voids_failed,
+    resolve_void_alerts,
+)
+from pipelines.providers.stripe_sync.credit_note_plan import (
+    SyncCreditNote,
+    SyncCreditNoteLine,
+    check_credit_note,
+)
+from pipelines.providers.stripe_sync.issue_plan import SyncRefused
+from pipelines.providers.stripe_sync.issuer import Mapping
+from pipelines.providers.stripe_sync.ledger_writes import write_attempts, write_mappings
+from pipelines.providers.stripe_sync.worker_pool import Task, run_workers
+from pipelines.rating.lifecycle import POST_ISSUE
+from pipelines.warehouse import sql, transaction
+
+
+@dataclass
+class CorrectionsSummary:
+    """Counts for the asset's metadata."""
+
+    credit_notes_candidates: int = 0
+    credit_notes_issued: int = 0
+    credit_notes_failed: int = 0
+    voids_candidates: int = 0
+    voids_synced: int = 0
+    voids_failed: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def load_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[SyncCreditNote]:
+    """The credit notes due for Stripe, with their lines, in the order they are credited."""
+    frame = con.sql(sql("sync/stripe_credit_notes_to_sync"),
+                    params={"now": now, "post_issue": sorted(POST_ISSUE)}).pl()
+    if frame.is_empty():
+        return []
+    con.execute("CREATE OR REPLACE TEMP TABLE sync_credit_note_candidates "
+                "(credit_note_id VARCHAR)")
+    try:
+        con.execute("INSERT INTO sync_credit_note_candidates SELECT unnest($ids)",
+                    {"ids": frame["credit_note_id"].to_list()}).fetchall()
+        lines_frame = con.sql(sql("sync/stripe_credit_note_lines")).pl()
+    finally:
+        con.execute("DROP TABLE IF EXISTS sync_credit_note_candidates")
+    lines: dict[str, list[SyncCreditNoteLine]] = {}
+    for row in lines_frame.iter_rows(named=True):
+        lines.setdefault(row["credit_note_id"], []).append(SyncCreditNoteLine(
+            row["credit_note_line_id"], row["corrects_line_id"], row["amount"],
+            row["description"], row["stripe_line_item"], row["line_amount"],
+            row["credited_before"]))
+    return [SyncCreditNote(
+        row["credit_note_id"], row["invoice_id"], row["customer_id"], row["billing_month"],
+        row["currency"], row["total"], row["kind"], row["reason"], row["invoice_number"],
+        row["invoice_status"], row["stripe_invoice"], row["external_id"],
+        bool(row["needs_search"]), bool(row["refunds"]),
+        tuple(lines.get(row["credit_note_id"], ()))) for row in frame.iter_rows(named=True)]
+
+
+def load_voids(con: duckdb.DuckDBPyConnection) -> list[SyncVoid]:
+    """Voided invoices whose Stripe invoice is not known to be void yet."""
+    return [SyncVoid(invoice_id, stripe_invoice) for invoice_id, stripe_invoice
+            in con.execute(sql("sync/stripe_voids_to_sync")).fetchall()]
+
+
+class CorrectionsSink:
+    """Writes what the workers report, from the thread that owns the connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
+                 now: datetime) -> None:
+        self.con = con
+        self.run_id = run_id
+        self.now = now
+        self.attempts: list[Attempt] = []
+        self.mappings: list[Mapping] = []
+        self.notes: list[CreditNoteResult] = []
+        self.voids: list[VoidResult] = []
+        self.summary = CorrectionsSummary()
+
+    def add(self, message: object) -> None:
+        s = self.summary
+        if isinstance(message, Attempt):
+            self.attempts.append(message)
+            s.api_calls += 1
+            s.retries += message.outcome == "retried"
+            s.rate_limited += message.rate_limited
+        elif isinstance(message, Mapping):
+            self.mappings.append(message)
+        elif isinstance(message, CreditNoteResult):
+            self.notes.append(message)
+            s.credit_notes_issued += message.ok
+            s.credit_notes_failed += not message.ok
+            if not message.ok:
+                s.errors.append(f"credit note {message.credit_note_id}: {message.error}")
+        elif isinstance(message, VoidResult):
+            self.voids.append(message)
+            s.voids_synced += message.ok
+            s.voids_failed += not message.ok
+            if not message.ok:
+                s.errors.append(f"void of {message.invoice_id}: {message.error}")
+
+    @property
+    def backlog(self) -> int:
+        return len(self.attempts) + len(self.mappings) + len(self.notes) + len(self.voids)
+
+    def flush(self) -> None:
+        """Attempts and mappings, then the credit notes issued or failed and the voids done or
+        refused, in one transaction."""
+        if not self.backlog:
+            return
+        with transaction(self.con):
+            if self.attempts:
+                write_attempts(self.con, self.attempts, run_id=self.run_id)
+            issued = [r for r in self.notes if r.ok]
+            voided = [r for r in self.voids if r.ok]
+            write_mappings(self.con, [
+                *self.mappings,
+                *(Mapping("credit_note_line", line_id, ext) for r in issued
+                  for line_id, ext in r.line_ids.items()),
+                *(Mapping("invoice_void", r.invoice_id, r.stripe_invoice) for r in voided)],
+                now=self.now)
+            mark_credit_notes_issued(self.con, issued, now=self.now)
+            mark_credit_notes_failed(self.con, {r.credit_note_id: r.error or "unknown error"
+                                                for r in self.notes if not r.ok}, now=self.now)
+            resolve_void_alerts(self.con, [r.invoice_id for r in voided], now=self.now)
+            mark_voids_failed(self.con, {r.invoice_id: r.error or "unknown error"
+                                         for r in self.voids if not r.ok}, now=self.now)
+        self.attempts, self.mappings, self.notes, self.voids = [], [], [], []
+
+
+def run_corrections(con: duckdb.DuckDBPyConnection,
+                    make_gateway: Callable[[Callable[[Attempt], None]], StripeGateway], *,
+                    now: datetime, run_id: str | None,
+                    max_concurrency: int = 8) -> CorrectionsSummary:
+    """Sync every due credit note and every unsynced void; returns the counts. `con` is the
+    warehouse writer, used from this thread only."""
+    notes = load_credit_notes(con, now=now)
+    voids = load_voids(con)
+    sink = CorrectionsSink(con, run_id=run_id, now=now)
+    sink.summary.credit_notes_candidates = len(notes)
+    sink.summary.voids_candidates = len(voids)
+    to_send: list[SyncCreditNote] = []
+    for note in notes:
+        try:
+            check_credit_note(note)
+        except SyncRefused as exc:
+            sink.add(CreditNoteResult(note.credit_note_id, False, error=str(exc)))
+            continue
+        to_send.append(note)
+    sink.flush()
+    if not to_send and not voids:
+        return sink.summary
+    with transaction(con):
+        mark_credit_notes_started(con, [n.credit_note_id for n in to_send], now=now)
+    by_invoice: dict[str, list[SyncCreditNote]] = {}
+    for note in to_send:
+        by_invoice.setdefault(note.invoice_id, []).append(note)
+    tasks: list[Task] = [
+        *(partial(_credit_notes_task, batch) for batch in by_invoice.values()),
+        *(partial(_void_task, void) for void in voids)]
+    run_workers(make_gateway, tasks, sink, max_concurrency=max_concurrency)
+    return sink.summary
+
+
+def _credit_notes_task(notes: list[SyncCreditNote], gateway: StripeGateway,
+                       emit: Callable[[object], None]) -> None:
+    sync_invoice_credit_notes(gateway, notes, emit)
+
+
+def _void_task(void: SyncVoid, gateway: StripeGateway, emit: Callable[[object], None]) -> None:
+    void_at_stripe(gateway, void, emit)
