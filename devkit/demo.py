@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import os
 import secrets
 import shutil
@@ -25,12 +26,16 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from devkit.cli import main as devkit
 from pipelines import settings
 from pipelines.cli import main as billing
+
+if TYPE_CHECKING:
+    from devkit.local_erp import LocalErp
 
 DEMO_MONTH = "2026-10"
 INVOICE_MONTH = "2026-11"
@@ -253,9 +258,76 @@ def run_with_local_stand_ins(warehouse: Path) -> None:
         announced = [(e["type"], e["data"]["alert"]["key"]) for e in finance.events[FINANCE_PATH]
                      if str(e.get("type", "")).startswith("alert.")]
         print(f"finance receiver got the alerts: {announced}")
+        correct_issued_invoices(warehouse, Path(settings.landing_path()),
+                                demo_folder / "catalog", erp)
+        erp.send_statement(os.environ["BILLING_NOW"])
+        print(f"== `billing reconcile` at {advance_now(5)}: the credit notes at Stripe and the "
+              "ERP against the ledger")
+        billing(["reconcile"])
+        billing(["sql", """
+            SELECT provider, match_status, count(*) AS credit_notes,
+                   CAST(sum(ledger_total) AS DECIMAL(18, 2)) AS credited
+            FROM finance.credit_note_reconciliation GROUP BY ALL ORDER BY ALL"""])
         month = latest_billing_month(warehouse)
-        print(f"\n== `billing report --month {month}`: one HTML page finance opens from disk")
+        print(f"\n== `billing report --month {month}`: one HTML page finance opens from disk "
+              "(with its corrections section)")
         billing(["report", "--month", month, "--out", str(demo_folder / "reports" / month)])
+
+
+def correct_issued_invoices(warehouse: Path, landing: Path, catalog: Path,
+                            erp: LocalErp) -> None:
+    """Step 11: after issue, a late file of October usage lands and the storage price is fixed
+    in the catalog; the billing run proposes corrections, finance approves them, and the sync
+    takes the credit notes and supplementary invoices to Stripe and Umbrella's ERP."""
+    late = landing / f"late_{DEMO_MONTH}.jsonl"
+    late.write_text("".join(
+        json.dumps({"event_id": f"late_{i:04d}", "event_name": "api.request",
+                    "customer_id": "acme_corp_001", "source": "gateway-late",
+                    "timestamp": f"{DEMO_MONTH}-30T{i % 24:02d}:15:00Z",
+                    "properties": {"endpoint": "/v1/reports"}}) + "\n" for i in range(2500)))
+    plans = catalog / "plans.yaml"
+    plans.write_text(plans.read_text().replace(
+        'unit_price: "0.25", included_units: "10"', 'unit_price: "0.20", included_units: "10"', 1))
+    print(f"\n== 11. corrections after issue: {late.name} (2,500 of Acme's October API calls, "
+          "late) lands after its invoice was issued, and the professional plan's storage price "
+          "is fixed in the catalog (0.25 -> 0.20 per GB)")
+    billing(["ingest"])
+    print(f"== `billing run --month {INVOICE_MONTH}` at {advance_now(5)}: issued invoices stay "
+          "as they are; each changed line becomes a correction waiting for approval")
+    billing(["run", "--month", INVOICE_MONTH])
+    billing(["corrections", "list"])
+    for correction_id in pending_corrections(warehouse):
+        billing(["corrections", "approve", correction_id, "--actor", "finance:demo"])
+    print(f"== after the grace periods, `billing run` and `billing sync` at {advance_now(125)}: "
+          "documents issued, credit notes and supplementary invoices taken to Stripe and the "
+          "ERP exactly once")
+    billing(["run", "--month", INVOICE_MONTH])
+    billing(["sync"])
+    erp.wait_idle()
+    for _ in range(2):
+        print(f"== `billing sync` at {advance_now(15)}: the ERP's answers to the credit note hooks")
+        billing(["sync"])
+        erp.wait_idle()
+    billing(["sql", """
+        SELECT n.credit_note_number, i.invoice_number AS credits, n.customer_id, n.app,
+               n.status, CAST(n.total AS DECIMAL(18, 2)) AS credited, n.currency,
+               n.external_credit_note_number AS at_provider
+        FROM billing.credit_notes n JOIN billing.invoices i USING (invoice_id)
+        ORDER BY n.credit_note_number NULLS LAST"""])
+    billing(["sql", """
+        SELECT s.invoice_number, o.invoice_number AS corrects, s.customer_id, s.status,
+               CAST(s.total AS DECIMAL(18, 2)) AS total, s.currency
+        FROM billing.invoices s JOIN billing.invoices o ON o.invoice_id = s.corrects_invoice_id
+        ORDER BY s.invoice_number NULLS LAST"""])
+
+
+def pending_corrections(warehouse: Path) -> list[str]:
+    from pipelines.warehouse import connect_reader
+
+    with connect_reader(str(warehouse)) as con:
+        return [row[0] for row in con.execute("""
+            SELECT correction_id FROM billing.corrections WHERE status = 'pending_approval'
+            ORDER BY detected_at, invoice_id, line_id""").fetchall()]
 
 
 def first_invoice_of(warehouse: Path, customer: str) -> str:

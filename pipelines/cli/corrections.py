@@ -8,6 +8,7 @@ import getpass
 
 from pipelines import settings
 from pipelines.cli.output import print_table
+from pipelines.rating.money import quantum
 from pipelines.warehouse import connect_reader
 
 
@@ -32,6 +33,7 @@ def cmd_corrections_list(args: argparse.Namespace) -> None:
     if not rows:
         print("no correction waits for approval" if status else "no corrections")
         return
+    rows = [(*row[:4], row[4].quantize(quantum(row[5])), *row[5:]) for row in rows]
     print_table(("correction", "invoice", "customer", "line", "delta", "currency", "document",
                  "status", "decided by", "document no."), rows)
 
