@@ -18,7 +18,7 @@ from devkit.stripe_emulator import Faults, StripeEmulator
 from tests.support.environment import REPO
 
 API_KEY = "sk_test_emulator_tests"
-FIXTURES = Path("/work/shared/reference/stripe-fixtures3.json")
+FIXTURES = REPO.parent / "shared" / "reference" / "stripe-fixtures3.json"
 
 
 @pytest.fixture(scope="module")
