@@ -11,9 +11,9 @@ from __future__ import annotations
 import fcntl
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from functools import cache
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +62,34 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+@contextmanager
+def scratch(con: duckdb.DuckDBPyConnection, *, tables: Sequence[str] = (),
+            frames: Sequence[str] = ()) -> Iterator[None]:
+    """The temp tables and registered frames a step works with, dropped once the block is done.
+
+    When the block fails, its transaction is usually aborted and DuckDB refuses every statement
+    there, a DROP included ("transaction is aborted"): dropping in a plain `finally` would put
+    that in place of the real error. So after a failure the cleanup is only attempted, its own
+    errors ignored, and the block's error is the one raised; the caller's ROLLBACK takes away
+    what the transaction created (steps create their tables with CREATE OR REPLACE, so one left
+    over outside a transaction is replaced on its next use)."""
+    try:
+        yield
+    except BaseException:
+        for drop in _drops(con, tables, frames):
+            with suppress(duckdb.Error):
+                drop()
+        raise
+    for drop in _drops(con, tables, frames):
+        drop()
+
+
+def _drops(con: duckdb.DuckDBPyConnection, tables: Sequence[str],
+           frames: Sequence[str]) -> list[Callable[[], object]]:
+    return ([partial(con.unregister, frame) for frame in frames]
+            + [partial(con.execute, f"DROP TABLE IF EXISTS {table}") for table in tables])
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:

@@ -191,3 +191,56 @@ SELECT
     max(last_at) AS last_movement_at
 FROM per_invoice
 GROUP BY customer_id, currency;
+
+-- What each correction stands for now: the one definition of which corrections count, read by
+-- sql/billing/correction_line_accounts.sql (the next deltas), sql/billing/correction_coverage.sql
+-- (the blocking check) and sql/finance/usage_billing_state.sql (usage billed by corrections).
+--   document_voided  its credit note or supplementary invoice was voided (`billing invoice void`,
+--                    a credit note voided at Stripe, ...): it bills or credits nothing any more.
+--                    Such a correction is withdrawn (sql/billing/void_withdraws_corrections.sql)
+--   covers           it counts in what the line is covered by (issued + these = what the customer
+--                    is, or is about to be, billed): waiting for approval or approved, and not on
+--                    a voided document. A next_invoice correction whose carrying invoice was
+--                    voided still covers: it goes back to wait for the next draft
+--                    (sql/billing/next_invoice_corrections.sql)
+--   declined         rejected by a decision on its delta (a person, or the void of the invoice it
+--                    corrects): not proposed again at the same covered and rated amounts. One
+--                    withdrawn because its document was voided is not declined: the next re-run
+--                    proposes the difference again
+CREATE OR REPLACE VIEW billing.correction_standing AS
+SELECT *,
+       status <> 'rejected' AND NOT document_voided AS covers,
+       status = 'rejected' AND NOT document_voided AS declined
+FROM (
+    SELECT c.*,
+           coalesce(n.status = 'voided' OR s.status = 'voided', false) AS document_voided
+    FROM billing.corrections c
+    LEFT JOIN billing.credit_notes n
+      ON c.document_type = 'credit_note' AND n.credit_note_id = c.document_id
+    LEFT JOIN billing.invoices s
+      ON c.document_type = 'supplementary_invoice' AND s.invoice_id = c.document_id
+);
+
+-- What remains creditable on each invoice: its total less its credit notes not voided (drafts
+-- included, correction and manual alike) and less the credits its corrections put on a next
+-- invoice not voided (policy next_invoice); never below zero. The one limit of a manual credit
+-- note (pipelines/invoicing/manual_documents.py) and of a correction credit note, whose credit
+-- beyond it goes to the customer's credit balance (pipelines/invoicing/corrections.py).
+CREATE OR REPLACE VIEW billing.remaining_creditable AS
+SELECT i.invoice_id, i.currency, i.total,
+       coalesce(n.credited, 0)::DECIMAL(38, 12) AS credited_by_credit_notes,
+       coalesce(x.credited, 0)::DECIMAL(38, 12) AS credited_on_next_invoices,
+       greatest(i.total - coalesce(n.credited, 0) - coalesce(x.credited, 0), 0)
+           ::DECIMAL(38, 12) AS remaining
+FROM billing.invoices i
+LEFT JOIN (
+    SELECT invoice_id, sum(total) AS credited
+    FROM billing.credit_notes WHERE status <> 'voided' GROUP BY invoice_id
+) n USING (invoice_id)
+LEFT JOIN (
+    SELECT c.invoice_id, -sum(c.delta) AS credited
+    FROM billing.corrections c JOIN billing.invoices d ON d.invoice_id = c.document_id
+    WHERE c.document_type = 'next_invoice' AND c.status = 'approved' AND c.delta < 0
+      AND d.status <> 'voided'
+    GROUP BY c.invoice_id
+) x USING (invoice_id);

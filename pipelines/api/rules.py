@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipelines.rating.invoices import adjustment_amount, adjustment_line_id
-from pipelines.rating.lifecycle import PAYMENT_TRIGGERS, payment_path
+from pipelines.rating.lifecycle import PAYMENT_TRIGGERS, has_own_number_form, payment_path
 from pipelines.settings import parse_instant
 
 SCOPE_INVOICES_SYNC = "invoices:sync"
@@ -127,6 +127,16 @@ class _Checker:
         elif len(value) > MAX_TEXT:
             self.error(path, f"must be at most {MAX_TEXT} characters")
 
+    def document_number(self, parent: Mapping[str, Any], key: str, field: str,
+                        prefix: str) -> None:
+        """An integration's own document number: text, and not of the form the ledger gives
+        itself (`<prefix>-YYYYMM-NNNNN`), which its gap-free sequence could give again."""
+        self.text(parent, key, field, required=False)
+        value = parent.get(key)
+        if isinstance(value, str) and has_own_number_form(value, prefix):
+            self.error(_join(field, key), f"{value} has the form of our own {prefix}-YYYYMM-NNNNN "
+                                          "numbering; send the integration's own number")
+
     def decimal(self, parent: Mapping[str, Any], key: str, field: str, *,
                 negative: bool) -> None:
         """A required exact amount: a decimal string, never a JSON number (a float is not
@@ -196,7 +206,7 @@ def validate_draft_synchronized(body: Any, lines: Mapping[str, str]) -> list[Fie
                           ("invoice_number", "external_id", "line_external_ids",
                            "line_discount_external_ids"), required=True)
     if invoicing is not None:
-        check.text(invoicing, "invoice_number", "invoicing", required=False)
+        check.document_number(invoicing, "invoice_number", "invoicing", "INV")
         check.text(invoicing, "external_id", "invoicing", required=True)
         for list_key, id_key, discount in (("line_external_ids", "line_id", False),
                                            ("line_discount_external_ids", "line_discount_id",
@@ -242,7 +252,7 @@ def validate_issuing_synchronized(body: Any) -> list[FieldError]:
     invoicing = check.obj(root.get("invoicing"), "invoicing",
                           ("invoice_number", "sent_to_customer_at"), required=True)
     if invoicing is not None:
-        check.text(invoicing, "invoice_number", "invoicing", required=False)
+        check.document_number(invoicing, "invoice_number", "invoicing", "INV")
         check.instant(invoicing, "sent_to_customer_at", "invoicing")
     payment = check.obj(root.get("payment"), "payment", ("external_id",), required=False)
     if payment is not None:
@@ -264,7 +274,7 @@ def validate_credit_note_draft_synchronized(body: Any,
                           required=True)
     if invoicing is None:
         return check.errors
-    check.text(invoicing, "credit_note_number", "invoicing", required=False)
+    check.document_number(invoicing, "credit_note_number", "invoicing", "CN")
     check.text(invoicing, "external_id", "invoicing", required=True)
     entries = invoicing.get("line_external_ids")
     if entries is not None and not isinstance(entries, list):
@@ -301,7 +311,7 @@ def validate_credit_note_issuing_synchronized(body: Any) -> list[FieldError]:
     invoicing = check.obj(root.get("invoicing"), "invoicing",
                           ("credit_note_number", "sent_to_customer_at"), required=True)
     if invoicing is not None:
-        check.text(invoicing, "credit_note_number", "invoicing", required=False)
+        check.document_number(invoicing, "credit_note_number", "invoicing", "CN")
         check.instant(invoicing, "sent_to_customer_at", "invoicing")
     return check.errors
 

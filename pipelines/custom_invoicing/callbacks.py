@@ -24,7 +24,12 @@ from pipelines.api.rules import (
 )
 from pipelines.custom_invoicing.credit_notes import CreditNoteChange, move_credit_notes
 from pipelines.invoicing.status import StatusChange, apply_status_changes
-from pipelines.rating.lifecycle import PAYMENT_TRIGGERS
+from pipelines.rating.lifecycle import (
+    CREDIT_NOTE_NUMBER_PREFIX,
+    INVOICE_NUMBER_PREFIX,
+    PAYMENT_TRIGGERS,
+    has_own_number_form,
+)
 from pipelines.settings import parse_instant
 
 PROVIDER = "custom_invoicing"
@@ -81,6 +86,15 @@ def _number_taken(con: duckdb.DuckDBPyConnection, number: str, invoice_id: str) 
         {"n": number, "id": invoice_id}).fetchall()[0][0])
 
 
+def _own_number_refusal(field: str, number: Any, prefix: str) -> str | None:
+    """Why an integration's number is refused when it has the form of our own numbering (our
+    gap-free sequence could give the same number to another document later), else None."""
+    if number is None or not has_own_number_form(str(number), prefix):
+        return None
+    return (f"{field}: {number} has the form of our own {prefix}-YYYYMM-NNNNN numbering and "
+            "could collide with a number we give later; send the integration's own number")
+
+
 def _map(con: duckdb.DuckDBPyConnection, object_type: str, internal_id: str, external_id: str,
          now: datetime) -> None:
     con.execute("""
@@ -110,6 +124,9 @@ def _draft_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, status:
     if not isinstance(external_id, str) or not external_id:
         return _rejected("invoicing.external_id: required", status)
     number = invoicing.get("invoice_number")
+    refusal = _own_number_refusal("invoicing.invoice_number", number, INVOICE_NUMBER_PREFIX)
+    if refusal is not None:
+        return _rejected(refusal, status)
     if number is not None and _number_taken(con, number, invoice_id):
         return _rejected(f"invoicing.invoice_number: {number} is another invoice's number", status)
     charges, discounts = _lines_by_kind(con, invoice_id)
@@ -147,6 +164,9 @@ def _issuing_synchronized(con: duckdb.DuckDBPyConnection, invoice_id: str, statu
         return _rejected("invoicing.sent_to_customer_at: an ISO-8601 instant with offset is "
                          f"required, got {sent!r}", status)
     number = invoicing.get("invoice_number")
+    refusal = _own_number_refusal("invoicing.invoice_number", number, INVOICE_NUMBER_PREFIX)
+    if refusal is not None:
+        return _rejected(refusal, status)
     if number is not None and _number_taken(con, number, invoice_id):
         return _rejected(f"invoicing.invoice_number: {number} is another invoice's number", status)
     payment_id = (body.get("payment") or {}).get("external_id")
@@ -196,6 +216,10 @@ def _credit_note_callback(con: duckdb.DuckDBPyConnection, kind: str, credit_note
                          f"{wanted}", status)
     invoicing = body.get("invoicing") or {}
     number = invoicing.get("credit_note_number")
+    refusal = _own_number_refusal("invoicing.credit_note_number", number,
+                                  CREDIT_NOTE_NUMBER_PREFIX)
+    if refusal is not None:
+        return _rejected(refusal, status)
     if number is not None and con.execute("""
             SELECT count(*) FROM billing.credit_notes
             WHERE credit_note_number = $n AND credit_note_id <> $id""",

@@ -27,6 +27,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from pipelines.invoicing.corrections import number_credit_notes
 from pipelines.warehouse import run_sql, sql
 
 ISSUED = "issued"
@@ -108,6 +109,8 @@ def move_credit_notes(con: duckdb.DuckDBPyConnection, changes: Sequence[CreditNo
         run_sql(con, "custom_invoicing/credit_note_transitions", {"now": now})
     finally:
         con.unregister("credit_note_transitions_frame")
+    number_credit_notes(con, list(dict.fromkeys(
+        row["credit_note_id"] for row in history if row["to_status"] == ISSUED)))
     return {i: state.get(i) for i in ids}
 
 

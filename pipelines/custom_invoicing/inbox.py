@@ -8,6 +8,11 @@ marked, never applied twice. Invoice statements (pipelines.custom_invoicing.stat
 way; one superseded by a newer statement is recorded and marked rejected with the reason.
 Update Invoice calls (draft adjustments, `invoice_updates`) too; they load the catalog to price
 the draft.
+
+One item never holds up the others: an item whose applying fails (an error of the domain rules
+or of DuckDB) is rolled back alone, recorded and marked rejected with the error as its reason,
+and the run goes on with the next item. Only a warehouse that is itself unwell (I/O, memory, an
+interrupt) or an unexpected error fails the run, leaving the item pending for the next one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import datetime
 from functools import cache
 
 import duckdb
+import polars as pl
 
 from pipelines.api.rules import UPDATE_INVOICE
 from pipelines.api.store import ApiStore, InboxItem
@@ -66,17 +72,56 @@ def _settings_catalog() -> Catalog:
     return load_catalog(settings.catalog_path())
 
 
+ITEM_FAILURES: tuple[type[Exception], ...] = (
+    duckdb.Error, pl.exceptions.PolarsError, ValueError, ArithmeticError, LookupError, TypeError,
+    AttributeError)
+"""Errors applying one item raises because of that item (a value DuckDB cannot hold, a body the
+domain rules cannot read): the item is rejected with the error and the run goes on."""
+WAREHOUSE_UNWELL: tuple[type[Exception], ...] = (
+    duckdb.IOException, duckdb.OutOfMemoryException, duckdb.InterruptException,
+    duckdb.FatalException, duckdb.ConnectionException)
+"""DuckDB errors about the warehouse, not the item: they fail the run and the item waits."""
+
+
 def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetime,
                catalog: CatalogLoader | None = None) -> CallbackResult:
-    """Apply one inbox item (in its own transaction) and say what became of it."""
+    """Apply one inbox item (in its own transaction) and say what became of it. When applying
+    it fails (`ITEM_FAILURES`), its transaction is rolled back, so nothing of it is written,
+    and it is rejected with the error as its reason, kept in sync.provider_events like any
+    refused call."""
+    loaded = (catalog or _settings_catalog)() if item.kind == UPDATE_INVOICE else None
+    try:
+        return _apply_item(con, item, now=now, catalog=loaded)
+    except ITEM_FAILURES as exc:
+        if isinstance(exc, WAREHOUSE_UNWELL):
+            raise
+        result = CallbackResult("rejected", failure_reason(exc))
+    if item.kind != STRIPE_EVENT:
+        with transaction(con):
+            record_callback(con, item_id=item.item_id, kind=item.kind,
+                            invoice_id=item.invoice_id or "", body=item.body,
+                            received_at=item.received_at, result=result, now=now)
+    return result
+
+
+def failure_reason(exc: Exception) -> str:
+    """The reason an item that failed to apply is rejected with: the error's kind and the first
+    line of its message (DuckDB adds the SQL text after it)."""
+    lines = str(exc).strip().splitlines()
+    return (f"the warehouse could not apply this call ({type(exc).__name__}: "
+            f"{lines[0] if lines else 'no message'}); nothing of it was written")
+
+
+def _apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetime,
+                catalog: Catalog | None) -> CallbackResult:
     if item.kind == UPDATE_INVOICE:
-        loaded = (catalog or _settings_catalog)()
+        assert catalog is not None
         with transaction(con):
             recorded = _already_recorded(con, item)
             if recorded is not None:
                 return CallbackResult(recorded[0], recorded[1])
             # a refused update writes nothing (every check comes before the first write)
-            result = apply_update_invoice(con, loaded, item, now=now)
+            result = apply_update_invoice(con, catalog, item, now=now)
             record_callback(con, item_id=item.item_id, kind=item.kind,
                             invoice_id=item.invoice_id or "", body=item.body,
                             received_at=item.received_at, result=result, now=now)
@@ -108,8 +153,9 @@ def apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetime
 
 def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime,
                 catalog: CatalogLoader | None = None) -> InboxUpdate:
-    """Apply every pending inbox item in arrival order; returns the counts. `catalog` loads the
-    catalog, once, if an item needs it (default: BILLING_CATALOG)."""
+    """Apply every pending inbox item in arrival order; returns the counts. An item that fails
+    to apply is rejected with its reason and the run goes on with the next (`apply_item`).
+    `catalog` loads the catalog, once, if an item needs it (default: BILLING_CATALOG)."""
     applied = rejected = stripe_events = 0
     load_catalog_once = cache(catalog or _settings_catalog)
     for item in store.pending_items():

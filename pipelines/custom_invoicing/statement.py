@@ -29,7 +29,7 @@ import polars as pl
 from pipelines.api.rules import STATEMENT, validate_statement
 from pipelines.custom_invoicing.callbacks import PROVIDER, CallbackResult, inbox_event_id
 from pipelines.settings import parse_instant
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, scratch
 
 MONEY = pl.Decimal(38, 12)
 FRAME_SCHEMA = {
@@ -124,12 +124,9 @@ def apply_statement(con: duckdb.DuckDBPyConnection, body: Mapping[str, Any]) -> 
                                 schema=CREDIT_NOTE_FRAME_SCHEMA)
     con.register("provider_invoices_frame", frame.to_arrow())
     con.register("provider_credit_notes_frame", credit_notes.to_arrow())
-    try:
+    with scratch(con, frames=("provider_invoices_frame", "provider_credit_notes_frame")):
         run_sql(con, "sync/provider_invoices", {"provider": PROVIDER, "snapshot_at": as_of})
         run_sql(con, "sync/provider_credit_notes", {"provider": PROVIDER})
-    finally:
-        con.unregister("provider_invoices_frame")
-        con.unregister("provider_credit_notes_frame")
     return CallbackResult("applied", None)
 
 

@@ -40,7 +40,7 @@ from pipelines.rating.invoices import (
 )
 from pipelines.rating.money import round_money
 from pipelines.rating.pricing import TierCharge
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, scratch
 
 ADJUSTABLE_STATUSES = ("draft", "draft.syncing")
 MONEY = pl.Decimal(38, 12)
@@ -241,13 +241,10 @@ def write_adjusted_draft(con: duckdb.DuckDBPyConnection, draft: InvoiceDraft) ->
         "quantity": MONEY, "unit_price": MONEY, "amount": MONEY, "period_start": pl.Date,
         "period_end": pl.Date, "tiers": pl.String, "position": pl.Int32})
     con.register("adjusted_lines_frame", frame.to_arrow())
-    try:
+    with scratch(con, frames=("adjusted_lines_frame",), tables=("adjusted_lines",)):
         con.execute("CREATE OR REPLACE TEMP TABLE adjusted_lines AS "
                     "SELECT * FROM adjusted_lines_frame")
         run_sql(con, "billing/adjusted_draft", {"invoice_id": draft.invoice_id})
-    finally:
-        con.unregister("adjusted_lines_frame")
-        con.execute("DROP TABLE IF EXISTS adjusted_lines")
 
 
 def _invoice(con: duckdb.DuckDBPyConnection, invoice_id: str) -> dict:

@@ -30,8 +30,9 @@ from pipelines.rating.corrections import (
     group_documents,
     initial_status,
     line_deltas,
+    split_credit,
 )
-from pipelines.warehouse import run_sql, sql
+from pipelines.warehouse import run_sql, scratch, sql
 
 AUTO_APPROVER = "auto_approve"
 
@@ -54,7 +55,10 @@ def propose_corrections(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now
                         run_id: str | None) -> CorrectionCounts:
     """Record the corrections the latest rating calls for (reads the temp tables
     `draft_invoices` / `draft_lines` of the month being written), remember that rating per
-    line, and make the documents of every approved correction not yet on one."""
+    line, and make the documents of every approved correction not yet on one. Corrections whose
+    credit note or supplementary invoice was voided since (however it was voided) are withdrawn
+    first, so that the rating proposes their difference again."""
+    withdraw_corrections(con, now=now)
     rows = con.execute(sql("billing/correction_line_accounts")).fetchall()
     columns = [d[0] for d in con.description]
     accounts = [dict(zip(columns, row, strict=True)) for row in rows]
@@ -125,7 +129,9 @@ def decide(con: duckdb.DuckDBPyConnection, catalog: Catalog, correction_id: str,
 def make_documents(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: datetime,
                    actor: str) -> int:
     """Credit notes and supplementary invoices for the approved corrections of policy
-    `documents` that are on no document yet; returns how many documents were made."""
+    `documents` that are on no document yet; returns how many documents were made. A credit
+    note credits at most what remains creditable on its invoice; the rest of the decreases goes
+    to the customer's credit balance (`_make_credit_note`)."""
     rows = con.execute("""
         SELECT c.correction_id, c.invoice_id, c.line_id, c.description, c.delta,
                c.covered_amount, c.rated_amount
@@ -144,9 +150,11 @@ def make_documents(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: dat
                   "ids": list(document.correction_ids), "now": now,
                   "issue_after": now + grace, "actor": actor}
         if document.document_type == "credit_note":
-            run_sql(con, "billing/correction_credit_note", params)
-        else:
-            run_sql(con, "billing/correction_supplementary_invoice", params)
+            decreases = sorted((d for d in deltas if d.correction_id in document.correction_ids),
+                               key=lambda d: (d.line_id, d.correction_id))
+            made += _make_credit_note(con, decreases, params)
+            continue
+        run_sql(con, "billing/correction_supplementary_invoice", params)
         con.execute("""
             UPDATE billing.corrections SET document_id = $document_id
             WHERE list_contains($ids, correction_id)""",
@@ -156,6 +164,40 @@ def make_documents(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: dat
     # policy next_invoice: approved corrections as lines on the subscription's next draft
     bill_on_next_invoices(con, now=now)
     return made
+
+
+def _make_credit_note(con: duckdb.DuckDBPyConnection, decreases: Sequence[LineDelta],
+                      params: dict) -> int:
+    """The credit note of one invoice's approved decreases, crediting at most what remains
+    creditable on it (billing.remaining_creditable, the limit manual credit notes have too):
+    each decrease is split (`split_credit`) between a line of the note and, for what does not
+    fit, the customer's credit balance. Returns 1 if a credit note was made, 0 when nothing
+    remained creditable (every decrease then went to the credit balance)."""
+    found = con.execute("SELECT remaining FROM billing.remaining_creditable "
+                        "WHERE invoice_id = $id", {"id": params["invoice_id"]}).fetchall()
+    splits = split_credit(decreases, found[0][0] if found else Decimal(0))
+    con.execute("CREATE OR REPLACE TEMP TABLE credit_note_split (correction_id VARCHAR, "
+                "credited DECIMAL(38, 12), beyond DECIMAL(38, 12))")
+    with scratch(con, tables=("credit_note_split",)):
+        con.executemany("INSERT INTO credit_note_split VALUES (?, ?, ?)",
+                        [(s.correction_id, s.credited, s.beyond) for s in splits])
+        run_sql(con, "billing/correction_credit_note", params)
+    return 1 if any(s.credited > 0 for s in splits) else 0
+
+
+def withdraw_corrections(con: duckdb.DuckDBPyConnection, *, now: datetime,
+                         voided_invoice_id: str | None = None, reason: str | None = None,
+                         actor: str | None = None) -> int:
+    """Withdraw (reject, saying who voided what and why) the corrections that what they stand on
+    no longer carries (sql/billing/void_withdraws_corrections.sql): those of
+    `voided_invoice_id`, just voided by `actor` for `reason`, on no issued document yet; and
+    every correction whose credit note or supplementary invoice was voided, whoever voided it
+    (its credit balance part taken back; the next re-run proposes its delta again). Returns how
+    many were withdrawn."""
+    with scratch(con, tables=("withdrawn_corrections",)):
+        run_sql(con, "billing/void_withdraws_corrections",
+                {"invoice_id": voided_invoice_id, "reason": reason, "actor": actor, "now": now})
+        return con.execute("SELECT count(*) FROM withdrawn_corrections").fetchall()[0][0]
 
 
 def issue_due_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> int:
@@ -174,17 +216,31 @@ def issue_due_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> 
 
 def issue_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str], *,
                        now: datetime, cause: str, actor: str) -> None:
-    """Number (CN-YYYYMM-NNNNN, gap-free per billing month) and issue these draft credit notes,
-    with a status history row saying why and who: the one numbering of every app (app none
-    after the grace period, app stripe once Stripe has the note)."""
+    """Issue these draft credit notes, with a status history row saying why and who, and number
+    them (`number_credit_notes`): app none after the grace period, app stripe once Stripe has
+    the note."""
     if not credit_note_ids:
         return
+    _fill_numbering(con, credit_note_ids)
+    with scratch(con, tables=("numbering",)):
+        run_sql(con, "billing/credit_notes_issue", {"now": now, "cause": cause, "actor": actor})
+        run_sql(con, "billing/credit_note_numbers")
+
+
+def number_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str]) -> None:
+    """Give those of these credit notes that are issued without a number the next gap-free
+    CN-YYYYMM-NNNNN of their billing month: the one numbering every app's credit notes share
+    (custom invoicing calls it once its hooks took a credit note to `issued`)."""
+    if not credit_note_ids:
+        return
+    _fill_numbering(con, credit_note_ids)
+    with scratch(con, tables=("numbering",)):
+        run_sql(con, "billing/credit_note_numbers")
+
+
+def _fill_numbering(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str]) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE numbering AS "
                 "SELECT unnest($ids) AS credit_note_id", {"ids": list(credit_note_ids)})
-    try:
-        run_sql(con, "billing/credit_note_numbers", {"now": now, "cause": cause, "actor": actor})
-    finally:
-        con.execute("DROP TABLE IF EXISTS numbering")
 
 
 def _remember_ratings(con: duckdb.DuckDBPyConnection, accounts: Sequence[dict], *,

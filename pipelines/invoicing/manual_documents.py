@@ -16,6 +16,7 @@ from decimal import Decimal
 import duckdb
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.corrections import withdraw_corrections
 from pipelines.invoicing.next_invoice import bill_on_next_invoices
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.manual_documents import (
@@ -45,7 +46,8 @@ class VoidedInvoice:
     invoice_id: str
     from_status: str
     path: tuple[str, ...]          # the transitions recorded, ending in voided
-    withdrawn_corrections: int     # its corrections on no issued document yet, now rejected
+    withdrawn_corrections: int     # its corrections on no issued document yet, or those it
+                                   # carried (a supplementary invoice), now rejected
 
 
 def manual_credit_note_id(invoice_id: str, sequence: int) -> str:
@@ -60,7 +62,7 @@ def create_manual_credit_note(con: duckdb.DuckDBPyConnection, catalog: Catalog,
     """Credit `amount_text` of an issued invoice as a goodwill credit note (kind `manual`, one
     line correcting no line in particular), up to what remains creditable: the invoice total
     less its credit notes that are not voided and less the credits of its corrections already
-    on a next invoice (policy next_invoice)."""
+    on a next invoice (policy next_invoice): billing.remaining_creditable."""
     if not reason or not reason.strip():
         raise ManualDocumentError("a manual credit note needs a reason")
     invoice = _invoice(con, invoice_id)
@@ -68,18 +70,13 @@ def create_manual_credit_note(con: duckdb.DuckDBPyConnection, catalog: Catalog,
     amount = parse_credit_amount(amount_text, invoice["currency"])
     if isinstance(amount, str):
         raise ManualDocumentError(amount)
-    credited, manual_notes = con.execute("""
-        SELECT coalesce(sum(total) FILTER (WHERE status <> 'voided'), 0)::DECIMAL(38, 12),
-               count(*) FILTER (WHERE kind = 'manual')
-        FROM billing.credit_notes WHERE invoice_id = $id""", {"id": invoice_id}).fetchall()[0]
-    # corrections: next_invoice credits the invoice on a later invoice instead of a credit note
-    [(credited_on_next,)] = con.execute("""
-        SELECT coalesce(-sum(c.delta), 0)::DECIMAL(38, 12)
-        FROM billing.corrections c JOIN billing.invoices n ON n.invoice_id = c.document_id
-        WHERE c.invoice_id = $id AND c.document_type = 'next_invoice'
-          AND c.status = 'approved' AND c.delta < 0 AND n.status <> 'voided'""",
-                                        {"id": invoice_id}).fetchall()
-    remaining = invoice["total"] - credited - credited_on_next
+    [(manual_notes,)] = con.execute(
+        "SELECT count(*) FROM billing.credit_notes WHERE invoice_id = $id AND kind = 'manual'",
+        {"id": invoice_id}).fetchall()
+    # the limit correction credit notes have too (they credit the rest to the credit balance)
+    [(remaining,)] = con.execute(
+        "SELECT remaining FROM billing.remaining_creditable WHERE invoice_id = $id",
+        {"id": invoice_id}).fetchall()
     refusal = credit_refusal(_label(invoice), invoice["status"], amount, remaining,
                              invoice["currency"])
     if refusal:
@@ -101,8 +98,10 @@ def void_invoice(con: duckdb.DuckDBPyConnection, invoice_id: str, *, reason: str
     the actor and the reason). Refused for a paid invoice (credit it instead), a draft, and an
     invoice already corrected or credited by a document (voiding it would take back what that
     document already settled). Its corrections on no issued document yet are withdrawn
-    (rejected: a voided invoice is not corrected); corrections of earlier invoices it carried go
-    back to wait for the next draft, and its credit balance movements are reversed."""
+    (rejected: a voided invoice is not corrected); so are those a voided supplementary invoice
+    carried (the next billing run proposes them again); corrections of earlier invoices it
+    carried as a next invoice go back to wait for the next draft, and its credit balance
+    movements are reversed."""
     if not reason or not reason.strip():
         raise ManualDocumentError("a void needs a reason")
     invoice = _invoice(con, invoice_id)
@@ -120,13 +119,8 @@ def void_invoice(con: duckdb.DuckDBPyConnection, invoice_id: str, *, reason: str
     if outcome.outcome != "applied":
         raise ManualDocumentError(
             f"invoice {invoice_id} cannot go from {outcome.from_status} to voided")
-    try:
-        run_sql(con, "billing/void_withdraws_corrections",
-                {"invoice_id": invoice_id, "reason": reason.strip(), "actor": actor, "now": now})
-        withdrawn = con.execute(
-            "SELECT count(*) FROM withdrawn_corrections").fetchall()[0][0]
-    finally:
-        con.execute("DROP TABLE IF EXISTS withdrawn_corrections")
+    withdrawn = withdraw_corrections(con, now=now, voided_invoice_id=invoice_id,
+                                     reason=reason.strip(), actor=actor)
     bill_on_next_invoices(con, now=now)
     return VoidedInvoice(invoice_id=invoice_id, from_status=outcome.from_status or "",
                          path=outcome.path, withdrawn_corrections=withdrawn)

@@ -30,7 +30,7 @@ import duckdb
 import polars as pl
 
 from pipelines.rating.credit_balance import DraftToSettle, settle_drafts
-from pipelines.warehouse import run_sql, sql
+from pipelines.warehouse import run_sql, scratch, sql
 
 MONEY = pl.Decimal(38, 12)
 
@@ -83,11 +83,8 @@ def settle_credit_balances(con: duckdb.DuckDBPyConnection, *, now: datetime) -> 
         "invoice_id": pl.String, "customer_id": pl.String, "currency": pl.String,
         "used": MONEY, "carried_over": MONEY})
     con.register("credit_applications_frame", frame.to_arrow())
-    try:
+    with scratch(con, frames=("credit_applications_frame",), tables=("credit_applications",)):
         con.execute("CREATE OR REPLACE TEMP TABLE credit_applications AS "
                     "SELECT * FROM credit_applications_frame")
         run_sql(con, "billing/credit_balance_lines", {"now": now})
-    finally:
-        con.unregister("credit_applications_frame")
-        con.execute("DROP TABLE IF EXISTS credit_applications")
     return len(applications)

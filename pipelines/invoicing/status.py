@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from pipelines.rating.lifecycle import ISSUED, payment_path, transition_path
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, scratch
 
 Outcome = Literal["applied", "already", "ignored", "unknown_invoice"]
 
@@ -121,7 +121,7 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
                             "issued": [i in reached_issue for i in final]})
     con.register("status_transitions_frame", transitions.to_arrow())
     con.register("status_targets_frame", targets.to_arrow())
-    try:
+    with scratch(con, frames=("status_transitions_frame", "status_targets_frame")):
         con.execute("""
             INSERT INTO billing.invoice_status_history
                 (invoice_id, from_status, to_status, changed_at, cause, actor)
@@ -137,9 +137,6 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
             WHERE i.invoice_id = t.invoice_id""", {"now": now})
         if reached_issue:
             number_invoices(con, sorted(reached_issue))
-    finally:
-        con.unregister("status_transitions_frame")
-        con.unregister("status_targets_frame")
     return outcomes
 
 
@@ -147,8 +144,6 @@ def number_invoices(con: duckdb.DuckDBPyConnection, invoice_ids: Sequence[str]) 
     """Give the listed invoices that have no number yet the next gap-free INV-YYYYMM-NNNNN
     numbers of their billing months (in boundary, customer, invoice order)."""
     con.execute("CREATE OR REPLACE TEMP TABLE numbering (invoice_id VARCHAR)")
-    try:
+    with scratch(con, tables=("numbering",)):
         con.execute("INSERT INTO numbering SELECT unnest($ids)", {"ids": list(invoice_ids)})
         run_sql(con, "billing/invoice_numbers")
-    finally:
-        con.execute("DROP TABLE IF EXISTS numbering")

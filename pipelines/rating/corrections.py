@@ -152,3 +152,33 @@ def group_documents(approved: Iterable[LineDelta]) -> list[CorrectionDocument]:
 def _canonical(amount: Decimal) -> str:
     normalized = amount.normalize()
     return "0" if normalized.is_zero() else format(normalized, "f")
+
+
+@dataclass(frozen=True)
+class CreditSplit:
+    """How one approved decrease is credited: ``credited`` on the invoice's credit note,
+    ``beyond`` on the customer's credit balance; both positive, adding up to ``-delta``."""
+
+    correction_id: str
+    credited: Decimal
+    beyond: Decimal
+
+
+def split_credit(decreases: Iterable[LineDelta], remaining: Decimal) -> list[CreditSplit]:
+    """A correction credit note never credits more than remains creditable on the invoice (its
+    total less what credit notes and next-invoice corrections already credit on it), which is
+    all a provider such as Stripe accepts. The decreases take that room in the order given
+    (the credit note's line order); what does not fit is credited to the customer's credit
+    balance instead, used by their next invoices: the customer is owed the whole decrease, so
+    none of it is dropped, and nothing waits for a credit the invoice can never take."""
+    room = max(remaining, Decimal(0))
+    splits = []
+    for decrease in decreases:
+        if decrease.delta >= 0:
+            raise ValueError(f"{decrease.correction_id} is not a decrease: {decrease.delta}")
+        owed = -decrease.delta
+        credited = min(owed, room)
+        room -= credited
+        splits.append(CreditSplit(correction_id=decrease.correction_id, credited=credited,
+                                  beyond=owed - credited))
+    return splits

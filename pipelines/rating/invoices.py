@@ -50,6 +50,12 @@ UsageBySubscription = dict[str, dict[tuple[str, date], Decimal]]
 
 MINIMUM_COMMITMENT_KEY = "minimum_commitment"
 ADJUSTMENT_KEY = "adjustment"   # the price_key of every adjustment line
+ADJUSTMENT_LIMIT = Decimal(10) ** 18
+"""An adjustment's amount, quantity and unit price, and the amount a quantity x unit price comes
+to once rounded, are each less than this in absolute value (10^18, a quintillion of any
+currency): far above any real invoice, and far enough below what the ledger's DECIMAL(38, 12)
+columns hold (26 digits before the point) that an invoice's lines, discounts and totals stay
+exact. The integration API refuses more with a 422, `billing invoice adjust` with a message."""
 RATED_CHARGE_TYPES = ("usage", "flat", "minimum_commitment")
 """Line types the rating prices from the catalog: what a period's discounts apply to."""
 DEFAULT_DAYS_UNTIL_DUE = 30  # the catalog loader's default for send_invoice subscriptions
@@ -155,26 +161,42 @@ def adjustment_amount(currency: str, *, amount: Decimal | None = None,
     ``unit_price`` (the exact product), rounded once to the currency's minor units.
 
     Raises ValueError naming the argument when both or neither are given, when the quantity is
-    not positive, or when the amount rounds to zero (an adjustment of nothing).
+    not positive, when the amount rounds to zero (an adjustment of nothing), or when a value or
+    the rounded amount is not less than ``ADJUSTMENT_LIMIT`` in absolute value.
     """
     if amount is not None and (quantity is not None or unit_price is not None):
         raise ValueError("amount: give an amount, or a quantity and a unit price, not both")
     if amount is not None:
+        _within_limit("amount", amount)
         rounded = round_money(amount, currency)
         field = "amount"
+        beyond = f"rounds to {rounded} {currency}"
     elif quantity is None or unit_price is None:
         missing = "quantity" if quantity is None else "unit_price"
         raise ValueError(f"{missing}: required (give an amount, or a quantity and a unit price)")
-    elif quantity <= 0:
-        raise ValueError(f"quantity: must be positive, got {quantity} (a credit is a negative "
-                         "amount or unit price)")
     else:
+        _within_limit("quantity", quantity)
+        _within_limit("unit_price", unit_price)
+        if quantity <= 0:
+            raise ValueError(f"quantity: must be positive, got {quantity} (a credit is a "
+                             "negative amount or unit price)")
         rounded = round_money(Fraction(quantity) * Fraction(unit_price), currency)
         field = "unit_price"
+        beyond = f"quantity x unit_price comes to {rounded} {currency}"
     if rounded == 0:
         raise ValueError(f"{field}: the adjustment rounds to {rounded} {currency}; an "
                          "adjustment must change the invoice")
+    if abs(rounded) >= ADJUSTMENT_LIMIT:
+        raise ValueError(f"{field}: {beyond}; an adjustment must be less than 10^18 in "
+                         "absolute value")
     return rounded
+
+
+def _within_limit(field: str, value: Decimal) -> None:
+    """Refuse a value that is not finite or not less than ``ADJUSTMENT_LIMIT`` in absolute
+    value, before any arithmetic on it."""
+    if not value.is_finite() or abs(value) >= ADJUSTMENT_LIMIT:
+        raise ValueError(f"{field}: must be less than 10^18 in absolute value, got {value}")
 
 
 def _span(period: ServicePeriod) -> str:

@@ -6,6 +6,7 @@ numbers. The warehouse code applies these rules and records every transition.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 DRAFT = "draft"
@@ -57,6 +58,19 @@ def invoice_number(billing_month: str, sequence: int) -> str:
     if sequence < 1:
         raise ValueError(f"invoice sequence {sequence} must start at 1")
     return f"INV-{billing_month.replace('-', '')}-{sequence:05d}"
+
+
+INVOICE_NUMBER_PREFIX = "INV"
+CREDIT_NOTE_NUMBER_PREFIX = "CN"
+
+
+def has_own_number_form(number: str, prefix: str) -> bool:
+    """Whether `number` looks like one the ledger gives itself, `<prefix>-YYYYMM-NNNNN` (INV for
+    invoices, CN for credit notes; any case, five or more digits). An integration may bring its
+    own numbers, but not of this form: the ledger's gap-free sequence counts only the numbers it
+    gave, so it could later give the same number to another document."""
+    return re.fullmatch(rf"{re.escape(prefix)}-\d{{6}}-\d{{5,}}", number.strip(),
+                        flags=re.IGNORECASE) is not None
 
 
 # States an invoice reaches once issued: provider events and payment callbacks act only here.

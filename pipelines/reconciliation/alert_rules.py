@@ -8,7 +8,7 @@ Keys (all owned here; others' alerts are left alone):
 - ``reconciliation:credit_note:<provider>:<credit note or provider credit note>`` a ledger
   credit note that does not match its provider (missing, duplicated, another amount or invoice,
   voided on one side only), or a provider credit note the ledger does not know (orphan); one
-  still being handed over, or whose void is on its way, is not one;
+  still being handed over is not one;
 - ``reconciliation:no_snapshot:<provider>`` invoices past their SLA that cannot be reconciled
   because the provider has never reported (no Stripe snapshot, no invoice statement);
 - ``reconciliation:payment:<provider>:<payment|refund>:<invoice>`` a payment or refund that

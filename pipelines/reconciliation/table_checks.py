@@ -33,7 +33,19 @@ def _where(condition: pl.Expr, then: pl.Expr) -> pl.Expr:
     return (~condition) | then.fill_null(False)
 
 
-class InvoiceReconciliation(pa.DataFrameModel):
+class _DocumentReconciliation(pa.DataFrameModel):
+    """What the invoice and credit note reconciliation tables share: `match_status` is the most
+    serious of the row's `findings`, `matched` when there are none."""
+
+    @pa.dataframe_check(error="match_status is not the first finding")
+    def status_is_first_finding(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.when(pl.col("findings").list.len() == 0)
+            .then(pl.col("match_status") == "matched")
+            .otherwise(pl.col("findings").list.first() == pl.col("match_status")))
+
+
+class InvoiceReconciliation(_DocumentReconciliation):
     """finance.invoice_reconciliation."""
 
     invoice_id: str = pa.Field(nullable=True)
@@ -59,13 +71,6 @@ class InvoiceReconciliation(pa.DataFrameModel):
             pl.col("findings").list.contains("amount_mismatch"),
             pl.col("ledger_total") != pl.col("provider_total")))
 
-    @pa.dataframe_check(error="match_status is not the first finding")
-    def status_is_first_finding(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            pl.when(pl.col("findings").list.len() == 0)
-            .then(pl.col("match_status") == "matched")
-            .otherwise(pl.col("findings").list.first() == pl.col("match_status")))
-
     @pa.dataframe_check(error="a ledger invoice appears twice for one provider")
     def one_row_per_invoice_and_provider(cls, data: pa.PolarsData) -> pl.LazyFrame:
         ledger = pl.col("match_status") != "orphan_in_provider"
@@ -73,7 +78,7 @@ class InvoiceReconciliation(pa.DataFrameModel):
             ledger, ~pl.struct("invoice_id", "provider").is_duplicated()))
 
 
-class CreditNoteReconciliation(pa.DataFrameModel):
+class CreditNoteReconciliation(_DocumentReconciliation):
     """finance.credit_note_reconciliation: money credited, so its check blocks."""
 
     credit_note_id: str = pa.Field(nullable=True)
@@ -104,13 +109,6 @@ class CreditNoteReconciliation(pa.DataFrameModel):
             (pl.col("ledger_total") != pl.col("provider_total"))
             | (pl.col("ledger_currency") != pl.col("provider_currency"))
             | pl.col("provider_total").is_null() | pl.col("provider_currency").is_null()))
-
-    @pa.dataframe_check(error="match_status is not the first finding")
-    def status_is_first_finding(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            pl.when(pl.col("findings").list.len() == 0)
-            .then(pl.col("match_status") == "matched")
-            .otherwise(pl.col("findings").list.first() == pl.col("match_status")))
 
     @pa.dataframe_check(error="a ledger credit note appears twice for one provider")
     def one_row_per_credit_note_and_provider(cls, data: pa.PolarsData) -> pl.LazyFrame:

@@ -1,5 +1,5 @@
 -- Every line of the re-rated invoices that are past draft (issued, or on their way), with what
--- the ledger knows of it: the issued amount, the corrections not rejected so far, and the latest
+-- the ledger knows of it: the issued amount, the corrections that cover it so far, and the latest
 -- rating (0 where the rating no longer produces the line; a line only the rating produces has
 -- issued amount 0). Voided invoices are not corrected. Reads temp tables `draft_invoices`,
 -- `draft_lines`; runs before the drafts are written.
@@ -17,14 +17,16 @@ rated AS (
     SELECT l.* FROM draft_lines l WHERE l.invoice_id IN (SELECT invoice_id FROM frozen)
 ),
 corrected AS (
-    -- revision counts every correction of the line, rejected ones too, so that a new one never
-    -- takes an earlier one's id; `rejected` lists the (covered, rated) amounts a person rejected
+    -- what covers the line (billing.correction_standing: not rejected, its document not
+    -- voided); revision counts every correction of the line, rejected and withdrawn ones too, so
+    -- that a new one never takes an earlier one's id; `rejected` lists the (covered, rated)
+    -- amounts declined (a correction withdrawn with its voided document is proposed again)
     SELECT invoice_id, line_id,
-           coalesce(sum(delta) FILTER (WHERE status <> 'rejected'), 0) AS corrected,
+           coalesce(sum(delta) FILTER (WHERE covers), 0) AS corrected,
            count(*) AS revision,
            coalesce(list({'covered': covered_amount, 'rated': rated_amount})
-                    FILTER (WHERE status = 'rejected'), []) AS rejected
-    FROM billing.corrections
+                    FILTER (WHERE declined), []) AS rejected
+    FROM billing.correction_standing
     GROUP BY ALL
 )
 SELECT

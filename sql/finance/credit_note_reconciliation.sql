@@ -11,15 +11,16 @@
 -- copy is the one our sync mapped (sync.external_ids, object_type 'credit_note'), else the
 -- lowest provider id. Findings, most serious first:
 --   pending_sync          the ledger has not finished handing it over (draft, draft.*,
---                         issuing*), the provider has never reported (no sync.provider_snapshots
---                         row), or the ledger voided it after the provider's snapshot or less
---                         than the profile's sync SLA ago (the void is on its way)
+--                         issuing*), or the provider has never reported (no
+--                         sync.provider_snapshots row)
 --   missing_in_provider   the provider's view does not have it
 --   duplicate_in_provider the provider has it more than once
 --   amount_mismatch       the credited total (or its currency) differs
 --   invoice_mismatch      the provider credits another invoice than the ledger's
 --   status_mismatch       voided on one side only (the provider says void/voided and the
---                         ledger does not, or the other way round)
+--                         ledger does not, or the other way round). The ledger voids a credit
+--                         note only once the provider has (a credit_note.voided event), so unlike
+--                         an invoice there is no void of ours on its way to the provider.
 -- and, for provider credit notes: orphan_in_provider (its metadata names a credit note the ledger
 -- does not know for that provider, or none). Amounts are positive on both sides: the credited
 -- total (billing.credit_notes.total; the provider's total in major units).
@@ -88,12 +89,7 @@ compared AS (
            h.provider_currency, h.provider_total, h.provider_status, h.provider_voided,
            h.provider_lines, h.held_snapshot_at,
            s.snapshot_at AS provider_snapshot_at,
-           d.digits,
-           -- the ledger voided it and the provider cannot have been told yet
-           e.voided AND NOT coalesce(h.provider_voided, false)
-               AND (s.snapshot_at < e.since
-                    OR date_diff('second', e.since, $now) / 3600.0 <= e.sla_hours)
-               AS void_on_its_way
+           d.digits
     FROM expected e
     LEFT JOIN held h USING (provider, credit_note_id)
     LEFT JOIN sync.provider_snapshots s ON s.provider = e.provider
@@ -104,7 +100,6 @@ checked AS (
            CASE
                WHEN handing_over THEN ['pending_sync']
                WHEN provider_snapshot_at IS NULL THEN ['pending_sync']
-               WHEN copies IS NULL AND void_on_its_way THEN ['pending_sync']
                WHEN copies IS NULL THEN ['missing_in_provider']
                ELSE list_filter([
                    CASE WHEN copies > 1 THEN 'duplicate_in_provider' END,
@@ -113,17 +108,10 @@ checked AS (
                         THEN 'amount_mismatch' END,
                    CASE WHEN provider_invoice_id IS NOT NULL
                          AND provider_invoice_id <> invoice_id THEN 'invoice_mismatch' END,
-                   CASE WHEN provider_voided <> voided AND NOT void_on_its_way
+                   CASE WHEN provider_voided <> voided
                         THEN 'status_mismatch' END], lambda x: x IS NOT NULL)
-           END AS found
+           END AS findings
     FROM compared
-),
-judged AS (
-    -- nothing else wrong with a credit note whose void is on its way: it is being handed over
-    SELECT *,
-           CASE WHEN len(found) = 0 AND void_on_its_way THEN ['pending_sync'] ELSE found END
-               AS findings
-    FROM checked
 )
 SELECT credit_note_id, provider, external_ids AS external_id, invoice_id, provider_invoice_id,
        customer_id, billing_month, credit_note_number, provider_number, kind,
@@ -136,11 +124,7 @@ SELECT credit_note_id, provider, external_ids AS external_id, invoice_id, provid
            WHEN 'pending_sync' THEN
                CASE WHEN handing_over THEN 'being handed over to ' || provider || ' (' || status
                                            || ')'
-                    WHEN provider_snapshot_at IS NULL
-                        THEN 'no snapshot from ' || provider || ' yet'
-                    ELSE 'voided in the ledger at '
-                         || strftime(since AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M UTC')
-                         || '; ' || provider || ' has not been told yet' END
+                    ELSE 'no snapshot from ' || provider || ' yet' END
            WHEN 'missing_in_provider' THEN provider || ' does not have this ' || status
                                            || ' credit note of invoice ' || invoice_id
            ELSE array_to_string(list_transform(findings, lambda f:
@@ -164,7 +148,7 @@ SELECT credit_note_id, provider, external_ids AS external_id, invoice_id, provid
            AND date_diff('second', since, $now) / 3600.0 > sla_hours AS sla_breached,
        coalesce(held_snapshot_at, provider_snapshot_at) AS snapshot_at,
        $now AS reconciled_at
-FROM judged
+FROM checked
 
 UNION ALL BY NAME
 

@@ -11,14 +11,16 @@
 --
 -- The rule. A usage line bills the quantity of its latest rating once the amounts billed for it,
 -- the issued amount plus the corrections on a document past draft (a supplementary invoice, a
--- credit note, or a later invoice's correction line, issued and not voided), equal that rating
+-- credit note, or a later invoice's correction line, issued and not voided; or, for a decrease
+-- nothing remained creditable for, the credit balance movement), equal that rating
 -- and none of its corrections waits (pending approval, or approved without an issued document).
 -- A slot bills its latest rating's quantity when all its usage lines do: the events ingested up
 -- to that rating are billed, those ingested after it are not. Otherwise the slot is billed up to
 -- the latest rating every earlier correction of which is billed (an issued correction whose
 -- predecessors are all issued or rejected: issued + those corrections = the rating it came from,
 -- at its detected_at), else up to the rating the invoice was issued with. Pending and rejected
--- corrections leave the events they would bill unbilled.
+-- corrections leave the events they would bill unbilled; so does one whose document was voided
+-- (withdrawn: the next re-run proposes it again).
 --
 -- Columns:
 --   frozen                 the invoice is past draft (its lines never change again)
@@ -63,13 +65,22 @@ documented AS (
     SELECT l.correction_id
     FROM billing.credit_note_lines l JOIN billing.credit_notes n USING (credit_note_id)
     WHERE l.correction_id IS NOT NULL AND n.issued_at IS NOT NULL AND n.status <> 'voided'
+    UNION
+    -- a decrease of which nothing remained creditable on the invoice: credited at once to the
+    -- customer's credit balance, the movement being its document
+    SELECT c.correction_id
+    FROM billing.corrections c
+    JOIN billing.customer_credit_movements m ON m.movement_id = c.document_id
+    WHERE c.document_type = 'credit_note'
 ),
 corrections AS (
+    -- billing.correction_standing: `covers` (not rejected, its document not voided), `declined`
+    -- (rejected by a decision; one withdrawn with its voided document is neither)
     SELECT c.invoice_id, c.line_id, c.correction_id, c.status, c.delta, c.rated_amount,
-           c.detected_at, c.decided_by, c.reason,
+           c.detected_at, c.decided_by, c.reason, c.declined,
            c.status = 'approved' AND d.correction_id IS NOT NULL AS billed,
-           c.status <> 'rejected' AND d.correction_id IS NULL AS waiting
-    FROM billing.corrections c
+           c.covers AND d.correction_id IS NULL AS waiting
+    FROM billing.correction_standing c
     LEFT JOIN documented d USING (correction_id)
     WHERE c.line_id IN (SELECT line_id FROM usage_lines)
 ),
@@ -95,7 +106,7 @@ line_state AS (
            string_agg(coalesce(c.decided_by, '?') || ' rejected correction '
                       || c.correction_id || coalesce(' (' || c.reason || ')', ''), ', '
                       ORDER BY c.detected_at, c.correction_id)
-               FILTER (WHERE c.status = 'rejected' AND c.rated_amount = l.latest_amount)
+               FILTER (WHERE c.declined AND c.rated_amount = l.latest_amount)
                AS rejected_at_latest
     FROM usage_lines l
     LEFT JOIN chained c ON c.invoice_id = l.invoice_id AND c.line_id = l.line_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import duckdb
 import httpx
 import pytest
 
@@ -109,6 +110,16 @@ def test_outside_draft_gets_409_with_the_current_state(api: RunningApi, status: 
      "must be positive"),
     ({"add": [{"description": "x", "amount": "0.004"}]}, "add[0].amount",
      "the adjustment rounds to 0.00 USD"),
+    # what the ledger cannot hold is refused here, not accepted and then failed when applied
+    ({"add": [{"description": "x", "amount": "-99999999999999999999999999"}]}, "add[0].amount",
+     "must be less than 10^18 in absolute value"),
+    ({"add": [{"description": "x", "quantity": "1", "unit_price": "1000000000000000000"}]},
+     "add[0].unit_price", "must be less than 10^18"),
+    ({"add": [{"description": "x", "quantity": "99999999999999999999999999",
+               "unit_price": "1"}]}, "add[0].quantity", "must be less than 10^18"),
+    ({"add": [WORKSHOP, {"description": "x", "quantity": "10000000000000",
+                         "unit_price": "99999999999999.99"}]}, "add[1].unit_price",
+     "quantity x unit_price comes to 999999999999999900000000000.00 USD"),
     ({"add": [{"description": "x", "amount": "5", "note": "y"}]}, "add[0].note",
      "unknown field"),
     ({"remove": ["ln_usage"]}, "remove[0]", "is a usage line; only adjustment lines"),
@@ -223,3 +234,57 @@ def test_applied_by_the_sync_job_and_published_back(silent_erp: Erp) -> None:
         client.update_invoice(umbrella, add=[WORKSHOP])
     assert refused.value.status_code == 409
     assert refused.value.current_state == "issuing.syncing"
+
+
+def test_an_item_that_fails_when_applied_is_rejected_alone_and_the_inbox_goes_on(
+        silent_erp: Erp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An accepted call the warehouse fails to apply (here an Update Invoice whose writes fail
+    half way with a DuckDB error, as an amount DuckDB could not convert once did) does not hold
+    up the inbox: its writes are rolled back, it is rejected with the error as its reason, and
+    the call behind it (Hooli's payment) is applied in the same run."""
+    from pipelines.custom_invoicing import inbox
+
+    erp = silent_erp
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    run_sync("2026-02-01T12:00:00Z")
+    umbrella, hooli = erp.invoice("umbrella_004"), erp.invoice("hooli_005")
+    assert (erp.status("umbrella_004"), erp.status("hooli_005")) == (
+        "draft.syncing", "payment_processing.pending")
+    real_apply = inbox.apply_update_invoice
+
+    def writes_then_fails(con, catalog, item, *, now):
+        real_apply(con, catalog, item, now=now)      # the adjustment line and totals written...
+        raise duckdb.ConversionException("Conversion Error: Could not cast value "
+                                         "1000000000000000000000000000000 to DECIMAL(38,12)")
+
+    monkeypatch.setattr(inbox, "apply_update_invoice", writes_then_fails)
+    client = erp.integration.client
+    poisoned = client.update_invoice(umbrella, add=[WORKSHOP])
+    payment = client.payment_status(hooli, "paid")
+
+    steps = run_sync("2026-02-01T12:10:00Z")
+    assert (steps["sync/api_inbox"]["items_applied"],
+            steps["sync/api_inbox"]["items_rejected"]) == (1, 1)
+    rejected = client.inbox_item(poisoned["inbox_item_id"])
+    assert rejected["status"] == "rejected"
+    assert rejected["reason"] == (
+        "the warehouse could not apply this call (ConversionException: Conversion Error: "
+        "Could not cast value 1000000000000000000000000000000 to DECIMAL(38,12)); nothing of "
+        "it was written")
+    assert client.inbox_item(payment["inbox_item_id"])["status"] == "applied"
+    assert erp.status("hooli_005") == "paid"
+    # ...and rolled back, that item's writes only
+    assert query(erp.warehouse, "SELECT count(*) FROM billing.invoice_adjustments") == [(0,)]
+    assert query(erp.warehouse, "SELECT count(*) FROM billing.invoice_lines "
+                                "WHERE invoice_id = $i AND line_type = 'adjustment'",
+                 {"i": umbrella}) == [(0,)]
+    assert query(erp.warehouse, "SELECT status, total FROM billing.invoices "
+                                "WHERE invoice_id = $i", {"i": umbrella}) == [
+        ("draft.syncing", Decimal("50.00"))]
+    # the warehouse keeps the rejection with its reason, as any refused call
+    assert query(erp.warehouse, """
+        SELECT event_type, outcome, detail FROM sync.provider_events
+        WHERE provider = 'custom_invoicing' ORDER BY received_at, event_id""") == [
+        ("custom_invoicing.update_invoice", "rejected", rejected["reason"]),
+        ("custom_invoicing.payment_status", "applied", None)]
+    assert erp.store.pending_count() == 0

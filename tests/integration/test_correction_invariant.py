@@ -202,7 +202,10 @@ def latest_ratings_are_the_catalog_s(books: Books, now: datetime) -> None:
 
 def documents_match_corrections(books: Books) -> None:
     """Each approved correction (policy documents) is one line of one document with its delta
-    and the line it corrects; nothing else is on a document; totals add up; ids are unique."""
+    and the line it corrects (a decrease beyond what remains creditable on the invoice: its
+    line carries what fits, the customer's credit balance the rest, or only the balance when
+    nothing fits); nothing else is on a document; totals add up; no invoice is credited beyond
+    its total; ids are unique."""
     on_documents = books.rows("""
         SELECT correction_id, credit_note_id, amount, corrects_line_id
         FROM billing.credit_note_lines WHERE correction_id IS NOT NULL
@@ -212,13 +215,21 @@ def documents_match_corrections(books: Books) -> None:
     ids = [row[0] for row in on_documents]
     assert len(ids) == len(set(ids)), "a correction on two document lines"
     placed = {row[0]: row[1:] for row in on_documents}
+    to_balance = {row[0]: row[1:] for row in books.rows("""
+        SELECT correction_id, any_value(movement_id), sum(amount)
+        FROM billing.customer_credit_movements WHERE correction_id IS NOT NULL GROUP BY ALL""")}
     for correction_id, line_id, delta, status, kind, document_id in books.rows("""
             SELECT correction_id, line_id, delta, status, document_type, document_id
             FROM billing.corrections"""):
         if status == "approved":
-            assert placed.get(correction_id) == (document_id, delta, line_id), correction_id
-            expected_prefix = "cn_" if kind == "credit_note" else "inv_"
-            assert document_id.startswith(expected_prefix)
+            movement, beyond = to_balance.get(correction_id, (None, Decimal(0)))
+            if document_id == movement:  # nothing remained creditable: all on the balance
+                assert correction_id not in placed and beyond == -delta, correction_id
+            else:
+                assert placed.get(correction_id) == (document_id, delta + beyond, line_id), \
+                    correction_id
+                expected_prefix = "cn_" if kind == "credit_note" else "inv_"
+                assert document_id.startswith(expected_prefix)
             assert (delta < 0) == (kind == "credit_note")
         else:
             assert correction_id not in placed and document_id is None, correction_id
@@ -230,7 +241,10 @@ def documents_match_corrections(books: Books) -> None:
         SELECT i.invoice_id FROM billing.invoices i
         JOIN billing.invoice_lines l USING (invoice_id)
         WHERE i.corrects_invoice_id IS NOT NULL
-        GROUP BY i.invoice_id, i.total HAVING i.total <> sum(l.amount) OR i.total <= 0""") == []
+        GROUP BY i.invoice_id, i.total HAVING i.total <> sum(l.amount) OR i.total <= 0
+        UNION ALL
+        SELECT invoice_id FROM billing.remaining_creditable
+        WHERE credited_by_credit_notes + credited_on_next_invoices > total""") == []
     document_ids = [row[0] for row in books.rows(
         "SELECT credit_note_id FROM billing.credit_notes UNION ALL "
         "SELECT invoice_id FROM billing.invoices")]

@@ -145,6 +145,29 @@ def test_callback_against_the_warehouse_state_is_refused_without_writes(erp: Erp
                                 "WHERE invoice_id = $i", {"i": umbrella}) == [(None,)]
 
 
+def test_an_invoice_number_of_our_own_form_is_refused(silent_erp: Erp):
+    """INV-YYYYMM-NNNNN is the form of our own sequence, which counts only the numbers it gave:
+    an integration's INV-202602-00001 could later be given to another invoice. The API refuses
+    it naming the field (the pipeline refuses it too, for calls accepted before), and nothing
+    changes."""
+    erp = silent_erp
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    umbrella = erp.invoice("umbrella_004")
+    run_sync("2026-02-01T12:00:00Z")
+    erp.integration.wait_idle()
+    assert erp.status("umbrella_004") == "draft.syncing"
+    with pytest.raises(ApiError) as refused:
+        erp.integration.client.draft_synchronized(
+            umbrella, external_id="erp_ours", invoice_number="INV-202602-00001")
+    assert (refused.value.status_code, refused.value.field) == (422, "invoicing.invoice_number")
+    run_sync("2026-02-01T12:10:00Z")
+    assert erp.status("umbrella_004") == "draft.syncing"
+    assert query(erp.warehouse, "SELECT invoice_number FROM billing.invoices "
+                                "WHERE invoice_id = $i", {"i": umbrella}) == [(None,)]
+    assert query(erp.warehouse, "SELECT count(*) FROM sync.external_ids "
+                                "WHERE internal_id = $i", {"i": umbrella}) == [(0,)]
+
+
 def test_invoice_waiting_past_the_sla_raises_an_alert_that_closes_when_answered(
         silent_erp: Erp):
     erp = silent_erp

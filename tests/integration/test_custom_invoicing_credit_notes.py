@@ -277,3 +277,46 @@ def test_credit_note_waiting_past_the_sla_raises_an_alert_that_closes_when_answe
     assert query(erp.warehouse, "SELECT closed_at FROM health.alert_history "
                                 "WHERE alert_key = $k", {"k": key}) == [
         (datetime(2026, 2, 2, 16, tzinfo=UTC),)]
+
+
+def test_a_credit_note_number_of_our_own_form_is_refused(
+        silent_erp: Erp) -> None:
+    """CN-YYYYMM-NNNNN is the form of our own sequence, which counts only the numbers it gave:
+    an integration's CN-202602-00001 could later be given to another credit note. The call is
+    refused by the API naming the field, and changes nothing; the integration's own number is
+    then taken."""
+    erp = silent_erp
+    run_billing("2026-02", "2026-02-01T12:00:00Z")
+    umbrella = erp.invoice("umbrella_004")
+    run_sync("2026-02-01T12:00:00Z")
+    erp.integration.wait_idle()
+    erp.integration.synchronize_draft(umbrella, erp.integration.latest_notified[umbrella]["lines"])
+    run_sync("2026-02-01T12:20:00Z")
+    erp.integration.wait_idle()
+    erp.integration.issue(umbrella)
+    run_sync("2026-02-01T12:40:00Z")
+    fix_platform_fee(erp, "8.00")
+    run_billing("2026-02", "2026-02-01T13:00:00Z")
+    [(credit_note,)] = query(erp.warehouse, "SELECT credit_note_id FROM billing.credit_notes "
+                                            "WHERE customer_id = 'umbrella_004'")
+    run_sync("2026-02-01T14:00:00Z")                 # asked for the draft sync
+    erp.integration.wait_idle()
+
+    with pytest.raises(ApiError) as refused:
+        erp.integration.client.credit_note_draft_synchronized(
+            credit_note, external_id="erp_cn_ours", credit_note_number="CN-202602-00001")
+    assert (refused.value.status_code, refused.value.field) == (
+        422, "invoicing.credit_note_number")
+    run_sync("2026-02-01T14:10:00Z")
+    assert query(erp.warehouse, "SELECT status, credit_note_number FROM billing.credit_notes "
+                                "WHERE credit_note_id = $c", {"c": credit_note}) == [
+        ("draft.syncing", None)]
+    assert query(erp.warehouse, "SELECT count(*) FROM sync.external_ids "
+                                "WHERE internal_id = $c", {"c": credit_note}) == [(0,)]
+
+    erp.integration.client.credit_note_draft_synchronized(
+        credit_note, external_id="erp_cn_own", credit_note_number="ERP-CN-2026-0001")
+    run_sync("2026-02-01T14:20:00Z")
+    assert query(erp.warehouse, "SELECT status, credit_note_number FROM billing.credit_notes "
+                                "WHERE credit_note_id = $c", {"c": credit_note}) == [
+        ("issuing.syncing", "ERP-CN-2026-0001")]

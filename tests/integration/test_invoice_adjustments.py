@@ -160,6 +160,11 @@ def test_adjust_needs_a_description_and_one_kind_of_amount(draft):
             (["--description", "x"], "give --amount, or both --quantity and --unit-price"),
             (["--description", "x", "--amount", "5", "--quantity", "1"], "not both"),
             (["--description", "x", "--amount", "0.001"], r"rounds to 0\.00 USD"),
+            # more than the ledger holds: a refusal naming the limit, not a DuckDB traceback
+            (["--description", "x", "--amount", "1e30"],
+             r"adjustment\.amount: must be less than 10\^18 in absolute value"),
+            (["--description", "x", "--quantity", "1e9", "--unit-price", "1e9"],
+             r"adjustment\.unit_price: quantity x unit_price comes to 1000000000000000000\.00"),
             (["--description", "x", "--quantity", "-1", "--unit-price", "5"],
              "quantity: must be positive"),
             (["--remove", "il_x", "--amount", "5"], "--remove takes no"),

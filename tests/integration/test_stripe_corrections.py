@@ -12,6 +12,7 @@ import pytest
 import stripe
 
 from devkit.stripe_emulator import StripeEmulator
+from pipelines.providers.stripe_sync.issue_plan import to_minor
 from tests.support.dagster_runs import ingest_landed, materialized_metadata, run_billing
 from tests.support.landing import event, write_lines
 from tests.support.local_stripe import bill, client, sync
@@ -383,19 +384,21 @@ def assert_credit_notes_match_ledger(emulator: StripeEmulator, warehouse) -> Non
     notes = stripe_credit_notes(emulator)
     ours = [n.metadata["credit_note_id"] for n in notes]
     assert len(ours) == len(set(ours)), "a credit note is at Stripe twice"
-    ledger = {cid: (total, ext) for cid, total, ext in query(warehouse, """
-        SELECT n.credit_note_id, n.total, x.external_id FROM billing.credit_notes n
+    ledger = {cid: (total, currency, ext) for cid, total, currency, ext in query(warehouse, """
+        SELECT n.credit_note_id, n.total, n.currency, x.external_id FROM billing.credit_notes n
         LEFT JOIN sync.external_ids x ON x.object_type = 'credit_note'
              AND x.internal_id = n.credit_note_id""")}
     assert set(ours) == set(ledger)
     lines: dict[str, dict[str, int]] = {}
-    for cid, line_id, amount in query(warehouse, "SELECT credit_note_id, credit_note_line_id, "
-                                                 "amount FROM billing.credit_note_lines"):
-        lines.setdefault(cid, {})[line_id] = int(-amount * 100)
+    for cid, line_id, amount, currency in query(warehouse, """
+            SELECT l.credit_note_id, l.credit_note_line_id, l.amount, n.currency
+            FROM billing.credit_note_lines l JOIN billing.credit_notes n USING (credit_note_id)"""):
+        lines.setdefault(cid, {})[line_id] = to_minor(-amount, currency, line_id)
     for note in notes:
         cid = note.metadata["credit_note_id"]
-        total, mapped = ledger[cid]
-        assert (note.total, note.status, note.id) == (int(total * 100), "issued", mapped)
+        total, currency, mapped = ledger[cid]
+        assert (note.total, note.status, note.id) == (to_minor(total, currency, cid), "issued",
+                                                      mapped)
         got = {line.metadata["credit_note_line_id"]: line.amount for line in
                sdk.v1.credit_notes.line_items.list(note.id, params={"limit": 100}).data}
         assert got == lines[cid], cid
@@ -471,23 +474,25 @@ def test_a_month_of_corrections_lands_exactly_once_under_faults(stripe_env, loca
     by_ours: dict[str, list[stripe.Invoice]] = {}
     for inv in stripe_invoices:
         by_ours.setdefault(inv.metadata["invoice_id"], []).append(inv)
-    ledger = dict(query(wh, "SELECT invoice_id, total FROM billing.invoices WHERE total <> 0"))
+    ledger = {iid: (total, currency) for iid, total, currency in query(
+        wh, "SELECT invoice_id, total, currency FROM billing.invoices WHERE total <> 0")}
     assert {k: len(v) for k, v in by_ours.items()} == dict.fromkeys(ledger, 1)
     invoice_lines: dict[str, dict[str, int]] = {}
-    for iid, line_id, amount in query(wh, "SELECT invoice_id, line_id, amount "
-                                          "FROM billing.invoice_lines"):
-        invoice_lines.setdefault(iid, {})[line_id] = int(amount * 100)
+    for iid, line_id, amount, currency in query(wh, """
+            SELECT l.invoice_id, l.line_id, l.amount, i.currency
+            FROM billing.invoice_lines l JOIN billing.invoices i USING (invoice_id)"""):
+        invoice_lines.setdefault(iid, {})[line_id] = to_minor(amount, currency, line_id)
     for invoice_id, (inv,) in by_ours.items():
-        assert inv.total == int(ledger[invoice_id] * 100)
+        assert inv.total == to_minor(*ledger[invoice_id], invoice_id)
         got = {line.metadata["line_id"]: line.amount for line in
                sdk.v1.invoices.line_items.list(inv.id, params={"limit": 100}).data}
         assert got == invoice_lines[invoice_id], invoice_id
-    credited = dict(query(wh, "SELECT invoice_id, sum(total) FROM billing.credit_notes "
-                              "GROUP BY ALL"))
+    credited = {iid: to_minor(total, currency, iid) for iid, total, currency in query(
+        wh, "SELECT invoice_id, sum(total), currency FROM billing.credit_notes GROUP BY ALL")}
     refunds_profile = {iid for (iid,) in query(wh, "SELECT invoice_id FROM billing.invoices "
                                                    "WHERE billing_profile = 'stripe_refunds'")}
     for invoice_id, (inv,) in by_ours.items():
-        credit = int(credited.get(invoice_id, 0) * 100)
+        credit = credited.get(invoice_id, 0)
         if invoice_id in voided:
             assert inv.status == "void"
         elif inv.status == "paid" and inv.metadata["customer_id"] in paid:

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import stripe
 
 from devkit.stripe_emulator import StripeEmulator
+from tests.support.environment import REPO
 
 API_KEY = "sk_test_credit_note_tests"
-FIXTURES = Path("/work/shared/reference/stripe-fixtures3.json")
+# shared/ sits beside the repository (in CI a fresh clone anywhere, shared/ next to it)
+FIXTURES = REPO.parent / "shared" / "reference" / "stripe-fixtures3.json"
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.catalog.models import Discount
 from pipelines.rating.invoices import (
+    ADJUSTMENT_LIMIT,
     Adjustment,
     InvoiceDraft,
     adjust_draft,
@@ -67,6 +68,36 @@ def test_an_adjustment_is_rounded_once_to_the_currency(currency: str, given: dic
     ({"amount": D("0.004")}, "amount: the adjustment rounds to 0.00 USD"),
 ])
 def test_an_adjustment_of_nothing_or_of_two_kinds_is_refused(given: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        adjustment_amount("USD", **given)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"amount": D("999999999999999999.99")}, "999999999999999999.99"),
+    ({"amount": D("-999999999999999999.99")}, "-999999999999999999.99"),
+    # 3 x 333333333333333333.33 = 999999999999999999.99
+    ({"quantity": D("3"), "unit_price": D("333333333333333333.33")}, "999999999999999999.99"),
+])
+def test_an_adjustment_just_below_the_limit_is_accepted(given: dict, expected: str) -> None:
+    assert D(10) ** 18 == ADJUSTMENT_LIMIT
+    assert str(adjustment_amount("USD", **given)) == expected
+
+
+@pytest.mark.parametrize(("given", "words"), [
+    ({"amount": D("1E+30")}, r"amount: must be less than 10\^18 in absolute value"),
+    ({"amount": D("-1000000000000000000")}, r"amount: must be less than 10\^18"),
+    # below the limit as asked, but 999999999999999999.995 rounds to 10^18
+    ({"amount": D("999999999999999999.995")}, r"amount: .*rounds to 1000000000000000000\.00"),
+    ({"quantity": D("1E+18"), "unit_price": D("0.000001")}, r"quantity: must be less than 10\^18"),
+    ({"quantity": D(1), "unit_price": D("-1E+25")}, r"unit_price: must be less than 10\^18"),
+    # each factor is fine, the amount they come to is not: 10^9 x 10^9 = 10^18
+    ({"quantity": D("1000000000"), "unit_price": D("1000000000")},
+     r"unit_price: quantity x unit_price comes to 1000000000000000000\.00 USD"),
+    ({"amount": D("Infinity")}, r"amount: must be less than 10\^18"),
+])
+def test_an_adjustment_beyond_what_the_ledger_holds_is_refused(given: dict, words: str) -> None:
+    """Amounts, quantities, unit prices and the amount they come to stay below 10^18 in
+    absolute value, so an invoice's lines and totals stay exact in DECIMAL(38, 12)."""
     with pytest.raises(ValueError, match=words):
         adjustment_amount("USD", **given)
 

@@ -7,6 +7,7 @@ issued after the grace period while the issued invoice never changes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,6 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.invoicing.audit import corrections_cover
+from pipelines.invoicing.manual_documents import (
+    ManualDocumentError,
+    create_manual_credit_note,
+    void_invoice,
+)
+from pipelines.providers.stripe_sync.correction_writes import void_credit_notes
+from pipelines.rating.corrections import CreditSplit, LineDelta, split_credit
+from pipelines.warehouse import transaction
 from tests.support.books import Books
 from tests.support.landing import event
 
@@ -345,3 +355,218 @@ def test_percentage_discount_line_is_corrected_by_its_own_delta(books):
     assert credit_notes(books) == [
         (None, "draft", Decimal("0.50"), [("discount_0", Decimal("-0.50"))])]
     assert_correction_run(books, issued_total=Decimal("17.00"))
+
+
+# Documents voided, and credits beyond what remains creditable (docs/corrections.md, "Voided
+# correcting documents and credits beyond the invoice"). The per-call plan at 0.01: 100 calls in
+# January, an invoice of 1.00.
+VOID_AT = datetime(2026, 2, 2, 3, 0, tzinfo=UTC)          # a document voided
+RERUN = datetime(2026, 2, 2, 4, 0, tzinfo=UTC)            # the next billing run
+RERUN_DOCUMENTS = datetime(2026, 2, 2, 5, 30, tzinfo=UTC)  # its documents' grace period over
+PRICE_FIX_RUN = datetime(2026, 2, 2, 6, 0, tzinfo=UTC)
+
+
+def fix_price(books: Books, unit_price: str) -> None:
+    """The per-call price fixed in the catalog after issue."""
+    books.write_catalog(plans=PER_CALL.replace('unit_price: "0.01"',
+                                               f'unit_price: "{unit_price}"'))
+
+
+def void(books: Books, invoice_id: str, reason: str) -> int:
+    """`billing invoice void ID --reason ... --actor finance:ana`; returns the corrections
+    withdrawn."""
+    with books.connection() as con, transaction(con):
+        return void_invoice(con, invoice_id, reason=reason, actor="finance:ana",
+                            now=VOID_AT).withdrawn_corrections
+
+
+def void_at_stripe(books: Books, credit_note_id: str, cause: str) -> None:
+    """A credit note voided at Stripe, as the sync applies `credit_note.voided`."""
+    with books.connection() as con, transaction(con):
+        void_credit_notes(con, {credit_note_id: cause}, actor="stripe_events", now=VOID_AT)
+
+
+def goodwill(books: Books, amount: str, *, now: datetime = LATE_LANDED) -> Decimal:
+    """`billing credit-note create --invoice INV-202602-00001 --amount ...`; returns what
+    remains creditable after it."""
+    with books.connection() as con, transaction(con):
+        return create_manual_credit_note(
+            con, books.catalog(), "INV-202602-00001", amount, reason="goodwill: outage",
+            actor="finance:ana", now=now).remaining_after
+
+
+def coverage_check_passes(books: Books) -> bool:
+    """The blocking check `corrections_cover_rerating` of the month."""
+    with books.connection() as con:
+        return corrections_cover(con, MONTH).passed
+
+
+def decisions(books: Books) -> list[tuple]:
+    """(revision, covered, rated, delta, status, decided_by, reason) per correction."""
+    return books.rows("""SELECT revision, covered_amount, rated_amount, delta, status,
+                                decided_by, reason
+                         FROM billing.corrections ORDER BY detected_at, revision""")
+
+
+def credit_movements(books: Books) -> list[tuple[Decimal, str | None]]:
+    """(amount, correction) per credit balance movement, in order."""
+    return books.rows("""SELECT amount, correction_id FROM billing.customer_credit_movements
+                         ORDER BY created_at, amount DESC""")
+
+
+def decrease(correction_id: str, delta: str) -> LineDelta:
+    return LineDelta(correction_id=correction_id, invoice_id="inv", line_id=correction_id,
+                     description="line", delta=Decimal(delta), covered=Decimal(0),
+                     rated=Decimal(0))
+
+
+@pytest.mark.parametrize(("remaining", "expected"), [
+    # room for all: everything on the credit note
+    ("5.00", [("a", "1.50", "0"), ("b", "0.75", "0")]),
+    # 2.00 left: a takes 1.50, b the 0.50 left, its other 0.25 to the credit balance
+    ("2.00", [("a", "1.50", "0"), ("b", "0.50", "0.25")]),
+    # 1.00 left: a takes it all, its other 0.50 and the whole of b to the credit balance
+    ("1.00", [("a", "1.00", "0.50"), ("b", "0", "0.75")]),
+    # nothing left (a goodwill note credited the whole invoice): no credit note at all
+    ("0.00", [("a", "0", "1.50"), ("b", "0", "0.75")]),
+])
+def test_split_credit_takes_what_remains_creditable_in_line_order(remaining, expected):
+    splits = split_credit([decrease("a", "-1.50"), decrease("b", "-0.75")], Decimal(remaining))
+    assert splits == [CreditSplit(cid, Decimal(credited), Decimal(beyond))
+                      for cid, credited, beyond in expected]
+    assert sum(s.credited for s in splits) == min(Decimal("2.25"), Decimal(remaining))
+
+
+def test_split_credit_refuses_an_increase():
+    with pytest.raises(ValueError, match="not a decrease"):
+        split_credit([decrease("a", "0.10")], Decimal("1.00"))
+
+
+def test_voided_supplementary_invoice_no_longer_bills_its_correction(books):
+    books = issued_books(books, PER_CALL, "per_call", calls("jan", 100))
+    books.land("late", calls("late", 50), now=LATE_LANDED)
+    books.rate(MONTH, now=CORRECTION_RUN)
+    books.rate(MONTH, now=DOCUMENTS_RUN)
+    # 150 calls x 0.01 = 1.50: +0.50 on INV-202602-00002, issued
+    [(first, _, _)] = books.rows("SELECT correction_id, document_id, status "
+                                 "FROM billing.corrections")
+    assert [s[:3] for s in supplementary_invoices(books)] == [
+        ("INV-202602-00002", "issued", Decimal("0.50"))]
+    (supplementary,), = books.rows("SELECT invoice_id FROM billing.invoices "
+                                   "WHERE invoice_number = 'INV-202602-00002'")
+    assert void(books, supplementary, "sent by mistake") == 1
+    # the correction it carried is withdrawn, and says why and by whom; the history keeps both
+    # decisions; until the next run the late usage is not covered (the blocking check fails)
+    assert decisions(books) == [
+        (0, Decimal("1.00"), Decimal("1.50"), Decimal("0.50"), "rejected", "finance:ana",
+         "supplementary invoice INV-202602-00002 voided: sent by mistake")]
+    assert books.rows("""SELECT from_status, to_status, changed_at, actor, reason
+                         FROM billing.correction_history WHERE correction_id = $id
+                         ORDER BY changed_at, to_status DESC""", {"id": first})[1:] == [
+        ("pending_approval", "approved", CORRECTION_RUN, "auto_approve",
+         "within auto_approve_corrections_up_to 100.00"),
+        ("approved", "rejected", VOID_AT, "finance:ana",
+         "supplementary invoice INV-202602-00002 voided: sent by mistake")]
+    assert not coverage_check_passes(books)
+    # the next run proposes the +0.50 again (revision 1: another id), on a new invoice
+    books.rate(MONTH, now=RERUN)
+    assert decisions(books)[1] == (1, Decimal("1.00"), Decimal("1.50"), Decimal("0.50"),
+                                   "approved", "auto_approve", None)
+    assert coverage_check_passes(books)
+    books.rate(MONTH, now=RERUN_DOCUMENTS)
+    assert sorted(s[:3] for s in supplementary_invoices(books)) == [
+        ("INV-202602-00002", "voided", Decimal("0.50")),
+        ("INV-202602-00003", "issued", Decimal("0.50"))]
+    # a later price fix is measured against what is billed: 1.00 + 0.50, not the voided 0.50
+    # too. 150 x 0.008 = 1.20: -0.30 credited
+    fix_price(books, "0.008")
+    books.rate(MONTH, now=PRICE_FIX_RUN)
+    assert decisions(books)[2] == (2, Decimal("1.50"), Decimal("1.20"), Decimal("-0.30"),
+                                   "approved", "auto_approve", None)
+    assert [n[2:] for n in credit_notes(books)] == [(Decimal("0.30"),
+                                                     [("api_calls", Decimal("-0.30"))])]
+    assert coverage_check_passes(books)
+
+
+def test_credit_note_voided_at_stripe_no_longer_credits_its_correction(books):
+    books = issued_books(books, PER_CALL, "per_call", calls("jan", 100))
+    fix_price(books, "0.008")
+    books.rate(MONTH, now=CORRECTION_RUN)
+    books.rate(MONTH, now=DOCUMENTS_RUN)
+    # 100 x 0.008 = 0.80: -0.20 on CN-202602-00001, issued
+    [(note_id, number, status, total)] = books.rows(
+        "SELECT credit_note_id, credit_note_number, status, total FROM billing.credit_notes")
+    assert (number, status, total) == ("CN-202602-00001", "issued", Decimal("0.20"))
+    void_at_stripe(books, note_id, "stripe credit_note.voided evt_1")
+    assert decisions(books) == [
+        (0, Decimal("1.00"), Decimal("0.80"), Decimal("-0.20"), "rejected", "stripe_events",
+         "credit note CN-202602-00001 voided: stripe credit_note.voided evt_1")]
+    assert not coverage_check_passes(books)
+    books.rate(MONTH, now=RERUN)
+    # proposed again, credited again (the voided note no longer takes up the invoice)
+    assert decisions(books)[1] == (1, Decimal("1.00"), Decimal("0.80"), Decimal("-0.20"),
+                                   "approved", "auto_approve", None)
+    assert sorted(n[1:3] for n in credit_notes(books)) == [("draft", Decimal("0.20")),
+                                                           ("voided", Decimal("0.20"))]
+    assert coverage_check_passes(books)
+
+
+def test_correction_credit_beyond_what_remains_creditable_goes_to_the_credit_balance(books):
+    books = issued_books(books, PER_CALL, "per_call", calls("jan", 100))
+    # a 1.00 goodwill credit note leaves nothing creditable on the 1.00 invoice
+    assert goodwill(books, "1.00") == Decimal("0.00")
+    # price fixed: 100 x 0.0025 = 0.25, a decrease of 0.75 that no credit note can carry
+    fix_price(books, "0.0025")
+    books.rate(MONTH, now=CORRECTION_RUN)
+    [(correction_id, delta, status, document_id)] = books.rows(
+        "SELECT correction_id, delta, status, document_id FROM billing.corrections")
+    assert (delta, status) == (Decimal("-0.75"), "approved")
+    assert books.rows("SELECT kind, total FROM billing.credit_notes") == [
+        ("manual", Decimal("1.00"))]
+    assert credit_movements(books) == [(Decimal("0.75"), correction_id)]
+    (movement_id,), = books.rows("SELECT movement_id FROM billing.customer_credit_movements")
+    assert document_id == movement_id
+    assert books.rows("SELECT balance FROM billing.customer_credit_balances") == [
+        (Decimal("0.75"),)]
+    assert coverage_check_passes(books)
+    # the same rating again changes nothing
+    books.rate(MONTH, now=DOCUMENTS_RUN)
+    assert credit_movements(books) == [(Decimal("0.75"), correction_id)]
+
+
+def test_correction_credit_note_is_capped_and_the_rest_follows_the_credit_note(books):
+    books = issued_books(books, PER_CALL, "per_call", calls("jan", 100))
+    assert goodwill(books, "0.40") == Decimal("0.60")
+    fix_price(books, "0.0025")
+    books.rate(MONTH, now=CORRECTION_RUN)
+    books.rate(MONTH, now=DOCUMENTS_RUN)
+    # -0.75: 0.60 on the credit note (all that remains), 0.15 to the customer's credit balance
+    [(correction_id, document_id)] = books.rows(
+        "SELECT correction_id, document_id FROM billing.corrections")
+    assert books.rows("""SELECT credit_note_id, credit_note_number, status, total
+                         FROM billing.credit_notes WHERE kind = 'correction'""") == [
+        (document_id, "CN-202602-00002", "issued", Decimal("0.60"))]
+    assert books.rows("""SELECT correction_id, amount FROM billing.credit_note_lines
+                         WHERE credit_note_id = $id""", {"id": document_id}) == [
+        (correction_id, Decimal("-0.60"))]
+    assert credit_movements(books) == [(Decimal("0.15"), correction_id)]
+    assert coverage_check_passes(books)
+    # nothing remains creditable: a goodwill credit of 0.01 is refused
+    with pytest.raises(ManualDocumentError, match=re.escape(
+            "remains creditable on invoice INV-202602-00001: 0.00 USD")):
+        goodwill(books, "0.01", now=DOCUMENTS_RUN)
+    # Stripe voids the capped note: its correction is withdrawn with its balance part, then
+    # proposed and split again (0.60 creditable again)
+    void_at_stripe(books, document_id, "stripe credit_note.voided evt_2")
+    assert credit_movements(books) == [(Decimal("0.15"), correction_id),
+                                       (Decimal("-0.15"), correction_id)]
+    books.rate(MONTH, now=RERUN)
+    [(second, second_document)] = books.rows(
+        "SELECT correction_id, document_id FROM billing.corrections WHERE revision = 1")
+    assert books.rows("""SELECT status, total FROM billing.credit_notes
+                         WHERE credit_note_id = $id""", {"id": second_document}) == [
+        ("draft", Decimal("0.60"))]
+    assert credit_movements(books)[2:] == [(Decimal("0.15"), second)]
+    assert books.rows("SELECT balance FROM billing.customer_credit_balances") == [
+        (Decimal("0.15"),)]
+    assert coverage_check_passes(books)

@@ -15,6 +15,8 @@ from pipelines.rating.lifecycle import (
     STATUSES,
     TRANSITIONS,
     can_transition,
+    has_own_number_form,
+    invoice_number,
     is_frozen,
     payment_path,
     transition_path,
@@ -96,3 +98,17 @@ def test_plan_changes_compose_in_request_order():
         ("ignored", (), "paid"),
         ("unknown_invoice", (), None),
     ]
+
+
+def test_an_integrations_number_of_our_own_form_is_recognised():
+    """Our sequences give INV-/CN-YYYYMM-NNNNN; an integration's number of that form could
+    collide with one they give later, its own series cannot."""
+    assert has_own_number_form(invoice_number("2026-02", 3), "INV")
+    assert has_own_number_form("CN-202602-00001", "CN")
+    assert has_own_number_form("cn-202602-123456", "CN")       # any case, a sixth digit
+    assert has_own_number_form(" INV-202602-00001 ", "INV")
+    assert not has_own_number_form("CN-202602-00001", "INV")   # each document its own prefix
+    assert not has_own_number_form("ERP-CN-2026-0001", "CN")
+    assert not has_own_number_form("CN-2026-00001", "CN")      # not a YYYYMM month
+    assert not has_own_number_form("CN-202602-0001", "CN")     # fewer than five digits
+    assert not has_own_number_form("CN-202602-00001-A", "CN")

@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from pipelines.alerts import Alert, raise_alerts, resolve_alerts
-from pipelines.invoicing.corrections import issue_credit_notes
+from pipelines.invoicing.corrections import issue_credit_notes, withdraw_corrections
 from pipelines.providers.stripe_sync.correction_issuer import CreditNoteResult
 from pipelines.warehouse import run_sql
 
@@ -91,7 +91,8 @@ def resolve_void_alerts(con: duckdb.DuckDBPyConnection, invoice_ids: Sequence[st
 def void_credit_notes(con: duckdb.DuckDBPyConnection, causes: Mapping[str, str], *,
                       actor: str, now: datetime) -> None:
     """Issued credit notes voided at the provider: `voided`, with history (`causes`: credit note
-    id -> why)."""
+    id -> why). The corrections they carried are withdrawn (the next billing run proposes their
+    deltas again), with what they put on the customer's credit balance."""
     if not causes:
         return
     frame = pl.DataFrame([{"credit_note_id": cid, "cause": cause}
@@ -102,3 +103,4 @@ def void_credit_notes(con: duckdb.DuckDBPyConnection, causes: Mapping[str, str],
         run_sql(con, "sync/credit_notes_voided", {"now": now, "actor": actor})
     finally:
         con.unregister("credit_notes_voided_frame")
+    withdraw_corrections(con, now=now)
