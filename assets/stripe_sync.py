@@ -43,6 +43,14 @@ def _skipped() -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"skipped": NOT_USED})
 
 
+def _require_key(stripe: StripeResource) -> None:
+    """Stripe work is due: without a key the step fails saying what to set."""
+    try:
+        stripe.key()
+    except StripeNotConfigured as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
 def _gateway(stripe: StripeResource, con: duckdb.DuckDBPyConnection,
              run_id: str) -> tuple[StripeGateway, AttemptCounts]:
     try:
@@ -67,10 +75,7 @@ def stripe_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.writer() as con:
         if not stripe_in_use(con):
             return _skipped()
-        try:
-            stripe.key()
-        except StripeNotConfigured as exc:
-            raise dg.Failure(description=str(exc)) from None
+        _require_key(stripe)
         summary = run_outbound(con, stripe.gateway, now=now, run_id=context.run.run_id,
                                max_concurrency=stripe.max_concurrency)
     for error in summary.errors[:20]:
@@ -105,10 +110,7 @@ def stripe_corrections(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     with warehouse.writer() as con:
         if not stripe_in_use(con):
             return _skipped()
-        try:
-            stripe.key()
-        except StripeNotConfigured as exc:
-            raise dg.Failure(description=str(exc)) from None
+        _require_key(stripe)
         summary = run_corrections(con, stripe.gateway, now=now, run_id=context.run.run_id,
                                   max_concurrency=stripe.max_concurrency)
     for error in summary.errors[:20]:
