@@ -14,10 +14,10 @@ import pytest
 import stripe
 
 from devkit.stripe_emulator import Faults, StripeEmulator
-from tests.support.environment import REPO
+from tests.support.environment import REPO, STRIPE_FIXTURES
 
 API_KEY = "sk_test_emulator_tests"
-FIXTURES = REPO.parent / "shared" / "reference" / "stripe-fixtures3.json"
+FIXTURES = STRIPE_FIXTURES
 
 
 @pytest.fixture(scope="module")

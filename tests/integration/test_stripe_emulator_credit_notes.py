@@ -11,11 +11,11 @@ import pytest
 import stripe
 
 from devkit.stripe_emulator import StripeEmulator
-from tests.support.environment import REPO
+from tests.support.environment import STRIPE_FIXTURES
 
 API_KEY = "sk_test_credit_note_tests"
 # shared/ sits beside the repository (in CI a fresh clone anywhere, shared/ next to it)
-FIXTURES = REPO.parent / "shared" / "reference" / "stripe-fixtures3.json"
+FIXTURES = STRIPE_FIXTURES
 
 
 @pytest.fixture(scope="module")

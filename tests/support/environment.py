@@ -12,6 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CATALOG = REPO / "catalog"
+SHARED = next((folder for folder in (REPO.parent / "shared", Path("/work/shared"))
+               if folder.is_dir()), REPO.parent / "shared")
+"""The steering repo's shared/ (reference data such as Stripe's fixtures): beside the checkout,
+as CI lays it out, else where the workplace keeps it."""
+STRIPE_FIXTURES = SHARED / "reference" / "stripe-fixtures3.json"
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
