@@ -48,7 +48,9 @@ from pipelines.providers.stripe_sync.credit_note_plan import (
 )
 from pipelines.providers.stripe_sync.issue_plan import SyncRefused
 from pipelines.providers.stripe_sync.issuer import Mapping
-from pipelines.providers.stripe_sync.ledger_writes import write_attempts, write_mappings
+from pipelines.providers.stripe_sync.ledger_writes import (
+    CallRecordingSink,
+)
 from pipelines.providers.stripe_sync.worker_pool import Task, run_workers
 from pipelines.rating.lifecycle import POST_ISSUE
 from pipelines.warehouse import sql, transaction
@@ -104,30 +106,20 @@ def load_voids(con: duckdb.DuckDBPyConnection) -> list[SyncVoid]:
             in con.execute(sql("sync/stripe_voids_to_sync")).fetchall()]
 
 
-class CorrectionsSink:
+class CorrectionsSink(CallRecordingSink):
     """Writes what the workers report, from the thread that owns the connection."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
                  now: datetime) -> None:
-        self.con = con
-        self.run_id = run_id
-        self.now = now
-        self.attempts: list[Attempt] = []
-        self.mappings: list[Mapping] = []
+        super().__init__(con, run_id=run_id, now=now, summary=CorrectionsSummary())
         self.notes: list[CreditNoteResult] = []
         self.voids: list[VoidResult] = []
-        self.summary = CorrectionsSummary()
 
     def add(self, message: object) -> None:
         s = self.summary
-        if isinstance(message, Attempt):
-            self.attempts.append(message)
-            s.api_calls += 1
-            s.retries += message.outcome == "retried"
-            s.rate_limited += message.rate_limited
-        elif isinstance(message, Mapping):
-            self.mappings.append(message)
-        elif isinstance(message, CreditNoteResult):
+        if self.record_call(message):
+            return
+        if isinstance(message, CreditNoteResult):
             self.notes.append(message)
             s.credit_notes_issued += message.ok
             s.credit_notes_failed += not message.ok
@@ -150,23 +142,19 @@ class CorrectionsSink:
         if not self.backlog:
             return
         with transaction(self.con):
-            if self.attempts:
-                write_attempts(self.con, self.attempts, run_id=self.run_id)
             issued = [r for r in self.notes if r.ok]
             voided = [r for r in self.voids if r.ok]
-            write_mappings(self.con, [
-                *self.mappings,
+            self.write_calls([
                 *(Mapping("credit_note_line", line_id, ext) for r in issued
                   for line_id, ext in r.line_ids.items()),
-                *(Mapping("invoice_void", r.invoice_id, r.stripe_invoice) for r in voided)],
-                now=self.now)
+                *(Mapping("invoice_void", r.invoice_id, r.stripe_invoice) for r in voided)])
             mark_credit_notes_issued(self.con, issued, now=self.now)
             mark_credit_notes_failed(self.con, {r.credit_note_id: r.error or "unknown error"
                                                 for r in self.notes if not r.ok}, now=self.now)
             resolve_void_alerts(self.con, [r.invoice_id for r in voided], now=self.now)
             mark_voids_failed(self.con, {r.invoice_id: r.error or "unknown error"
                                          for r in self.voids if not r.ok}, now=self.now)
-        self.attempts, self.mappings, self.notes, self.voids = [], [], [], []
+        self.notes, self.voids = [], []
 
 
 def run_corrections(con: duckdb.DuckDBPyConnection,

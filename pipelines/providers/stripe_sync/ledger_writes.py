@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -131,3 +132,39 @@ def settle_zero_total(con: duckdb.DuckDBPyConnection, invoice_id: str, *,
     con.execute("UPDATE billing.invoices SET sync_error = NULL WHERE invoice_id = $id",
                 {"id": invoice_id}).fetchall()
     resolve_alerts(con, [alert_key(invoice_id)], now=now)
+
+
+class CallRecordingSink:
+    """What every Stripe worker pool reports in common, kept for the warehouse: each HTTP
+    attempt (counted in the summary's api_calls / retries / rate_limited) and each mapping of
+    one of ours to a Stripe object. Subclasses add their own results and write them in
+    `flush`, after `write_calls`, in the same transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
+                 now: datetime, summary: Any) -> None:
+        self.con = con
+        self.run_id = run_id
+        self.now = now
+        self.summary = summary
+        self.attempts: list[Attempt] = []
+        self.mappings: list[Mapping] = []
+
+    def record_call(self, message: object) -> bool:
+        """Keep an attempt or a mapping; False for any other message."""
+        if isinstance(message, Attempt):
+            self.attempts.append(message)
+            self.summary.api_calls += 1
+            self.summary.retries += message.outcome == "retried"
+            self.summary.rate_limited += message.rate_limited
+            return True
+        if isinstance(message, Mapping):
+            self.mappings.append(message)
+            return True
+        return False
+
+    def write_calls(self, more_mappings: Sequence[Mapping] = ()) -> None:
+        """Write the attempts and mappings kept so far (with `more_mappings`), and forget them."""
+        if self.attempts:
+            write_attempts(self.con, self.attempts, run_id=self.run_id)
+        write_mappings(self.con, [*self.mappings, *more_mappings], now=self.now)
+        self.attempts, self.mappings = [], []

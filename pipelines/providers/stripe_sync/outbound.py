@@ -32,12 +32,11 @@ from pipelines.providers.stripe_sync.issue_plan import (
 )
 from pipelines.providers.stripe_sync.issuer import InvoiceResult, Mapping, sync_customer
 from pipelines.providers.stripe_sync.ledger_writes import (
+    CallRecordingSink,
     mark_failed,
     mark_issued,
     mark_syncing,
     settle_zero_total,
-    write_attempts,
-    write_mappings,
 )
 from pipelines.providers.stripe_sync.worker_pool import run_workers
 from pipelines.warehouse import sql, transaction
@@ -92,30 +91,20 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
     return invoices, customers
 
 
-class WarehouseSink:
+class WarehouseSink(CallRecordingSink):
     """Writes what the workers report, from the one thread that owns the connection, in small
     batches: a killed process loses at most the last fraction of a second, which the next run
     finds again at Stripe (mapping missing -> search)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
                  now: datetime) -> None:
-        self.con = con
-        self.run_id = run_id
-        self.now = now
-        self.attempts: list[Attempt] = []
-        self.mappings: list[Mapping] = []
+        super().__init__(con, run_id=run_id, now=now, summary=OutboundSummary())
         self.results: list[InvoiceResult] = []
-        self.summary = OutboundSummary()
 
     def add(self, message: object) -> None:
-        if isinstance(message, Attempt):
-            self.attempts.append(message)
-            self.summary.api_calls += 1
-            self.summary.retries += message.outcome == "retried"
-            self.summary.rate_limited += message.rate_limited
-        elif isinstance(message, Mapping):
-            self.mappings.append(message)
-        elif isinstance(message, InvoiceResult):
+        if self.record_call(message):
+            return
+        if isinstance(message, InvoiceResult):
             self.results.append(message)
             if message.ok:
                 self.summary.synced += 1
@@ -133,15 +122,12 @@ class WarehouseSink:
         if not self.backlog:
             return
         with transaction(self.con):
-            if self.attempts:
-                write_attempts(self.con, self.attempts, run_id=self.run_id)
-            lines = [Mapping("line", line_id, ext) for r in self.results if r.ok
-                     for line_id, ext in r.line_ids.items()]
-            write_mappings(self.con, self.mappings + lines, now=self.now)
+            self.write_calls([Mapping("line", line_id, ext) for r in self.results if r.ok
+                              for line_id, ext in r.line_ids.items()])
             mark_issued(self.con, [r for r in self.results if r.ok], now=self.now)
             mark_failed(self.con, {r.invoice_id: r.error or "unknown error"
                                    for r in self.results if not r.ok}, now=self.now)
-        self.attempts, self.mappings, self.results = [], [], []
+        self.results = []
 
 
 def _customer_task(customer: SyncCustomer, invoices: list[SyncInvoice],
