@@ -59,10 +59,20 @@ def propose_corrections(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now
     credit note or supplementary invoice was voided since (however it was voided) are withdrawn
     first, so that the rating proposes their difference again."""
     withdraw_corrections(con, now=now)
-    rows = con.execute(sql("billing/correction_line_accounts")).fetchall()
-    columns = [d[0] for d in con.description]
-    accounts = [dict(zip(columns, row, strict=True)) for row in rows]
-    _remember_ratings(con, accounts, now=now, run_id=run_id)
+    with scratch(con, tables=("correction_accounts",)):
+        con.execute("CREATE OR REPLACE TEMP TABLE correction_accounts AS "
+                    + sql("billing/correction_line_accounts"))
+        # the latest rating of every line, set-based: a month of 10,000 issued invoices re-run
+        con.execute("""
+            INSERT OR REPLACE INTO billing.issued_line_ratings
+                (invoice_id, line_id, rated_amount, rated_at, run_id)
+            SELECT invoice_id, line_id, rated, $now, $run_id FROM correction_accounts""",
+                    {"now": now, "run_id": run_id}).fetchall()
+        # only lines whose rating differs from what is covered can call for a correction
+        cursor = con.execute("SELECT * FROM correction_accounts "
+                             "WHERE rated <> issued + corrected ORDER BY invoice_id, line_id")
+        columns = [d[0] for d in cursor.description]
+        accounts = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     by_line = {(a["invoice_id"], a["line_id"]): a for a in accounts}
     deltas = line_deltas(LineAccount(
         invoice_id=a["invoice_id"], line_id=a["line_id"], description=a["description"],
@@ -241,17 +251,6 @@ def number_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequenc
 def _fill_numbering(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str]) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE numbering AS "
                 "SELECT unnest($ids) AS credit_note_id", {"ids": list(credit_note_ids)})
-
-
-def _remember_ratings(con: duckdb.DuckDBPyConnection, accounts: Sequence[dict], *,
-                      now: datetime, run_id: str | None) -> None:
-    if not accounts:
-        return
-    con.executemany("""
-        INSERT OR REPLACE INTO billing.issued_line_ratings
-            (invoice_id, line_id, rated_amount, rated_at, run_id)
-        VALUES (?, ?, ?, ?, ?)""",
-        [(a["invoice_id"], a["line_id"], a["rated"], now, run_id) for a in accounts])
 
 
 def _insert_correction(con: duckdb.DuckDBPyConnection, delta: LineDelta, account: dict, *,
