@@ -2,7 +2,8 @@
 invoicing integration would call it; the local ERP (`devkit.local_erp`) and the tests use it.
 
 Each call is safe to retry: without an Idempotency-Key the API derives the call's key from its
-method, path and body, so a retried call is answered as the first was. Transport errors and 503
+method, path and body, so a retried call is answered as the first was. Transport errors, 408
+(the body arrived too slowly) and 503 (the store busy, or the server at its concurrency limit)
 answers are retried a few times; any other non-2xx raises ApiError with the status and body.
 """
 
@@ -20,6 +21,7 @@ import httpx
 CUSTOM_INVOICING_APP = "/api/v1/apps/custom-invoicing"
 CUSTOM_INVOICES = f"{CUSTOM_INVOICING_APP}/invoices"
 CUSTOM_CREDIT_NOTES = f"{CUSTOM_INVOICING_APP}/credit-notes"
+RETRIED_STATUSES = (408, 503)     # safe to retry: a replay is answered as the first call
 
 
 class ApiError(Exception):
@@ -70,7 +72,7 @@ class CustomInvoicingClient:
                     raise
                 time.sleep(0.2 * 2 ** attempt)
                 continue
-            if response.status_code == 503 and attempt < self.retries:
+            if response.status_code in RETRIED_STATUSES and attempt < self.retries:
                 time.sleep(0.2 * 2 ** attempt)
                 continue
             try:

@@ -39,6 +39,28 @@ def api_store_path() -> str:
     return str(Path(warehouse_path()).expanduser().parent / "api_store.sqlite")
 
 
+def api_retention_days() -> float:
+    """How many days the integration API's store keeps decided inbox items and the answers
+    replays get (`BILLING_API_RETENTION_DAYS`, default 30): older ones are pruned after each
+    inbox pass."""
+    return positive_number("BILLING_API_RETENTION_DAYS", 30)
+
+
+def positive_number(name: str, default: float) -> float:
+    """The positive number in the environment variable `name`, else `default`; a ValueError
+    names the variable when it holds anything else."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={text!r} is not a positive number")
+    return value
+
+
 def api_url() -> str:
     """Where integrations reach the integration API (`BILLING_API_URL`)."""
     return os.environ.get("BILLING_API_URL") or "http://127.0.0.1:8780"

@@ -4,8 +4,9 @@ reconciliation), Stripe webhooks, and read-only views integrations use to check 
 stands.
 
 Each request is answered from the API's own store (pipelines.api.store), never the warehouse:
-authenticate the bearer token, check its scope, then let the store decide the call in one
-transaction (replay, 404, 422, 409 or 202 with the inbox item committed).
+authenticate the bearer token, check its scope, read the body (stopping at its limit and its
+deadline), decode it off the event loop, then let the store decide the call in one transaction
+(replay, 404, 422, 409 or 202 with the inbox item committed).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import logging
 import os
 import re
 import sqlite3
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import stripe
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,6 +50,7 @@ STRIPE_TOLERANCE_S = 300
 MAX_BODY_BYTES = 1_000_000
 MAX_STATEMENT_BYTES = 32_000_000    # a statement lists every invoice: tens of thousands
 MAX_IDEMPOTENCY_KEY = 255
+BODY_TIMEOUT_S = 60.0               # a body must arrive within this, by default
 STRIPE_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"
 PREFIX = "/api/v1"
 APP = f"{PREFIX}/apps/custom-invoicing"
@@ -68,6 +74,11 @@ def _refuse(status: int, code: str, message: str, *, field: str | None = None,
     return Refused(Answer(status, error_body(code, message, field=field)), headers)
 
 
+def _too_large(limit: int) -> Refused:
+    return _refuse(413, "body_too_large", f"bodies are limited to {limit} bytes",
+                   headers={"Connection": "close"})
+
+
 def _respond(answer: Answer, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
     if answer.replayed:
@@ -83,23 +94,69 @@ def webhook_secrets() -> list[str]:
 
 def verify_stripe_signature(payload: str, header: str | None, secrets: list[str]) -> None:
     """Raise stripe.SignatureVerificationError unless one secret signed the payload within the
-    tolerance (the stripe SDK's own check)."""
+    tolerance, both ways: the stripe SDK refuses a signature older than the tolerance, and this
+    one dated further ahead than it (which the SDK lets through, so a signature made for later
+    would be replayable until then)."""
     failure: stripe.SignatureVerificationError | None = None
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(payload, header, secret,
                                                   tolerance=STRIPE_TOLERANCE_S)
-            return
+            break
         except stripe.SignatureVerificationError as exc:
             failure = exc
-    raise failure or stripe.SignatureVerificationError("no webhook secret", header, payload)
+    else:
+        raise failure or stripe.SignatureVerificationError("no webhook secret", header, payload)
+    signed_at = _signature_timestamp(header or "")
+    if signed_at > time.time() + STRIPE_TOLERANCE_S:
+        raise stripe.SignatureVerificationError(
+            f"Timestamp in the future, outside the tolerance zone ({signed_at})", header, payload)
+
+
+def _signature_timestamp(header: str) -> int:
+    """The `t=` of a Stripe-Signature header the SDK has verified (so it is there, an int)."""
+    stamps = [value for key, _, value in (item.strip().partition("=")
+                                          for item in header.split(",")) if key == "t"]
+    return int(stamps[0])
+
+
+@dataclass(frozen=True)
+class DecodedBody:
+    """A request body parsed and checked: the JSON value, and its canonical text."""
+
+    value: Any
+    canonical: str
+
+
+def decode_body(raw: bytes) -> DecodedBody:
+    """Parse a body as JSON and refuse (422 naming the field) what no call can take: text that
+    is not JSON (NaN and Infinity are not), nesting deeper than rules.MAX_JSON_DEPTH, a string
+    that is not Unicode text, a number too large to be finite. Run off the event loop: a
+    statement may be 32 MB."""
+    try:
+        value = json.loads(raw, parse_constant=_not_json)
+    except RecursionError:
+        raise _refuse(422, "validation_error", f"body: nests deeper than "
+                      f"{rules.MAX_JSON_DEPTH} levels", field="body") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _refuse(422, "validation_error", f"body: not valid JSON ({exc})",
+                      field="body") from None
+    problem = rules.check_json_value(value)
+    if problem is not None:
+        raise _refuse(422, "validation_error", str(problem), field=problem.field)
+    return DecodedBody(value, canonical_json(value))
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 class ApiHandlers:
     """The endpoints, bound to one store."""
 
-    def __init__(self, store: ApiStore) -> None:
+    def __init__(self, store: ApiStore, body_timeout_s: float = BODY_TIMEOUT_S) -> None:
         self.store = store
+        self.body_timeout_s = body_timeout_s
 
     # ------------------------------------------------------------------ helpers
     async def _token(self, request: Request, needs: tuple[str, ...], *,
@@ -131,36 +188,50 @@ class ApiHandlers:
                                    f'Bearer error="insufficient_scope", scope="{needs[0]}"'})
         return token
 
-    @staticmethod
-    async def _raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    async def _raw_body(self, request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The body, read as it arrives and refused (413) as soon as it passes `limit`, whether
+        its length is declared or it comes chunked, or (408) when it has not all arrived
+        within the body deadline. Both answers close the connection."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            raise _refuse(413, "body_too_large", f"bodies are limited to {limit} bytes")
-        raw = await request.body()
-        if len(raw) > limit:
-            raise _refuse(413, "body_too_large", f"bodies are limited to {limit} bytes")
-        return raw
-
-    @staticmethod
-    def _json(raw: bytes) -> Any:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _refuse(422, "validation_error", f"body: not valid JSON ({exc})",
-                          field="body") from None
+            with anyio.fail_after(self.body_timeout_s):
+                async with aclosing(request.stream()) as stream:
+                    async for chunk in stream:
+                        size += len(chunk)
+                        if size > limit:
+                            raise _too_large(limit)
+                        chunks.append(chunk)
+        except TimeoutError:
+            raise _refuse(408, "body_timeout", f"the body did not arrive within "
+                          f"{self.body_timeout_s:g} s", headers={"Connection": "close"}) from None
+        except ClientDisconnect:
+            raise _refuse(400, "client_disconnected", "the client left before its body "
+                          "arrived") from None
+        return b"".join(chunks)
+
+    async def _body(self, request: Request, limit: int = MAX_BODY_BYTES) -> DecodedBody:
+        """The body read (`_raw_body`) and decoded off the event loop (`decode_body`)."""
+        return await run_in_threadpool(decode_body, await self._raw_body(request, limit))
 
     @staticmethod
-    def _keys(request: Request, family: str, body: Any) -> tuple[str, str]:
+    def _keys(request: Request, family: str, body: DecodedBody,
+              token: TokenInfo) -> tuple[str, str]:
         """(request key, fingerprint) of a call: the Idempotency-Key when given, else the call
-        itself, within the scope family of the endpoint."""
-        fingerprint = sha256_hex(request.method, request.url.path, canonical_json(body))
+        itself, within the scope family of the endpoint and the calling token (the same key
+        from another token is another call, never its replay)."""
+        fingerprint = sha256_hex(request.method, request.url.path, body.canonical)
+        caller = str(token.token_id)
         given = request.headers.get("idempotency-key")
         if given is None:
-            return sha256_hex("call", family, fingerprint), fingerprint
+            return sha256_hex("call", family, caller, fingerprint), fingerprint
         if not given.strip() or len(given) > MAX_IDEMPOTENCY_KEY:
             raise _refuse(422, "validation_error", "header Idempotency-Key: must be 1 to "
                           f"{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
-        return sha256_hex("idempotency-key", family, given), fingerprint
+        return sha256_hex("idempotency-key", family, caller, given), fingerprint
 
     # ------------------------------------------------------------------ endpoints
     async def health(self, request: Request) -> Response:
@@ -171,12 +242,12 @@ class ApiHandlers:
         """A custom invoicing call (about the invoice in the path, or a statement about all)."""
         family = rules.KIND_SCOPE[kind]
         token = await self._token(request, (family,))
-        body = self._json(await self._raw_body(request, BODY_LIMITS.get(kind, MAX_BODY_BYTES)))
-        key, fingerprint = self._keys(request, family, body)
+        body = await self._body(request, BODY_LIMITS.get(kind, MAX_BODY_BYTES))
+        key, fingerprint = self._keys(request, family, body, token)
         document_id = (request.path_params.get("credit_note_id")
                        or request.path_params.get("invoice_id"))
-        call = Call(kind=kind, invoice_id=document_id, body=body,
-                    token_name=token.name, request_key=key, fingerprint=fingerprint,
+        call = Call(kind=kind, invoice_id=document_id, body=body.value, token_name=token.name,
+                    token_id=token.token_id, request_key=key, fingerprint=fingerprint,
                     received_at=settings.now())
         return _respond(await run_in_threadpool(self.store.accept, call))
 
@@ -253,7 +324,7 @@ class ApiHandlers:
             message = getattr(exc, "user_message", None) or str(exc) or "bad signature"
             return _respond(Answer(400, error_body(
                 "invalid_signature", f"Stripe-Signature: {message}", field="Stripe-Signature")))
-        event = self._json(raw)
+        event = (await run_in_threadpool(decode_body, raw)).value
         problems = [f for f in ("id", "type")
                     if not isinstance(event, dict) or not isinstance(event.get(f), str)
                     or not event.get(f)]
@@ -262,11 +333,12 @@ class ApiHandlers:
                 "validation_error", f"{problems[0]}: a Stripe event needs a non-empty string",
                 field=problems[0])))
         event_id = event["id"]
-        # Stripe retries an event with new signatures: the event id is the key
+        # Stripe retries an event with new signatures, maybe after its token was rotated: the
+        # event id alone is the key
         key = sha256_hex("stripe-event", event_id)
         call = Call(kind=rules.STRIPE_EVENT, invoice_id=None, body=event,
-                    token_name=token.name, request_key=key, fingerprint=key,
-                    received_at=settings.now(), event_id=event_id)
+                    token_name=token.name, token_id=token.token_id, request_key=key,
+                    fingerprint=key, received_at=settings.now(), event_id=event_id)
         return _respond(await run_in_threadpool(self.store.accept, call))
 
 
@@ -316,9 +388,11 @@ class AccessLog:
         log.info("%s %s %s", scope["method"], scope["path"], status[0] if status else "-")
 
 
-def create_app(store: ApiStore | None = None) -> Starlette:
-    """The API bound to a store (default: BILLING_API_STORE)."""
-    handlers = ApiHandlers(store or ApiStore())
+def create_app(store: ApiStore | None = None, *,
+               body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
+    """The API bound to a store (default: BILLING_API_STORE); a request body must arrive within
+    `body_timeout_s`."""
+    handlers = ApiHandlers(store or ApiStore(), body_timeout_s)
     routes = [
         Route(f"{PREFIX}/health", handlers.health, methods=["GET"]),
         Route(f"{CUSTOM}/{{invoice_id}}/draft/synchronized", handlers.draft_synchronized,

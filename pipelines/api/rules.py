@@ -8,6 +8,7 @@ callbacks can never both be accepted. The pipeline checks each call again when i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ class _Checker:
             if not isinstance(value, str):
                 raise ValueError
             parse_instant(value)
-        except ValueError:
+        except (ValueError, OverflowError):     # OverflowError: year 1 at +01:00 is before UTC
             self.error(path, f"must be an ISO-8601 instant with a UTC offset, got {value!r}")
 
     def items(self, value: Any, field: str) -> list[Any]:
@@ -192,6 +193,65 @@ class _Checker:
 
 def _join(parent: str, key: str) -> str:
     return f"{parent}.{key}" if parent else key
+
+
+MAX_JSON_DEPTH = 32
+"""How deep a body may nest (the deepest call the contract defines nests 5 levels)."""
+
+
+def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> FieldError | None:
+    """The first part of a parsed JSON body that no call can take, whatever its kind, or None:
+    nesting deeper than `max_depth`, a string or key that is not Unicode text (JSON escapes
+    allow a lone surrogate such as `"\\ud800"`, which no store or answer can hold), or a number
+    too large to be finite. Walked without recursion, so no body exhausts the stack; the path
+    is built only for the problem found."""
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 0, ())]
+    while stack:
+        current, depth, trail = stack.pop()
+        if isinstance(current, str):
+            if not _is_text(current):
+                return FieldError(_trail_path(trail), "must be Unicode text (a lone surrogate "
+                                  "such as \\ud800 is not)")
+        elif isinstance(current, float):
+            if not math.isfinite(current):
+                return FieldError(_trail_path(trail), "must be a finite number")
+        elif isinstance(current, (dict, list)):
+            if depth >= max_depth:
+                return FieldError(_trail_path(trail), f"nests deeper than {max_depth} levels")
+            if isinstance(current, dict):
+                for key in current:
+                    if not _is_text(key):
+                        return FieldError(_trail_path((trail, key)), "a key must be Unicode "
+                                          "text (a lone surrogate such as \\ud800 is not)")
+                children = list(current.items())
+            else:
+                children = list(enumerate(current))
+            stack.extend((child, depth + 1, (trail, key)) for key, child in reversed(children))
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _trail_path(trail: tuple[Any, ...]) -> str:
+    """The field path (`a.b[1].c`, `body` for the whole) of a trail `(parent trail, key)`;
+    characters that are not text are shown escaped."""
+    keys: list[str | int] = []
+    while trail:
+        trail, key = trail
+        keys.append(key)
+    path = ""
+    for key in reversed(keys):
+        if isinstance(key, int):
+            path += f"[{key}]"
+        else:
+            path = _join(path, key.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return path or "body"
 
 
 def validate_draft_synchronized(body: Any, lines: Mapping[str, str]) -> list[FieldError]:
@@ -324,7 +384,7 @@ def validate_payment_status(body: Any) -> list[FieldError]:
         trigger = root.get("trigger")
         if trigger is None:
             check.error("trigger", "required")
-        elif trigger not in PAYMENT_TRIGGERS:
+        elif not isinstance(trigger, str) or trigger not in PAYMENT_TRIGGERS:
             check.error("trigger", f"{trigger!r} is not one of {', '.join(PAYMENT_TRIGGERS)}")
     return check.errors
 

@@ -12,18 +12,20 @@ from pipelines.cli.output import print_table
 def cmd_api(args: argparse.Namespace) -> None:
     import logging
 
-    import uvicorn
-
     from pipelines.api.app import create_app
+    from pipelines.api.server import ServerLimits, serve
     from pipelines.api.store import ApiStore
 
+    try:
+        limits = ServerLimits.from_environment()
+    except ValueError as exc:
+        raise SystemExit(f"billing api: {exc}") from None
     store = ApiStore()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"integration API on http://{args.host}:{args.port}/api/v1 (store {store.path})",
           flush=True)
-    # uvicorn's access log would print query strings, which may carry a token: ours does not
-    uvicorn.run(create_app(store), host=args.host, port=args.port, access_log=False,
-                log_level="info", timeout_graceful_shutdown=10)
+    serve(create_app(store, body_timeout_s=limits.body_timeout_s), host=args.host,
+          port=args.port, limits=limits)
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -55,9 +57,10 @@ def cmd_token_list(args: argparse.Namespace) -> None:
     if not tokens:
         print("no tokens")
         return
-    print_table(("name", "scopes", "ends_with", "created_at", "revoked_at"),
-                [(t.name, ",".join(t.scopes), f"...{t.hint}", t.created_at.isoformat(),
-                  t.revoked_at.isoformat() if t.revoked_at else "") for t in tokens])
+    print_table(("id", "name", "scopes", "ends_with", "created_at", "revoked_at"),
+                [(t.token_id, t.name, ",".join(t.scopes), f"...{t.hint}",
+                  t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else "")
+                 for t in tokens])
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     api = commands.add_parser(
         "api", help="serve the integration API (custom invoicing callbacks, Stripe webhooks)")
     api.add_argument("--port", type=int, required=True)
-    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--host", default="127.0.0.1",
+                     help="beyond loopback, put a reverse proxy in front (TLS, limits)")
     api.set_defaults(func=cmd_api)
 
     token = commands.add_parser("token", help="manage the integration API's bearer tokens")

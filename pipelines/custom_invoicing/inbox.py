@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 import duckdb
@@ -142,7 +142,7 @@ def _apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetim
         else:
             # a refused callback writes nothing (every check comes before the first write)
             result = apply_callback(con, item.kind, item.invoice_id or "", item.body,
-                                    actor=f"api:{item.token_name}", now=now)
+                                    actor=item.actor, now=now)
         record_callback(con, item_id=item.item_id, kind=item.kind,
                         invoice_id=item.invoice_id or "", body=item.body,
                         received_at=item.received_at, result=result, now=now)
@@ -153,16 +153,21 @@ def _apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetim
 
 def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime,
                 catalog: CatalogLoader | None = None) -> InboxUpdate:
-    """Apply every pending inbox item in arrival order; returns the counts. An item that fails
-    to apply is rejected with its reason and the run goes on with the next (`apply_item`).
-    `catalog` loads the catalog, once, if an item needs it (default: BILLING_CATALOG)."""
+    """Apply every pending inbox item in arrival order, read a page at a time; returns the
+    counts. An item that fails to apply is rejected with its reason and the run goes on with
+    the next (`apply_item`). `catalog` loads the catalog, once, if an item needs it (default:
+    BILLING_CATALOG). Then the store forgets decided items and stored answers older than the
+    retention period (BILLING_API_RETENTION_DAYS)."""
+    from pipelines import settings
+
     applied = rejected = stripe_events = 0
     load_catalog_once = cache(catalog or _settings_catalog)
-    for item in store.pending_items():
+    for item in store.each_pending():
         result = apply_item(con, item, now=now, catalog=load_catalog_once)
         status = "applied" if result.outcome == "applied" else "rejected"
         store.mark_item(item.item_id, status, result.reason, now)
         applied += status == "applied"
         rejected += status == "rejected"
         stripe_events += item.kind == STRIPE_EVENT
+    store.prune_decided(now - timedelta(days=settings.api_retention_days()))
     return InboxUpdate(applied=applied, rejected=rejected, stripe_events=stripe_events)

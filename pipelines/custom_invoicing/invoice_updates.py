@@ -52,7 +52,7 @@ def apply_update_invoice(con: duckdb.DuckDBPyConnection, catalog: Catalog, item:
     try:
         outcome = adjust_invoice(con, catalog, invoice_id, add=add,
                                  remove=list(body.get("remove") or []), source="api",
-                                 actor=f"api:{item.token_name}", now=now)
+                                 actor=item.actor, now=now)
     except AdjustmentError as exc:
         return CallbackResult("rejected", str(exc), status)
     return CallbackResult("applied", None, outcome.status)

@@ -303,6 +303,28 @@ def test_an_idempotency_key_reused_for_another_body_gets_409(api: RunningApi) ->
     assert error(other_path)["code"] == "idempotency_key_reused"
 
 
+def test_an_idempotency_key_belongs_to_the_token_that_sent_it(api: RunningApi) -> None:
+    """Two integrations (two tokens of one scope) choosing the same key make two calls: one's
+    call is never answered with the other's stored answer."""
+    api.store.publish_invoices([invoice("inv_key_tokens", "payment_processing.pending")])
+    path = f"{CUSTOM}/inv_key_tokens/payment/status"
+    key = {"Idempotency-Key": "erp-shared-1"}
+    first = api.post(path, {"trigger": "payment_failed"}, token="pay", headers=key)
+    assert first.status_code == 202
+    other = api.post(path, {"trigger": "payment_failed"}, token="both", headers=key)
+    assert "idempotent-replayed" not in other.headers
+    assert other.status_code == 409 and error(other)["code"] == "already_in_state"
+    paid = api.post(path, {"trigger": "paid"}, token="both", headers=key)
+    assert paid.status_code == 202 and "idempotent-replayed" not in paid.headers
+    replay = api.post(path, {"trigger": "payment_failed"}, token="pay", headers=key)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.json()
+    # without a key, the same body from another token is another call too
+    unkeyed = api.post(path, {"trigger": "refunded"}, token="pay")
+    assert unkeyed.status_code == 202
+    again = api.post(path, {"trigger": "refunded"}, token="both")
+    assert "idempotent-replayed" not in again.headers and again.status_code == 409
+
+
 def test_client_helper_raises_with_status_and_body(api: RunningApi) -> None:
     api.store.publish_invoices([invoice("inv_client", "draft.syncing")])
     with api.client() as client:
@@ -376,6 +398,22 @@ def test_stripe_webhook_tampered_or_stale_signature_gets_400(api: RunningApi) ->
                         headers={"Stripe-Signature": header})
     assert no_token.status_code == 401
     assert not any(i.body.get("id") == "evt_bad_1" for i in api.store.pending_items())
+
+
+def test_stripe_webhook_signed_beyond_the_tolerance_ahead_gets_400(api: RunningApi) -> None:
+    """A signature dated in the future would stay valid until then plus the tolerance."""
+    payload = stripe_event("evt_future_1")
+    ahead = api.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
+                     headers={"Stripe-Signature": signature_header(
+                         payload, WEBHOOK_SECRETS[1], int(time.time()) + 360)})
+    assert ahead.status_code == 400
+    assert error(ahead)["code"] == "invalid_signature"
+    assert "tolerance" in str(error(ahead)["message"]).lower()
+    assert not any(i.body.get("id") == "evt_future_1" for i in api.store.pending_items())
+    skewed = api.post("/api/v1/webhooks/stripe", token="stripe", content=payload.encode(),
+                      headers={"Stripe-Signature": signature_header(
+                          payload, WEBHOOK_SECRETS[1], int(time.time()) + 60)})
+    assert skewed.status_code == 202, skewed.text   # a clock a minute ahead is within it
 
 
 def test_no_plaintext_token_in_the_store_or_the_log(api: RunningApi) -> None:

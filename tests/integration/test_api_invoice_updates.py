@@ -199,7 +199,7 @@ def test_applied_by_the_sync_job_and_published_back(silent_erp: Erp) -> None:
                                 "WHERE invoice_id = $i", {"i": umbrella}) == [
         (Decimal("160.00"), Decimal("0.00"), Decimal("160.00"))]
     assert query(erp.warehouse, "SELECT source, added_by FROM billing.invoice_adjustments "
-                                "ORDER BY position") == [("api", "api:umbrella-erp")] * 2
+                                "ORDER BY position") == [("api", "api:umbrella-erp#1")] * 2
     published = client.invoice(umbrella)
     assert Decimal(published["total"]) == Decimal("160.00")
     assert [line["line_id"] for line in published["lines"]

@@ -100,7 +100,7 @@ def test_both_hooks_answered_through_the_api_and_no_hooks_straight_to_payment(er
     erp.integration.report_payment(umbrella, "paid")
     run_sync("2026-02-02T09:00:00Z")
     assert erp.status("umbrella_004") == "paid"
-    assert ("paid", "api:umbrella-erp") in history(erp.warehouse, umbrella)
+    assert ("paid", "api:umbrella-erp#1") in history(erp.warehouse, umbrella)
     # the ERP's own view of its invoices comes with its statement (reconciliation's snapshot)
     erp.integration.send_statement("2026-02-02T09:30:00Z")
     run_sync("2026-02-02T10:00:00Z")

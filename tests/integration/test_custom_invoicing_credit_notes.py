@@ -141,8 +141,8 @@ def test_credit_note_through_both_hooks_is_issued_with_the_erps_number(erp: Erp)
     assert number == "ERP-CN-2026-0001" and sent_at is not None
     assert credit_note_chain(erp, credit_note) == [
         ("draft", "billing_run"), ("draft.syncing", "custom_invoicing"),
-        ("issuing", "api:umbrella-erp"), ("issuing.syncing", "custom_invoicing"),
-        ("issued", "api:umbrella-erp")]
+        ("issuing", "api:umbrella-erp#1"), ("issuing.syncing", "custom_invoicing"),
+        ("issued", "api:umbrella-erp#1")]
     # every transition announced once, as CREDIT_NOTE_EVENT_TYPES says
     from pipelines.notifications.events import CREDIT_NOTE_EVENT_TYPES
 

@@ -44,11 +44,13 @@ class ApiProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_api(store_path: Path, log: Path) -> ApiProcess:
-    """`billing api` on a free port over the store at `store_path`, once it answers health."""
+def start_api(store_path: Path, log: Path, *,
+              settings: dict[str, str] | None = None) -> ApiProcess:
+    """`billing api` on a free port over the store at `store_path`, once it answers health;
+    `settings` are more environment variables (limits, say)."""
     port = free_port()
     env = {**os.environ, "BILLING_API_STORE": str(store_path), "BILLING_NOW": API_NOW,
-           "STRIPE_WEBHOOK_SECRET": ", ".join(WEBHOOK_SECRETS)}
+           "STRIPE_WEBHOOK_SECRET": ", ".join(WEBHOOK_SECRETS), **(settings or {})}
     env.pop("DAGSTER_HOME", None)
     with log.open("ab") as out:
         process = subprocess.Popen(

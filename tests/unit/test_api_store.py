@@ -91,8 +91,8 @@ def test_check_scopes_names_unknown_ones() -> None:
 
 
 def _call(invoice_id: str, kind: str, body: dict[str, object], key: str) -> Call:
-    return Call(kind=kind, invoice_id=invoice_id, body=body, token_name="erp", request_key=key,
-                fingerprint=key, received_at=AT)
+    return Call(kind=kind, invoice_id=invoice_id, body=body, token_name="erp", token_id=1,
+                request_key=key, fingerprint=key, received_at=AT)
 
 
 def test_pending_items_come_in_arrival_order_and_marking_keeps_the_first_outcome(
@@ -165,7 +165,7 @@ def test_a_store_of_schema_version_1_is_migrated_keeping_its_items(tmp_path: Pat
 
     store = ApiStore(str(path))
     call = Call(kind=rules.STATEMENT, invoice_id=None, body=statement(entry("erp_m1")),
-                token_name="erp", request_key="k9", fingerprint="f9",
+                token_name="erp", token_id=1, request_key="k9", fingerprint="f9",
                 received_at=datetime(2026, 2, 3, 10, tzinfo=UTC))
     answer = store.accept(call)
     assert answer.status_code == 202 and answer.body["inbox_item_id"] == 8

@@ -6,10 +6,10 @@ process and the pipeline use it at the same time. A call is accepted in one tran
 re-reads the invoice's state, inserts the inbox item and stores the answer: a 2xx is only ever
 sent for an item already committed.
 
-Modules: `schema` (tables, migration), `database` (the file and its connections), `tokens`,
-`publication` (published invoices, their projected state), `calls` (accepting a call,
-idempotent replay), `inbox` (what the pipeline reads and decides). `ApiStore` is all of them
-over one file.
+Modules: `schema` (tables, migration), `database` (the file, created 0600, and its
+connections), `tokens`, `publication` (published invoices, their projected state), `calls`
+(accepting a call, idempotent replay), `inbox` (what the pipeline reads a page at a time,
+decides, and prunes after the retention period). `ApiStore` is all of them over one file.
 """
 
 from pipelines.api.store.calls import (
@@ -20,7 +20,7 @@ from pipelines.api.store.calls import (
     error_body,
     sha256_hex,
 )
-from pipelines.api.store.inbox import InboxItem, InboxStore
+from pipelines.api.store.inbox import InboxItem, InboxStore, Pruned
 from pipelines.api.store.publication import PublicationStore, PublishedInvoice, PublishedLine
 from pipelines.api.store.schema import SCHEMA, SCHEMA_VERSION
 from pipelines.api.store.tokens import TokenInfo, TokenStore, hash_token
@@ -37,6 +37,7 @@ __all__ = [
     "ApiStore",
     "Call",
     "InboxItem",
+    "Pruned",
     "PublishedInvoice",
     "PublishedLine",
     "TokenInfo",

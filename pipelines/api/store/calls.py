@@ -5,6 +5,10 @@ that re-read the invoice's state, before the answer is sent.
 A call is known again by its request key (from the Idempotency-Key, or derived from the call)
 and its fingerprint (method, path and canonical body): the same key with another fingerprint is
 a 409, never a replay.
+
+The body is validated before the write transaction is taken, against the document as read
+just before; inside it, the body is validated again only if the document changed meanwhile. So
+the store's write lock is never held while a long statement is checked.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Call:
     invoice_id: str | None
     body: Any                 # parsed JSON
     token_name: str
+    token_id: int             # tokens.id of the caller: unique, unlike the name
     request_key: str
     fingerprint: str
     received_at: datetime
@@ -87,6 +92,8 @@ class CallAcceptance(StoreFile):
         """Decide a call in one transaction: the stored answer for a replay; 404, 422 or 409
         (nothing stored); or insert the inbox item and store its 202 answer, both committed
         before this returns."""
+        checked = self._check_before_writing(call)
+        body_text = json.dumps(call.body, sort_keys=True)
         with self._write() as con:
             replay = _replay(con, call)
             if replay is not None:
@@ -95,9 +102,8 @@ class CallAcceptance(StoreFile):
                 state = None
             elif call.kind == rules.STATEMENT:
                 # about every invoice at once: no invoice to find (404) nor state (409)
-                problems = rules.validate_statement(call.body)
-                if problems:
-                    return _invalid(problems)
+                if checked.problems:
+                    return _invalid(checked.problems)
                 state = None
             else:
                 row = published_row(con, call.invoice_id or "")
@@ -109,7 +115,8 @@ class CallAcceptance(StoreFile):
                         f"{document}_not_found", f"no custom invoicing {what} {call.invoice_id} "
                         "is published for the API (yet)"))
                 invoice = projected_invoice(con, row)
-                problems = _validate(call.kind, call.body, invoice)
+                problems = (checked.problems if checked.against == _validated_on(invoice)
+                            else _validate(call.kind, call.body, invoice))
                 if problems:
                     return _invalid(problems)
                 current = projected(con, row)
@@ -120,12 +127,12 @@ class CallAcceptance(StoreFile):
                 state = (current if call.kind == rules.UPDATE_INVOICE
                          else rules.callback_target(call.kind, call.body))
             item_id = con.execute("""
-                INSERT INTO inbox (kind, invoice_id, event_id, body, token_name, request_key,
-                                   received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                                  (call.kind, call.invoice_id, call.event_id,
-                                   json.dumps(call.body, sort_keys=True), call.token_name,
-                                   call.request_key, stored_instant(call.received_at))).lastrowid
+                INSERT INTO inbox (kind, invoice_id, event_id, body, token_name, token_id,
+                                   request_key, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                                  (call.kind, call.invoice_id, call.event_id, body_text,
+                                   call.token_name, call.token_id, call.request_key,
+                                   stored_instant(call.received_at))).lastrowid
             body: dict[str, Any] = {"status": "accepted", "inbox_item_id": item_id,
                                     "kind": call.kind,
                                     "received_at": stored_instant(call.received_at)}
@@ -147,6 +154,34 @@ class CallAcceptance(StoreFile):
                         (call.request_key, call.fingerprint, json.dumps(body), item_id,
                          stored_instant(call.received_at)))
             return Answer(202, body)
+
+    def _check_before_writing(self, call: Call) -> _Checked:
+        """The body's problems, found before the write transaction: a statement's alone; a
+        callback's against its document as read now (with what they were found against)."""
+        if call.kind == rules.STATEMENT:
+            return _Checked(rules.validate_statement(call.body), None)
+        if call.kind == rules.STRIPE_EVENT:
+            return _Checked([], None)
+        with self._read() as con:
+            row = published_row(con, call.invoice_id or "")
+            if row is None:
+                return _Checked([], None)
+            invoice = projected_invoice(con, row)
+        return _Checked(_validate(call.kind, call.body, invoice), _validated_on(invoice))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A body's problems and what of its document they were found against (None: nothing)."""
+
+    problems: list[rules.FieldError]
+    against: tuple[Any, ...] | None
+
+
+def _validated_on(invoice: PublishedInvoice) -> tuple[Any, ...]:
+    """All a body's validation reads of its document: its kind, currency and lines."""
+    return (invoice.document_type, invoice.currency,
+            tuple((line.line_id, line.line_type) for line in invoice.lines))
 
 
 def _replay(con: sqlite3.Connection, call: Call) -> Answer | None:

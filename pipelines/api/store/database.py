@@ -2,20 +2,24 @@
 
 Every operation opens its own short connection (safe from any thread or process), waits for a
 busy writer (busy_timeout) and commits with synchronous=FULL, so an answered call is on disk.
-Instants are kept as ISO 8601 text in UTC.
+Instants are kept as ISO 8601 text in UTC. The file holds token hashes and every call's body:
+it is created readable by its owner only (0600), and SQLite gives its -wal and -shm files the
+same mode.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 
 from pipelines import settings
 from pipelines.api.store.schema import set_up
 
 BUSY_TIMEOUT_MS = 15_000
+STORE_FILE_MODE = 0o600
 
 
 class StoreFile:
@@ -25,6 +29,7 @@ class StoreFile:
     def __init__(self, path: str | None = None) -> None:
         self.path = path or settings.api_store_path()
         settings.ensure_parent(self.path)
+        _owner_only(self.path)
         with closing(self._connect()) as con:
             set_up(con)
 
@@ -51,6 +56,22 @@ class StoreFile:
     def _read(self) -> Iterator[sqlite3.Connection]:
         with closing(self._connect()) as con:
             yield con
+
+
+def _owner_only(path: str) -> None:
+    """Create the store file readable and writable by its owner only, before SQLite opens it
+    (SQLite creates -wal and -shm with the mode of the database file); a store file of ours
+    left wider by an earlier version is narrowed."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE))
+        return
+    except FileExistsError:
+        pass
+    status = os.stat(path)
+    if status.st_uid == os.getuid() and status.st_mode & 0o777 & ~STORE_FILE_MODE:
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            with suppress(FileNotFoundError):     # -wal and -shm come and go
+                os.chmod(name, STORE_FILE_MODE)
 
 
 def stored_instant(at: datetime) -> str:

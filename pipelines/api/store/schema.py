@@ -9,12 +9,13 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 4      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 5      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
+#                         5: inbox items name their token's id (a name can be reused)
 
-INBOX_COLUMNS = ("item_id, kind, invoice_id, event_id, body, token_name, request_key, "
-                 "received_at, status, reason, applied_at")
+INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
+                 "request_key", "received_at", "status", "reason", "applied_at")
 
 
 def _inbox_table(name: str) -> str:
@@ -26,7 +27,8 @@ def _inbox_table(name: str) -> str:
     invoice_id  TEXT,                                -- ours; NULL for Stripe events, statements
     event_id    TEXT,                                -- the Stripe event id
     body        TEXT NOT NULL,                       -- the JSON body as accepted
-    token_name  TEXT NOT NULL,
+    token_name  TEXT NOT NULL,                       -- shown; reused once revoked
+    token_id    INTEGER,                             -- tokens.id: who called (NULL before v5)
     request_key TEXT NOT NULL UNIQUE,
     received_at TEXT NOT NULL,
     status      TEXT NOT NULL DEFAULT 'pending'
@@ -107,13 +109,15 @@ def _migrate(con: sqlite3.Connection) -> None:
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
-            # 1 -> 2 -> 3 -> 4: the inbox's CHECK on kind gains the statement kind, the credit
-            # note callbacks, then the Update Invoice call (rebuilt once with today's kinds)
+            # 1 -> 2 -> 3 -> 4 -> 5: the inbox's CHECK on kind gains the statement kind, the
+            # credit note callbacks, then the Update Invoice call; items gain their token's id
+            # (rebuilt once with today's kinds and columns)
             [sequence] = con.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
                                      "WHERE name = 'inbox'").fetchone()
+            present = {row[1] for row in con.execute("PRAGMA table_info(inbox)")}
+            kept = ", ".join(c for c in INBOX_COLUMNS if c in present)
             con.execute(_inbox_table("inbox_migrating"))
-            con.execute(f"INSERT INTO inbox_migrating ({INBOX_COLUMNS}) "
-                        f"SELECT {INBOX_COLUMNS} FROM inbox")
+            con.execute(f"INSERT INTO inbox_migrating ({kept}) SELECT {kept} FROM inbox")
             con.execute("DROP TABLE inbox")
             con.execute("ALTER TABLE inbox_migrating RENAME TO inbox")
             for statement in INBOX_INDEXES.split(";"):

@@ -19,13 +19,15 @@ TOKEN_PREFIX = "bpk_"
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """What is known of a token once created: never the token itself."""
+    """What is known of a token once created: never the token itself. `token_id` is unique
+    forever; a name is free again once its token is revoked."""
 
     name: str
     scopes: tuple[str, ...]
     hint: str
     created_at: datetime
     revoked_at: datetime | None
+    token_id: int
 
 
 def hash_token(token: str) -> str:
@@ -68,20 +70,22 @@ class TokenStore(StoreFile):
     def list_tokens(self) -> list[TokenInfo]:
         """Every token, active or revoked, oldest first: names, scopes and hints only."""
         with self._read() as con:
-            rows = con.execute("SELECT name, scopes, hint, created_at, revoked_at "
-                               "FROM tokens ORDER BY id").fetchall()
+            rows = con.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id").fetchall()
         return [_token_info(row) for row in rows]
 
     def authenticate(self, token: str) -> TokenInfo | None:
         """The active token matching this secret, or None (unknown or revoked)."""
         with self._read() as con:
-            row = con.execute("SELECT name, scopes, hint, created_at, revoked_at FROM tokens "
+            row = con.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens "
                               "WHERE token_hash = ? AND revoked_at IS NULL",
                               (hash_token(token),)).fetchone()
         return _token_info(row) if row is not None else None
 
 
+_TOKEN_COLUMNS = "name, scopes, hint, created_at, revoked_at, id"
+
+
 def _token_info(row: tuple[Any, ...]) -> TokenInfo:
-    name, scopes, hint, created, revoked = row
+    name, scopes, hint, created, revoked, token_id = row
     return TokenInfo(name, tuple(json.loads(scopes)), hint, datetime.fromisoformat(created),
-                     read_instant(revoked))
+                     read_instant(revoked), token_id)
