@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS notify.deliveries (
     completed_at    TIMESTAMPTZ,
     PRIMARY KEY (message_id, channel)
 );
+-- The delivery pass sending it now (pipelines/notifications/delivery.py): set when a pass claims
+-- it, cleared when the pass records; a claim whose claimed_until (wall clock) has passed lapses.
+ALTER TABLE notify.deliveries ADD COLUMN IF NOT EXISTS claimed_by VARCHAR;
+ALTER TABLE notify.deliveries ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ;
 
 -- Every delivery attempt, whatever its outcome.
 CREATE TABLE IF NOT EXISTS notify.delivery_attempts (
@@ -53,8 +57,9 @@ CREATE TABLE IF NOT EXISTS notify.delivery_attempts (
     sent_at         TIMESTAMPTZ,            -- the wall clock of the request (webhook-timestamp)
     http_status     INTEGER,                -- NULL when no response came back or nothing was sent
     outcome         VARCHAR NOT NULL,       -- delivered | retrying | failed | disabled | skipped
+                                            -- (a deferred attempt: sent_at NULL, error 'deferred, ...')
     latency_ms      DOUBLE,
-    error           VARCHAR,
+    error           VARCHAR,                -- at most 200 characters, secrets blanked
     next_attempt_at TIMESTAMPTZ,            -- set when outcome = retrying
     run_id          VARCHAR
 );

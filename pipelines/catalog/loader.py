@@ -32,6 +32,7 @@ from pipelines.catalog.models import (
     Subscription,
     Tier,
 )
+from pipelines.notifications.urls import url_problem
 
 SECTIONS = (
     "meters",
@@ -505,8 +506,9 @@ def _channel(reader: _Reader, where: str, file: str, item: dict[str, Any],
              customers: dict[str, Customer]) -> NotificationChannel | None:
     key = reader.text(where, item, "key")
     url = reader.text(where, item, "url")
-    if url and not re.match(r"^https?://", url):
-        reader.fault(where, f"url must be http(s), got {url!r}")
+    problem = url_problem(url) if url else None
+    if problem:
+        reader.fault(where, problem)
     secret_env = reader.text(where, item, "secret_env", required=False)
     if "secret" in item:
         reader.fault(where, "secrets come from the environment: name the variable in secret_env")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from pipelines import settings
 
@@ -21,8 +22,8 @@ def cmd_notify_test(args: argparse.Namespace) -> None:
         known = ", ".join(sorted(catalog.notification_channels)) or "none"
         raise SystemExit(f"billing notify test: --channel {args.channel!r} is not a notification "
                          f"channel of the catalog (known: {known})")
-    with connect_writer(settings.warehouse_path()) as con:
-        attempt = send_test(con, channel, now=settings.now())
+    attempt = send_test(partial(connect_writer, settings.warehouse_path()), channel,
+                        now=settings.now())
     status = attempt.http_status if attempt.http_status is not None else "no response"
     print(f"channel {channel.key} ({channel.url}): HTTP {status}, {attempt.outcome}, "
           f"message {attempt.message_id}")

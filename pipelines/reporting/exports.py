@@ -4,6 +4,12 @@ corrections (with the numbers of their invoices and documents), whole.
 Each table is copied with DuckDB's COPY (every month, not only the report's) to CSV with a
 header and to Parquet, where its DECIMAL amounts stay exact. A file is written beside its
 target and renamed over it, so a reader never sees half a file.
+
+CSV files are opened in spreadsheets, which run a cell starting with `=`, `+`, `-` or `@` (or a
+tab or carriage return) as a formula: a customer's name or a provider's detail could then fetch
+URLs or run commands on finance's machine. Every CSV export goes through `spreadsheet_safe`,
+which prefixes such text cells with a single quote (OWASP's advice on CSV injection); numbers,
+negative amounts included, stay numbers, and Parquet keeps the text as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,23 @@ EXPORTS = {
     "billing_corrections": "billing.corrections",
 }
 EXPORT_FORMATS = {"csv": "(FORMAT csv, HEADER)", "parquet": "(FORMAT parquet)"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula."""
+
+
+def spreadsheet_safe(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` with each text cell that starts with one of FORMULA_STARTS prefixed with a
+    single quote, so a spreadsheet shows it as text. Only text (VARCHAR) columns change:
+    numeric, date and other columns keep their values and types."""
+    starts = ", ".join(f"'{c}'" if c.isprintable() else f"chr({ord(c)})" for c in FORMULA_STARTS)
+    cells = []
+    for name, column_type, *_ in con.execute(f"DESCRIBE ({query})").fetchall():
+        column = '"' + name.replace('"', '""') + '"'
+        if column_type == "VARCHAR":
+            column = (f"CASE WHEN left({column}, 1) IN ({starts}) THEN concat(chr(39), {column})"
+                      f" ELSE {column} END AS {column}")
+        cells.append(column)
+    return f"SELECT {', '.join(cells)} FROM ({query})"
 
 
 def write_exports(con: duckdb.DuckDBPyConnection,
@@ -45,7 +68,8 @@ def write_exports(con: duckdb.DuckDBPyConnection,
         for suffix, options in EXPORT_FORMATS.items():
             target = out_dir / f"{name}.{suffix}"
             partial = target.with_name(f".{target.name}.partial")
-            con.execute(f"COPY ({query}) TO $path {options}", {"path": str(partial)})
+            rows = spreadsheet_safe(con, query) if suffix == "csv" else query
+            con.execute(f"COPY ({rows}) TO $path {options}", {"path": str(partial)})
             os.replace(partial, target)
             written.append(target)
     return written, skipped

