@@ -4,8 +4,9 @@
 ``-status:'void'``, ``customer:'cus_1' OR customer:'cus_2'``. Clauses are joined by ``AND`` or
 ``OR`` (not both in one query, as in Stripe). ``:`` is an exact, case-insensitive match; ``~``
 a substring match (at least 3 characters); ``>``, ``<``, ``>=``, ``<=`` compare numbers.
-``field:null`` matches a missing/null value. Results page with ``page``/``next_page``;
-``expand[]=total_count`` adds the number of matches.
+``field:null`` matches a missing/null value. Inside a quoted string a backslash escapes the next
+character (``metadata['k']:"say \\"hi\\""``), as Stripe documents for quotes. Results page with
+``page``/``next_page``; ``expand[]=total_count`` adds the number of matches.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .state import RequestContext, State, page_limit
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<metadata>metadata\[\s*(?P<mq>['"])(?P<mkey>.*?)(?P=mq)\s*\])
+        (?P<metadata>metadata\[\s*(?P<mq>['"])(?P<mkey>(?:\\.|(?!(?P=mq)).)*)(?P=mq)\s*\])
       | (?P<field>[A-Za-z_][A-Za-z0-9_.]*)
     )\s*(?P<op>>=|<=|:|~|>|<)\s*(?:
         (?P<q>['"])(?P<sval>(?:\\.|(?!(?P=q)).)*)(?P=q)
@@ -52,6 +53,12 @@ def _bad(query: str, detail: str) -> StripeAPIError:
     return invalid(f"We were unable to parse the query: {detail} (query: {query})", "query")
 
 
+def _unescape(text: str) -> str:
+    """A quoted string's content: a backslash makes the next character literal (``\\"``,
+    ``\\'``, ``\\\\``)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def parse(query: str, fields: frozenset[str], resource: str) -> Query:
     text = query.strip()
     if not text:
@@ -70,7 +77,7 @@ def parse(query: str, fields: frozenset[str], resource: str) -> Query:
         if not m:
             raise _bad(query, f"unexpected input at position {pos + skipped}")
         if m.group("metadata"):
-            field, key = "metadata", m.group("mkey")
+            field, key = "metadata", _unescape(m.group("mkey"))
         else:
             field, key = m.group("field"), None
         if field not in fields:
@@ -82,7 +89,7 @@ def parse(query: str, fields: frozenset[str], resource: str) -> Query:
             )
         op = m.group("op")
         if m.group("q") is not None:
-            value: Any = re.sub(r"\\(.)", r"\1", m.group("sval"))
+            value: Any = _unescape(m.group("sval"))
         elif m.group("num") is not None:
             value = float(m.group("num"))
         else:

@@ -10,7 +10,8 @@ Per API request, in order (as Stripe does, as far as a client can tell):
 5. ``Idempotency-Key`` (POST): replay a saved answer (``Idempotent-Replayed: true``), 400
    ``idempotency_error`` when reused with other parameters or another endpoint, 409 while the
    first request with the key is still running; keys are scoped per API key, kept 24 hours;
-6. injected latency, then execution under the state lock, then the answer is saved for the key;
+6. injected latency and the ``while_answering`` hook (tests), then execution under the state lock,
+   then the answer is saved for the key;
 7. the answer, or (``drop_*`` faults) the connection closed without one after the commit.
 """
 
@@ -30,7 +31,7 @@ import time
 import traceback
 import urllib.parse
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -106,6 +107,10 @@ class StripeEmulator:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self.base_url = ""
+        self.while_answering: Callable[[str, str], None] | None = None
+        """For tests: called as ``(method, path)`` in each API request's thread after its
+        injected latency, before it executes, while the client waits for the answer (e.g. to
+        check that the client holds nothing others need meanwhile). Cleared by :meth:`reset`."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,6 +199,7 @@ class StripeEmulator:
         self.deliverer.clear()
         self.injector.configure(self._initial_faults)
         self.injector.reset_counters()
+        self.while_answering = None
         self._reset_stats()
 
     def advance_clock(self, seconds: float) -> list[str]:
@@ -361,6 +367,9 @@ class StripeEmulator:
             delay = self.injector.latency()
             if delay:
                 time.sleep(delay)
+            hook = self.while_answering
+            if hook is not None:
+                hook(method, path)
             ctx = RequestContext(request_id, idem_key)
             with self.state.lock:
                 try:

@@ -21,8 +21,9 @@
 --                         ledger does not, or the other way round). The ledger voids a credit
 --                         note only once the provider has (a credit_note.voided event), so unlike
 --                         an invoice there is no void of ours on its way to the provider.
--- and, for provider credit notes: orphan_in_provider (its metadata names a credit note the ledger
--- does not know for that provider, or none). Amounts are positive on both sides: the credited
+-- and, for provider credit notes: orphan_in_provider (it names a credit note the ledger does not
+-- know for that provider, or none of ours: no credit note id, or, at Stripe, one of ours the sync
+-- issued as another Stripe credit note). Amounts are positive on both sides: the credited
 -- total (billing.credit_notes.total; the provider's total in major units).
 DELETE FROM finance.credit_note_reconciliation;
 
@@ -160,7 +161,7 @@ SELECT p.credit_note_id, p.provider, p.external_id, p.credited_invoice_id AS pro
        CASE WHEN p.credit_note_id IS NULL
             THEN p.provider || ' credit note ' || p.external_id
                  || coalesce(' of invoice ' || p.credited_invoice_id, '')
-                 || ' carries no credit note id of ours'
+                 || ' is not one of our credit notes: none was issued as it'
             ELSE p.provider || ' credit note ' || p.external_id || ' claims credit note '
                  || p.credit_note_id || ', which the ledger does not have for ' || p.provider
        END AS detail,

@@ -16,10 +16,11 @@
 --   currency_mismatch, amount_mismatch (total), line_mismatch (a line missing, extra or of
 --   another amount, by our line id), status_mismatch (the provider's status is not the one the
 --   ledger status implies: open / paid / void / uncollectible)
--- and, for provider invoices: orphan_in_provider (its metadata names an invoice the ledger does
--- not know for that provider, or none, on a customer we map). A supplementary invoice
--- (corrects_invoice_id, contract section 9) is an ordinary invoice here; credit notes are
--- reconciled in finance.credit_note_reconciliation.
+-- and, for provider invoices: orphan_in_provider (it names an invoice the ledger does not know
+-- for that provider, or none of ours: no invoice id, or, at Stripe, one of ours the sync issued
+-- as another Stripe invoice: pipelines/providers/stripe_sync/ownership.py). A supplementary
+-- invoice (corrects_invoice_id, contract section 9) is an ordinary invoice here; credit notes
+-- are reconciled in finance.credit_note_reconciliation.
 DELETE FROM finance.invoice_reconciliation;
 
 INSERT INTO finance.invoice_reconciliation
@@ -186,7 +187,7 @@ SELECT p.invoice_id, p.provider, p.external_id, NULL, NULL, p.number,
        'orphan_in_provider', ['orphan_in_provider'],
        CASE WHEN p.invoice_id IS NULL
             THEN p.provider || ' invoice ' || p.external_id
-                 || ' of a customer we map carries no invoice id of ours'
+                 || ' is not one of our invoices: none was issued as it'
             ELSE p.provider || ' invoice ' || p.external_id || ' claims invoice ' || p.invoice_id
                  || ', which the ledger does not have for ' || p.provider END,
        NULL, NULL, NULL,

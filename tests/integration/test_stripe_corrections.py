@@ -15,7 +15,7 @@ from devkit.stripe_emulator import StripeEmulator
 from pipelines.providers.stripe_sync.issue_plan import to_minor
 from tests.support.dagster_runs import ingest_landed, materialized_metadata, run_billing
 from tests.support.landing import event, write_lines
-from tests.support.local_stripe import bill, client, sync
+from tests.support.local_stripe import bill, client, sync, writer_taken_while_stripe_answers
 from tests.support.warehouse import query
 
 CUSTOMERS = """
@@ -340,6 +340,23 @@ def test_credit_note_voided_at_stripe_voids_ours(issued_at_stripe, local_stripe)
     assert history[0][3] == f"stripe credit_note.voided {webhook['id']}"
     snap = query(wh, "SELECT status FROM sync.provider_credit_notes")
     assert snap == [("void",), ("void",)]
+
+
+def test_credit_notes_reach_stripe_while_the_warehouse_writer_stays_free(issued_at_stripe,
+                                                                        local_stripe):
+    """Every request of the corrections step (and of the events and snapshot steps after it)
+    is answered late, and only after another connection took the warehouse writer: nothing
+    holds the warehouse while it waits on Stripe, and the credit notes still land once."""
+    wh = issued_at_stripe["warehouse"]
+    fix_price(issued_at_stripe)
+    with writer_taken_while_stripe_answers(local_stripe, wh) as probes:
+        out = steps(DUE_NOW)["sync/stripe_corrections"]
+    assert (out["credit_notes_issued"], out["credit_notes_failed"]) == (2, 0)
+    assert probes and [p for p in probes if not p.writer_taken] == []
+    assert {("GET", "invoices"), ("POST", "credit_notes")} <= {
+        (p.method, p.path.split("/")[2]) for p in probes}
+    assert [r[2] for r in credit_notes(wh)] == ["issued", "issued"]
+    assert_credit_notes_match_ledger(local_stripe, wh)
 
 
 CHAOS_CUSTOMERS = 24

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,13 @@ import stripe
 from devkit.stripe_emulator import StripeEmulator
 from tests.support.environment import REPO
 from tests.support.landing import event, write_lines
-from tests.support.local_stripe import SYNC_NOW, bill, client, sync
+from tests.support.local_stripe import (
+    SYNC_NOW,
+    bill,
+    client,
+    sync,
+    writer_taken_while_stripe_answers,
+)
 from tests.support.warehouse import query
 
 CUSTOMERS = """
@@ -232,6 +239,152 @@ def test_events_twice_and_out_of_order(stripe_env, local_stripe):
                         "WHERE invoice_id = $i AND actor = 'stripe_events' ORDER BY changed_at",
                     {"i": globex.metadata["invoice_id"]})
     assert [h[0] for h in history] == ["paid", "refunded"]
+
+
+def test_the_warehouse_writer_is_free_while_stripe_answers(stripe_env, local_stripe):
+    """Every request of the sync (issuing, polling events, looking up a refund's invoice, the
+    snapshot) is answered late, and only after another connection took the warehouse writer:
+    no step holds the warehouse while it waits on Stripe, and the sync still lands once."""
+    (stripe_env["catalog"] / "customers.yaml").write_text(CUSTOMERS)
+    bill()
+    wh = stripe_env["warehouse"]
+    with writer_taken_while_stripe_answers(local_stripe, wh) as probes:
+        result = sync()
+    assert result.success
+    assert probes and [p for p in probes if not p.writer_taken] == []
+    routes = {(p.method, p.path.split("/")[2]) for p in probes}
+    assert {("POST", "customers"), ("POST", "invoices"), ("GET", "events"),
+            ("GET", "invoices"), ("GET", "credit_notes")} <= routes
+    assert metadata(result, "sync/stripe_invoices")["invoices_synced"] == 2
+    assert_stripe_matches_ledger(local_stripe, wh)
+
+    acme = next(i for i in stripe_invoices(local_stripe)
+                if i.metadata["customer_id"] == "acme_corp_001")
+    local_stripe.invoice_action(acme.id, "pay")
+    local_stripe.invoice_action(acme.id, "refund", amount=100)
+    with writer_taken_while_stripe_answers(local_stripe, wh) as probes:
+        result = sync("2026-02-04T00:00:00Z")
+    assert result.success
+    assert probes and [p for p in probes if not p.writer_taken] == []
+    assert ("GET", "invoice_payments") in {(p.method, p.path.split("/")[2]) for p in probes}
+    assert metadata(result, "sync/stripe_events")["events_applied"] == 2
+    assert ledger(wh)[acme.metadata["invoice_id"]][0] == "partially_refunded"
+    assert query(wh, "SELECT count(*) FROM sync.sync_attempts WHERE operation IN "
+                     "('events.list', 'invoice_payments.list')") == [(3,)]
+
+
+def test_a_stripe_invoice_made_by_hand_naming_ours_is_not_ours(stripe_env, local_stripe):
+    """An invoice made at Stripe by hand whose metadata names one of ours, then paid: our
+    invoice stays unpaid (Stripe objects are ours only through the sync's mapping), the event
+    is kept as not ours, and reconciliation shows the Stripe invoice as an orphan."""
+    from pipelines.jobs import RECONCILE_JOB
+    from tests.support.dagster_runs import run_job
+
+    (stripe_env["catalog"] / "customers.yaml").write_text(CUSTOMERS)
+    bill()
+    assert sync().success
+    wh = stripe_env["warehouse"]
+    acme = next(i for i in stripe_invoices(local_stripe)
+                if i.metadata["customer_id"] == "acme_corp_001")
+    ours = acme.metadata["invoice_id"]
+    sdk = client(local_stripe)
+    by_hand = sdk.v1.invoices.create(params={
+        "customer": acme.customer, "auto_advance": False, "currency": "usd",
+        "metadata": {"invoice_id": ours, "customer_id": "acme_corp_001"}})
+    sdk.v1.invoices.add_lines(by_hand.id, params={"lines": [
+        {"amount": 100, "description": "made by hand"}]})
+    sdk.v1.invoices.finalize_invoice(by_hand.id)
+    local_stripe.invoice_action(by_hand.id, "pay")
+
+    result = sync("2026-02-04T00:00:00Z")
+    assert result.success
+    events = metadata(result, "sync/stripe_events")
+    assert (events["events_applied"], events["events_not_ours"]) == (0, 1)
+    assert ledger(wh)[ours][0] == "payment_processing.pending"
+    assert query(wh, "SELECT event_type, object_id, invoice_id, outcome, detail "
+                     "FROM sync.provider_events") == [
+        ("invoice.paid", by_hand.id, None, "not_ours",
+         f"stripe invoice {by_hand.id} is not mapped to an invoice of ours; its metadata "
+         f"names invoice {ours}")]
+
+    assert run_job(RECONCILE_JOB, "2026-02-04T01:00:00Z").success
+    rows = {row[0]: row[1:] for row in query(wh, """
+        SELECT coalesce(invoice_id, external_id), match_status, provider_status, detail
+        FROM finance.invoice_reconciliation""")}
+    assert rows[ours][:2] == ("matched", "open")
+    assert rows[by_hand.id] == ("orphan_in_provider", "paid",
+                                f"stripe invoice {by_hand.id} is not one of our invoices: none "
+                                "was issued as it")
+    assert query(wh, "SELECT count(*) FROM finance.payment_reconciliation "
+                     "WHERE invoice_id = $i", {"i": ours}) == [(0,)]
+
+
+def test_an_event_for_an_invoice_the_sync_made_but_did_not_map_waits_for_it(
+        stripe_env, local_stripe):
+    """Stripe made our invoice but its answer was lost, so nothing is mapped: an event about
+    that Stripe invoice naming ours waits (it may be ours) until the next sync finds and maps
+    it, then applies."""
+    from pipelines.providers.stripe_sync import apply_provider_events, record_provider_events
+    from pipelines.warehouse import connect_writer
+
+    (stripe_env["catalog"] / "customers.yaml").write_text(CUSTOMERS)
+    bill()
+    wh = stripe_env["warehouse"]
+    local_stripe.update_faults(match="POST /v1/invoices", drop_next=1)
+    assert sync(max_attempts=1).success
+    made = stripe_invoices(local_stripe)
+    [lost] = [i for i in made if not query(
+        wh, "SELECT 1 FROM sync.external_ids WHERE external_id = $e", {"e": i.id})]
+    ours = lost.metadata["invoice_id"]
+    assert ledger(wh)[ours][0] == "issuing.sync_failed"
+    paid = {"id": "evt_paid_early", "type": "invoice.paid", "created": 1770000000,
+            "data": {"object": {"object": "invoice", "id": lost.id,
+                                "metadata": {"invoice_id": ours}}}}
+    now = datetime(2026, 2, 3, 1, tzinfo=UTC)
+    with connect_writer(str(wh)) as con:
+        record_provider_events(con, "stripe", [paid], received_via="webhook", now=now)
+        assert apply_provider_events(con, now=now) == {"waiting": 1}
+    assert query(wh, "SELECT outcome, applied_at, detail FROM sync.provider_events") == [
+        (None, None, f"stripe invoice {lost.id} is not mapped yet; invoice {ours} it names is "
+                     "being issued at Stripe")]
+
+    result = sync("2026-02-03T02:00:00Z")
+    assert result.success
+    assert metadata(result, "sync/stripe_invoices")["invoices_synced"] == 1
+    assert len(stripe_invoices(local_stripe)) == len(made)  # found, completed, not remade
+    assert query(wh, "SELECT invoice_id, outcome FROM sync.provider_events") == [
+        (ours, "applied")]
+    assert ledger(wh)[ours][0] == "paid"
+
+
+def test_customer_ids_are_escaped_in_stripe_searches(stripe_env, local_stripe):
+    """A customer id with quotes and a backslash: when its Stripe customer must be looked up
+    (the create's answer was lost), the search finds it instead of failing to parse (or
+    matching another), and no second customer is made."""
+    odd = 'o\'brien "q" \\ co'
+    (stripe_env["catalog"] / "customers.yaml").write_text(f"""
+billing_profiles:
+  - {{key: stripe_auto, default: true, app: stripe, grace_period: PT1H}}
+customers:
+  - {{id: {json.dumps(odd)}, name: O'Brien, email: ap@obrien.test}}
+subscriptions:
+  - {{id: sub_obrien, customer: {json.dumps(odd)}, plan: professional,
+     start_date: 2026-01-01, billing_anchor: 1}}
+""")
+    bill()
+    wh = stripe_env["warehouse"]
+    local_stripe.update_faults(match="POST /v1/customers", drop_next=1)
+    first = sync(max_attempts=1)
+    assert metadata(first, "sync/stripe_invoices")["invoices_failed"] == 1
+    result = sync("2026-02-03T01:00:00Z")
+    assert result.success
+    assert metadata(result, "sync/stripe_invoices")["invoices_synced"] == 1
+    [search] = query(wh, "SELECT outcome FROM sync.sync_attempts "
+                         "WHERE operation = 'customers.search'")
+    assert search == ("ok",)
+    customers = client(local_stripe).v1.customers.list(params={"limit": 10}).data
+    assert [c.metadata["customer_id"] for c in customers] == [odd]
+    assert_stripe_matches_ledger(local_stripe, wh)
 
 
 def test_more_than_250_lines_is_refused_with_a_clear_error(stripe_env, local_stripe):

@@ -4,6 +4,8 @@ and the sync job run against it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,3 +63,50 @@ def sync(now: str = SYNC_NOW, **stripe_config: object) -> dg.ExecuteInProcessRes
 
     resources = {"stripe": StripeResource(**stripe_config)} if stripe_config else None
     return run_job(SYNC_JOB, now, resources=resources)
+
+
+@dataclass(frozen=True)
+class WriterProbe:
+    """One API request of the local Stripe, and whether another connection could take the
+    warehouse writer while the client waited for its answer."""
+
+    method: str
+    path: str
+    writer_taken: bool
+
+
+@contextmanager
+def writer_taken_while_stripe_answers(emulator: StripeEmulator, warehouse: Path, *,
+                                      latency_ms: float = 50.0,
+                                      wait_s: float = 1.0) -> Iterator[list[WriterProbe]]:
+    """While the block runs, the local Stripe answers every API request `latency_ms` late, and
+    meanwhile takes the warehouse writer (the lock beside the file, then a read-write DuckDB
+    connection) from the request's thread, as another process would, giving up after `wait_s`.
+    Yields the probes, one per request: a client that holds the warehouse while it waits on
+    Stripe shows as `writer_taken=False`."""
+    import duckdb
+
+    from pipelines.warehouse import warehouse_lock
+
+    probes: list[WriterProbe] = []
+
+    def take_writer(method: str, path: str) -> None:
+        try:
+            with warehouse_lock(str(warehouse), exclusive=True, timeout_s=wait_s):
+                con = duckdb.connect(str(warehouse))
+                try:
+                    con.execute("SELECT count(*) FROM billing.invoices").fetchall()
+                finally:
+                    con.close()
+        except TimeoutError:
+            probes.append(WriterProbe(method, path, False))
+        else:
+            probes.append(WriterProbe(method, path, True))
+
+    emulator.update_faults(latency_ms=latency_ms)
+    emulator.while_answering = take_writer
+    try:
+        yield probes
+    finally:
+        emulator.while_answering = None
+        emulator.update_faults(latency_ms=0)

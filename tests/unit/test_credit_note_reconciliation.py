@@ -178,7 +178,8 @@ def test_every_credit_note_finding_lands_in_its_row(reconciled: Path) -> None:
         "stripe credit note cn_s_ghost claims credit note cn_ghost, which the ledger does not "
         "have for stripe")
     assert detail["cn_s_by_hand"] == (
-        "stripe credit note cn_s_by_hand of invoice inv_1 carries no credit note id of ours")
+        "stripe credit note cn_s_by_hand of invoice inv_1 is not one of our credit notes: none "
+        "was issued as it")
     assert detail["cn_erp_syncing"] == "being handed over to custom_invoicing (issuing.syncing)"
     assert detail["cn_erp_issued"] == "no snapshot from custom_invoicing yet"
     # past the 24 h SLA: what has been wrong (or syncing) since the 2nd, and every orphan; not

@@ -109,7 +109,8 @@ def test_credit_note_events_void_ours_once_it_is_issued():
     assert credit_note_decision(voided, "cn_1", "issued") == ("applied", "issued -> voided")
     assert credit_note_decision(voided, "cn_1", "voided") == ("already", "voided")
     assert credit_note_decision(voided, "cn_1", "draft") == (None, "credit note cn_1 is draft")
-    assert credit_note_decision(voided, None, None) == ("recorded", "not a credit note of ours")
+    assert credit_note_decision(voided, None, None) == ("not_ours", "not a credit note of ours")
+    assert credit_note_decision(voided, "cn_1", None)[0] is None  # in flight, not mapped yet
     assert credit_note_decision(updated, "cn_1", "issued") == ("recorded", "no status change")
     updated["data"]["object"]["status"] = "void"
     assert credit_note_decision(updated, "cn_1", "issued")[0] == "applied"

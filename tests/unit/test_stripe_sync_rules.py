@@ -29,3 +29,21 @@ def test_amount_rules():
     assert target_status(note, 1000, 400) == ("refunded", 600)
     assert target_status({"type": "credit_note.created", "data": {"object": {"refunds": []}}},
                          1000) == (None, 0)
+
+
+@pytest.mark.parametrize("value", ["cust_1", "o'brien", 'say "hi"', "back\\slash\\", '\\"',
+                                   "x' OR metadata['customer_id']:'y"])
+def test_search_values_are_escaped_and_the_local_stripe_reads_them_back(value):
+    """Ids go into Stripe's search query language in double quotes, their backslashes and
+    double quotes escaped, so the query matches exactly that id: never a parse error, never
+    another clause smuggled in. The local Stripe's parser (standing in for Stripe's) reads the
+    escapes back."""
+    from devkit.stripe_emulator.search import matches, parse
+    from pipelines.providers.stripe_sync.issue_plan import metadata_query, search_string
+
+    assert search_string('a"b\\c') == '"a\\"b\\\\c"'
+    query = parse(metadata_query("customer_id", value), frozenset({"metadata"}), "customers")
+    assert [(c.field, c.key, c.op, c.value) for c in query.clauses] == [
+        ("metadata", "customer_id", ":", value)]
+    assert matches(query, {"metadata": {"customer_id": value}})
+    assert not matches(query, {"metadata": {"customer_id": value + "x"}})

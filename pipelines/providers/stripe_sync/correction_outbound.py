@@ -15,6 +15,10 @@ is voided there (`invoice_void` mapping once Stripe shows it void).
 Exactly once: deterministic idempotency keys; a credit note called for before is looked up among
 its Stripe invoice's credit notes by metadata before anything is created (beyond Stripe's 24 h
 key window too); a void is checked at Stripe before it is asked.
+
+As for invoices, the warehouse is never held while Stripe is called: one short writer session
+reads the plan and marks the credit notes started; the results are written in batches, each in
+a writer session of its own (`recording`, `worker_pool`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from functools import partial
 
 import duckdb
 
-from pipelines.providers.stripe_sync.client import Attempt, StripeGateway
+from pipelines.providers.stripe_sync.client import StripeGateway
 from pipelines.providers.stripe_sync.correction_issuer import (
     CreditNoteResult,
     SyncVoid,
@@ -48,12 +52,11 @@ from pipelines.providers.stripe_sync.credit_note_plan import (
 )
 from pipelines.providers.stripe_sync.issue_plan import SyncRefused
 from pipelines.providers.stripe_sync.issuer import Mapping
-from pipelines.providers.stripe_sync.ledger_writes import (
-    CallRecordingSink,
-)
+from pipelines.providers.stripe_sync.ledger_writes import CallRecordingSink
+from pipelines.providers.stripe_sync.recording import MakeGateway, OpenWriter
 from pipelines.providers.stripe_sync.worker_pool import Task, run_workers
 from pipelines.rating.lifecycle import POST_ISSUE
-from pipelines.warehouse import sql, transaction
+from pipelines.warehouse import scratch, sql, transaction
 
 
 @dataclass
@@ -80,12 +83,10 @@ def load_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[
         return []
     con.execute("CREATE OR REPLACE TEMP TABLE sync_credit_note_candidates "
                 "(credit_note_id VARCHAR)")
-    try:
+    with scratch(con, tables=("sync_credit_note_candidates",)):
         con.execute("INSERT INTO sync_credit_note_candidates SELECT unnest($ids)",
                     {"ids": frame["credit_note_id"].to_list()}).fetchall()
         lines_frame = con.sql(sql("sync/stripe_credit_note_lines")).pl()
-    finally:
-        con.execute("DROP TABLE IF EXISTS sync_credit_note_candidates")
     lines: dict[str, list[SyncCreditNoteLine]] = {}
     for row in lines_frame.iter_rows(named=True):
         lines.setdefault(row["credit_note_id"], []).append(SyncCreditNoteLine(
@@ -106,12 +107,50 @@ def load_voids(con: duckdb.DuckDBPyConnection) -> list[SyncVoid]:
             in con.execute(sql("sync/stripe_voids_to_sync")).fetchall()]
 
 
-class CorrectionsSink(CallRecordingSink):
-    """Writes what the workers report, from the thread that owns the connection."""
+@dataclass
+class CorrectionsPlan:
+    """What one run sends to Stripe: credit notes (marked started), by invoice, and voids."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
-                 now: datetime) -> None:
-        super().__init__(con, run_id=run_id, now=now, summary=CorrectionsSummary())
+    by_invoice: dict[str, list[SyncCreditNote]]
+    voids: list[SyncVoid]
+
+
+def plan_corrections(con: duckdb.DuckDBPyConnection, summary: CorrectionsSummary, *,
+                     now: datetime) -> CorrectionsPlan:
+    """Read the credit notes and voids due and, in one transaction, refuse what cannot go to
+    Stripe (left draft with an alert) and mark the rest started: from then on a run looks at
+    Stripe before creating them."""
+    notes = load_credit_notes(con, now=now)
+    voids = load_voids(con)
+    summary.credit_notes_candidates = len(notes)
+    summary.voids_candidates = len(voids)
+    refused: dict[str, str] = {}
+    by_invoice: dict[str, list[SyncCreditNote]] = {}
+    for note in notes:
+        try:
+            check_credit_note(note)
+        except SyncRefused as exc:
+            refused[note.credit_note_id] = str(exc)
+            continue
+        by_invoice.setdefault(note.invoice_id, []).append(note)
+    summary.credit_notes_failed = len(refused)
+    summary.errors += [f"credit note {cid}: {error}" for cid, error in refused.items()]
+    started = [note.credit_note_id for batch in by_invoice.values() for note in batch]
+    with transaction(con):
+        mark_credit_notes_failed(con, refused, now=now)
+        if started:
+            mark_credit_notes_started(con, started, now=now)
+    return CorrectionsPlan(by_invoice, voids)
+
+
+class CorrectionsSink(CallRecordingSink):
+    """Keeps what the workers report and writes it in batches, each in a short writer session
+    of its own."""
+
+    def __init__(self, open_writer: OpenWriter, summary: CorrectionsSummary, *,
+                 run_id: str | None, now: datetime) -> None:
+        super().__init__(run_id=run_id, now=now, summary=summary)
+        self.open_writer = open_writer
         self.notes: list[CreditNoteResult] = []
         self.voids: list[VoidResult] = []
 
@@ -141,54 +180,39 @@ class CorrectionsSink(CallRecordingSink):
         refused, in one transaction."""
         if not self.backlog:
             return
-        with transaction(self.con):
-            issued = [r for r in self.notes if r.ok]
-            voided = [r for r in self.voids if r.ok]
-            self.write_calls([
+        issued = [r for r in self.notes if r.ok]
+        voided = [r for r in self.voids if r.ok]
+        with self.open_writer() as con, transaction(con):
+            self.write_calls(con, [
                 *(Mapping("credit_note_line", line_id, ext) for r in issued
                   for line_id, ext in r.line_ids.items()),
                 *(Mapping("invoice_void", r.invoice_id, r.stripe_invoice) for r in voided)])
-            mark_credit_notes_issued(self.con, issued, now=self.now)
-            mark_credit_notes_failed(self.con, {r.credit_note_id: r.error or "unknown error"
-                                                for r in self.notes if not r.ok}, now=self.now)
-            resolve_void_alerts(self.con, [r.invoice_id for r in voided], now=self.now)
-            mark_voids_failed(self.con, {r.invoice_id: r.error or "unknown error"
-                                         for r in self.voids if not r.ok}, now=self.now)
+            mark_credit_notes_issued(con, issued, now=self.now)
+            mark_credit_notes_failed(con, {r.credit_note_id: r.error or "unknown error"
+                                           for r in self.notes if not r.ok}, now=self.now)
+            resolve_void_alerts(con, [r.invoice_id for r in voided], now=self.now)
+            mark_voids_failed(con, {r.invoice_id: r.error or "unknown error"
+                                    for r in self.voids if not r.ok}, now=self.now)
         self.notes, self.voids = [], []
 
 
-def run_corrections(con: duckdb.DuckDBPyConnection,
-                    make_gateway: Callable[[Callable[[Attempt], None]], StripeGateway], *,
-                    now: datetime, run_id: str | None,
-                    max_concurrency: int = 8) -> CorrectionsSummary:
-    """Sync every due credit note and every unsynced void; returns the counts. `con` is the
-    warehouse writer, used from this thread only."""
-    notes = load_credit_notes(con, now=now)
-    voids = load_voids(con)
-    sink = CorrectionsSink(con, run_id=run_id, now=now)
-    sink.summary.credit_notes_candidates = len(notes)
-    sink.summary.voids_candidates = len(voids)
-    to_send: list[SyncCreditNote] = []
-    for note in notes:
-        try:
-            check_credit_note(note)
-        except SyncRefused as exc:
-            sink.add(CreditNoteResult(note.credit_note_id, False, error=str(exc)))
-            continue
-        to_send.append(note)
-    sink.flush()
-    if not to_send and not voids:
-        return sink.summary
-    with transaction(con):
-        mark_credit_notes_started(con, [n.credit_note_id for n in to_send], now=now)
-    by_invoice: dict[str, list[SyncCreditNote]] = {}
-    for note in to_send:
-        by_invoice.setdefault(note.invoice_id, []).append(note)
+def run_corrections(open_writer: OpenWriter, make_gateway: MakeGateway, *, now: datetime,
+                    run_id: str | None, max_concurrency: int = 8, flush_every: int = 500,
+                    flush_seconds: float = 2.0) -> CorrectionsSummary:
+    """Sync every due credit note and every unsynced void; returns the counts. The warehouse
+    writer is opened (`open_writer`) for the plan and for each batch of results, never while
+    Stripe is called."""
+    summary = CorrectionsSummary()
+    with open_writer() as con:
+        plan = plan_corrections(con, summary, now=now)
     tasks: list[Task] = [
-        *(partial(_credit_notes_task, batch) for batch in by_invoice.values()),
-        *(partial(_void_task, void) for void in voids)]
-    run_workers(make_gateway, tasks, sink, max_concurrency=max_concurrency)
-    return sink.summary
+        *(partial(_credit_notes_task, batch) for batch in plan.by_invoice.values()),
+        *(partial(_void_task, void) for void in plan.voids)]
+    run_workers(make_gateway, tasks,
+                CorrectionsSink(open_writer, summary, run_id=run_id, now=now),
+                max_concurrency=max_concurrency, flush_every=flush_every,
+                flush_seconds=flush_seconds)
+    return summary
 
 
 def _credit_notes_task(notes: list[SyncCreditNote], gateway: StripeGateway,

@@ -8,12 +8,17 @@ Applying them walks every unapplied row in Stripe's `created` order through
 that would regress (a `payment_failed` after `paid`) is `ignored`, and an event about an
 invoice that is not issued yet waits for its sync. `credit_note.voided` (or an update showing a
 void) of one of our credit notes voids it in `billing.credit_notes`, with its status history.
+
+An event is about one of ours only through the mapping the sync recorded (`ownership`): a
+Stripe invoice or credit note made by hand whose metadata names one of ours is `not_ours`,
+recorded and never applied. Polling is `event_poll`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,16 +26,19 @@ import duckdb
 import polars as pl
 
 from pipelines.invoicing.status import StatusChange, apply_status_changes, current_statuses
-from pipelines.providers.stripe_sync.client import StripeGateway
 from pipelines.providers.stripe_sync.correction_writes import void_credit_notes
 from pipelines.providers.stripe_sync.issue_plan import to_minor
-from pipelines.providers.stripe_sync.paging import PAGE_SIZE, list_all
+from pipelines.providers.stripe_sync.ownership import (
+    claim_of,
+    claimed_in_ledger,
+    mapped_ids,
+    owner_of,
+)
 from pipelines.rating.lifecycle import POST_ISSUE
 from pipelines.warehouse import run_sql, sql, transaction
 
 PROVIDER = "stripe"
 ACTOR = "stripe_events"
-STREAM = "events"
 
 INVOICE_EVENTS: dict[str, str] = {
     "invoice.paid": "paid",
@@ -46,11 +54,12 @@ EVENT_TYPES: tuple[str, ...] = (*INVOICE_EVENTS, "charge.refunded", "credit_note
                                 *CREDIT_NOTE_EVENTS)
 
 
-def _object(event: dict[str, Any]) -> dict[str, Any]:
+def event_object(event: dict[str, Any]) -> dict[str, Any]:
+    """The Stripe object an event is about (`data.object`)."""
     return ((event.get("data") or {}).get("object")) or {}
 
 
-def _link(value: Any) -> str | None:
+def linked_id(value: Any) -> str | None:
     """An id whether Stripe sent the id or the expanded object."""
     if isinstance(value, dict):
         return value.get("id")
@@ -59,10 +68,10 @@ def _link(value: Any) -> str | None:
 
 def stripe_invoice_of(event: dict[str, Any]) -> str | None:
     """The Stripe invoice an event is about, when the event itself says."""
-    obj = _object(event)
+    obj = event_object(event)
     if obj.get("object") == "invoice":
         return obj.get("id")
-    return _link(obj.get("invoice"))
+    return linked_id(obj.get("invoice"))
 
 
 def target_status(event: dict[str, Any], ledger_total_minor: int | None,
@@ -73,7 +82,7 @@ def target_status(event: dict[str, Any], ledger_total_minor: int | None,
     charge.refunded carries the charge's cumulative refunded amount; credit notes refund what
     their refunds and out-of-band amounts say, added to what earlier notes refunded."""
     kind = event.get("type", "")
-    obj = _object(event)
+    obj = event_object(event)
     if kind in INVOICE_EVENTS:
         return INVOICE_EVENTS[kind], 0
     if kind == "charge.refunded":
@@ -94,11 +103,15 @@ def target_status(event: dict[str, Any], ledger_total_minor: int | None,
 def credit_note_decision(event: dict[str, Any], credit_note_id: str | None,
                          status: str | None) -> tuple[str | None, str]:
     """What a `credit_note.updated|voided` event does to our credit note (`credit_note_id` in
-    `status`, None when the Stripe note is not ours): the outcome (`applied` = voided now,
-    None = wait until our note is issued) and a detail. Pure."""
-    if credit_note_id is None or status is None:
-        return "recorded", "not a credit note of ours"
-    voided = event.get("type") == "credit_note.voided" or _object(event).get("status") == "void"
+    `status`; None when the Stripe note is not ours, a status None while ours is in flight and
+    the Stripe note not mapped yet): the outcome (`applied` = voided now, None = wait until our
+    note is issued and mapped) and a detail. Pure."""
+    if credit_note_id is None:
+        return "not_ours", "not a credit note of ours"
+    if status is None:
+        return None, f"credit note {credit_note_id} is being issued at Stripe (not mapped yet)"
+    voided = (event.get("type") == "credit_note.voided"
+              or event_object(event).get("status") == "void")
     if not voided:
         return "recorded", "no status change"
     if status == "voided":
@@ -113,40 +126,26 @@ def _created(event: dict[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(int(created), UTC) if created is not None else None
 
 
-def _invoice_ids(con: duckdb.DuckDBPyConnection, provider: str,
-                 external_ids: Sequence[str]) -> dict[str, str]:
-    """Our invoice id of each mapped provider invoice id."""
-    if not external_ids:
-        return {}
-    rows = con.execute("""
-        SELECT external_id, internal_id FROM sync.external_ids
-        WHERE provider = $p AND object_type = 'invoice' AND list_contains($ids, external_id)""",
-                       {"p": provider, "ids": list(set(external_ids))}).fetchall()
-    return dict(rows)
-
-
 def record_provider_events(con: duckdb.DuckDBPyConnection, provider: str,
                            events: Sequence[dict[str, Any]], *, received_via: str,
                            now: datetime) -> int:
     """Store provider events (Stripe's JSON shape), once per event id; returns how many were
-    new. `events` come oldest first. Our invoice is found from the object's
-    `metadata.invoice_id`, else from the mapping of the Stripe invoice it names. Run it
-    inside the caller's transaction if it needs one."""
+    new. `events` come oldest first. `invoice_id` is our invoice the Stripe invoice it names is
+    mapped to (never the object's metadata: see `ownership`); applying resolves it again. Run
+    it inside the caller's transaction if it needs one."""
     if not events:
         return 0
     links = [stripe_invoice_of(e) for e in events]
-    mapped = _invoice_ids(con, provider, [x for x in links if x])
+    mapped = mapped_ids(con, "invoice", [x for x in links if x])
     rows = []
     for position, (event, link) in enumerate(zip(events, links, strict=True)):
         if not event.get("id") or not event.get("type"):
             raise ValueError("provider event without id or type: "
                              f"{json.dumps(event)[:200]}")
-        obj = _object(event)
-        ours = (obj.get("metadata") or {}).get("invoice_id") if obj.get("object") == "invoice" \
-            else None
+        obj = event_object(event)
         rows.append({
             "provider": provider, "event_id": event["id"], "event_type": event["type"],
-            "object_id": obj.get("id"), "invoice_id": ours or mapped.get(link or ""),
+            "object_id": obj.get("id"), "invoice_id": mapped.get(link or ""),
             "created_at": _created(event),
             # Stripe's `created` has whole seconds: the batch order (oldest first) breaks ties
             "received_at": now + timedelta(microseconds=position),
@@ -169,34 +168,87 @@ def record_provider_events(con: duckdb.DuckDBPyConnection, provider: str,
     return int(after - before)
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An unapplied event, with our invoice it is about (None: none of ours, or not yet)."""
+
+    event_id: str
+    event_type: str
+    event: dict[str, Any]
+    invoice_id: str | None
+
+
+def _resolve_invoices(con: duckdb.DuckDBPyConnection,
+                      rows: Sequence[tuple[str, str, str | None, str]]
+                      ) -> tuple[list[Pending], dict[str, tuple[str | None, str]]]:
+    """Our invoice of each unapplied event, through the mapping of the Stripe invoice it names
+    (an event naming none, a refunded charge, keeps what `record_refund_invoices` found, also
+    through the mapping); and the decision, now, for each event about an unmapped Stripe
+    invoice: wait (None) while the invoice of ours its metadata names is in flight, else
+    `not_ours`."""
+    parsed = [(event_id, event_type, stored, json.loads(payload))
+              for event_id, event_type, stored, payload in rows]
+    links = {event_id: stripe_invoice_of(event) for event_id, _, _, event in parsed}
+    mapped = mapped_ids(con, "invoice", [link for link in links.values() if link])
+    claims = {event_id: _invoice_claim(event) for event_id, _, _, event in parsed}
+    claimed = claimed_in_ledger(con, "invoice", [c for c in claims.values() if c])
+    pending: list[Pending] = []
+    unmapped: dict[str, tuple[str | None, str]] = {}
+    for event_id, event_type, stored, event in parsed:
+        link = links[event_id]
+        if link is None:
+            pending.append(Pending(event_id, event_type, event, stored))
+            continue
+        owner = owner_of(link, claims[event_id], mapped, claimed)
+        pending.append(Pending(event_id, event_type, event, owner.internal_id))
+        if owner.internal_id is not None:
+            continue
+        named = f"; its metadata names invoice {owner.claim}" if owner.claim else ""
+        unmapped[event_id] = (
+            (None, f"stripe invoice {link} is not mapped yet; invoice {owner.claim} it names "
+                   "is being issued at Stripe") if owner.pending else
+            ("not_ours", f"stripe invoice {link} is not mapped to an invoice of ours{named}"))
+    return pending, unmapped
+
+
+def _invoice_claim(event: dict[str, Any]) -> str | None:
+    obj = event_object(event)
+    return claim_of("invoice", obj.get("metadata")) if obj.get("object") == "invoice" else None
+
+
 def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str, int]:
     """Apply every unapplied Stripe event to our invoices, oldest first; returns the count of
-    each outcome (applied, already, ignored, recorded, unknown_invoice, not_billing, and
-    `waiting` for events kept for later: their invoice is not issued yet, or a refund whose
+    each outcome (applied, already, ignored, recorded, unknown_invoice, not_billing, not_ours,
+    and `waiting` for events kept for later: their invoice is not issued yet, or a refund whose
     invoice is not known yet). Runs in its own transaction."""
     with transaction(con):
-        pending = con.execute(sql("sync/provider_events_unapplied"),
-                              {"provider": PROVIDER}).fetchall()
+        rows = con.execute(sql("sync/provider_events_unapplied"),
+                           {"provider": PROVIDER}).fetchall()
         counts: dict[str, int] = {}
-        if not pending:
+        if not rows:
             return counts
-        ids = [row[2] for row in pending if row[2]]
+        pending, unmapped = _resolve_invoices(con, rows)
+        ids = [p.invoice_id for p in pending if p.invoice_id]
         statuses = current_statuses(con, ids)
-        notes = _our_credit_notes(con, [json.loads(row[3]) for row in pending
-                                        if row[1] in CREDIT_NOTE_EVENTS])
+        notes = _credit_note_owners(con, [p.event for p in pending
+                                          if p.event_type in CREDIT_NOTE_EVENTS])
         voids: dict[str, str] = {}  # our credit note -> cause
         totals = _ledger_totals_minor(con, ids)
         refunded: dict[str, int] = {}
         changes: list[StatusChange] = []
         decided: list[tuple[str, str | None, str | None]] = []  # event, outcome, detail
         slots: list[tuple[str, int]] = []  # event id, index in changes
-        for event_id, event_type, invoice_id, payload in pending:
-            event = json.loads(payload)
+        for p in pending:
+            event_id, event_type, event, invoice_id = (p.event_id, p.event_type, p.event,
+                                                       p.invoice_id)
+            if event_id in unmapped:
+                decided.append((event_id, *unmapped[event_id]))
+                continue
             if invoice_id is None:
                 if event_type == "charge.refunded":
                     decided.append((event_id, None, "waiting for the charge's invoice"))
                 else:
-                    decided.append((event_id, "not_billing", "not one of our invoices"))
+                    decided.append((event_id, "not_billing", "not about an invoice"))
                 continue
             if invoice_id not in statuses:
                 decided.append((event_id, "unknown_invoice", f"no invoice {invoice_id}"))
@@ -205,11 +257,12 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
                 decided.append((event_id, None, f"invoice is {statuses[invoice_id]}"))
                 continue
             if event_type in CREDIT_NOTE_EVENTS:
-                ours, status = notes.get(_object(event).get("id") or "", (None, None))
+                stripe_note = event_object(event).get("id") or ""
+                ours, status = notes.get(stripe_note, (None, None))
                 outcome, detail = credit_note_decision(event, ours, status)
                 if outcome == "applied" and ours is not None:
                     voids[ours] = f"stripe {event_type} {event_id}"
-                    notes[_object(event)["id"]] = (ours, "voided")
+                    notes[stripe_note] = (ours, "voided")
                 decided.append((event_id, outcome, detail))
                 continue
             target, money = target_status(event, totals.get(invoice_id),
@@ -229,9 +282,12 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
                 f"{outcome.from_status} stays ({outcome.change.to_status} not allowed)" \
                 if outcome.outcome == "ignored" else outcome.from_status
             decided.append((event_id, outcome.outcome, detail))
+        resolved = {p.event_id: p.invoice_id for p in pending}
         frame = pl.DataFrame(
-            [{"event_id": e, "outcome": o, "detail": d} for e, o, d in decided],
-            schema={"event_id": pl.String, "outcome": pl.String, "detail": pl.String})
+            [{"event_id": e, "invoice_id": resolved[e], "outcome": o, "detail": d}
+             for e, o, d in decided],
+            schema={"event_id": pl.String, "invoice_id": pl.String, "outcome": pl.String,
+                    "detail": pl.String})
         con.register("provider_event_outcomes", frame.to_arrow())
         try:
             run_sql(con, "sync/provider_events_outcomes", {"provider": PROVIDER, "now": now})
@@ -243,26 +299,31 @@ def apply_provider_events(con: duckdb.DuckDBPyConnection, *, now: datetime) -> d
         return counts
 
 
-def _our_credit_notes(con: duckdb.DuckDBPyConnection,
-                      events: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-    """Per Stripe credit note of the events: our credit note (its `metadata.credit_note_id`,
-    else the mapping) and its status, for those that are ours."""
-    objects = [_object(e) for e in events]
-    external = [o["id"] for o in objects if o.get("id")]
-    if not external:
+def _credit_note_owners(con: duckdb.DuckDBPyConnection,
+                        events: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """Per Stripe credit note of the events that is ours (by the `credit_note` mapping): our
+    credit note and its status. A Stripe credit note that is not mapped but names a credit note
+    of ours in flight (its sync started, its answer not recorded) maps to that one with status
+    None, so its event waits; any other is not ours."""
+    objects = [event_object(e) for e in events if event_object(e).get("id")]
+    if not objects:
         return {}
-    mapped = dict(con.execute("""
-        SELECT external_id, internal_id FROM sync.external_ids
-        WHERE provider = $p AND object_type = 'credit_note' AND list_contains($ids, external_id)
-        """, {"p": PROVIDER, "ids": external}).fetchall())
-    ours = {o["id"]: (o.get("metadata") or {}).get("credit_note_id") or mapped.get(o["id"])
-            for o in objects if o.get("id")}
-    wanted = [i for i in ours.values() if i]
+    mapped = mapped_ids(con, "credit_note", [o["id"] for o in objects])
+    claims = {o["id"]: claim_of("credit_note", o.get("metadata")) for o in objects}
+    claimed = claimed_in_ledger(con, "credit_note", [c for c in claims.values() if c])
+    owners = {ext: owner_of(ext, claim, mapped, claimed) for ext, claim in claims.items()}
+    wanted = [o.internal_id for o in owners.values() if o.internal_id]
     statuses = dict(con.execute(
         "SELECT credit_note_id, status FROM billing.credit_notes "
         "WHERE list_contains($ids, credit_note_id)", {"ids": wanted}).fetchall()) \
         if wanted else {}
-    return {ext: (cid, statuses[cid]) for ext, cid in ours.items() if cid in statuses}
+    found: dict[str, tuple[str, str | None]] = {}
+    for ext, owner in owners.items():
+        if owner.internal_id in statuses:
+            found[ext] = (owner.internal_id, statuses[owner.internal_id])
+        elif owner.pending and owner.claim:
+            found[ext] = (owner.claim, None)
+    return found
 
 
 def _ledger_totals_minor(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, int]:
@@ -272,86 +333,3 @@ def _ledger_totals_minor(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> 
                        "WHERE list_contains($ids, invoice_id)",
                        {"ids": list(set(ids))}).fetchall()
     return {i: to_minor(total, currency, i) for i, total, currency in rows}
-
-
-def poll_events(gateway: StripeGateway, cursor: str | None) -> tuple[list[dict[str, Any]],
-                                                                      str | None]:
-    """Events newer than `cursor` (oldest first) and the new cursor (the newest event id).
-
-    Stripe lists newest first; `ending_before=cursor` pages towards newer events, each page
-    still newest first. Without a cursor, everything Stripe still lists (30 days) is read."""
-    v1 = gateway.client.v1
-    events: list[dict[str, Any]] = []
-    base: dict[str, Any] = {"limit": PAGE_SIZE, "types": list(EVENT_TYPES)}
-    if cursor is None:
-        events = [e.to_dict() for e in list_all(
-            gateway, "events.list", None,
-            lambda params, options: v1.events.list(params=params, options=options), base)]
-        events.reverse()
-    else:
-        before = cursor
-        while True:
-            params = dict(base, ending_before=before)
-            page = gateway.call("events.list", None,
-                                lambda o, p=params: v1.events.list(params=p, options=o))
-            batch = [e.to_dict() for e in page.data]
-            events.extend(reversed(batch))
-            if not page.has_more or not batch:
-                break
-            before = batch[0]["id"]
-    return events, (events[-1]["id"] if events else cursor)
-
-
-def read_cursor(con: duckdb.DuckDBPyConnection) -> str | None:
-    rows = con.execute("SELECT cursor FROM sync.cursors WHERE provider = $p AND stream = $s",
-                       {"p": PROVIDER, "s": STREAM}).fetchall()
-    return rows[0][0] if rows else None
-
-
-def write_cursor(con: duckdb.DuckDBPyConnection, cursor: str, *, now: datetime) -> None:
-    con.execute("""
-        INSERT INTO sync.cursors (provider, stream, cursor, updated_at)
-        VALUES ($p, $s, $c, $now)
-        ON CONFLICT (provider, stream) DO UPDATE SET cursor = excluded.cursor,
-                                                     updated_at = excluded.updated_at""",
-                {"p": PROVIDER, "s": STREAM, "c": cursor, "now": now}).fetchall()
-
-
-def resolve_refund_invoices(con: duckdb.DuckDBPyConnection, gateway: StripeGateway, *,
-                            now: datetime) -> int:
-    """Find our invoice of stored `charge.refunded` events that do not name one yet (a charge
-    links to its invoice through the invoice payment of its PaymentIntent). Charges that pay
-    no invoice of ours are marked `not_billing`. Returns how many were resolved."""
-    rows = con.execute("""
-        SELECT event_id, payload FROM sync.provider_events
-        WHERE provider = $p AND applied_at IS NULL AND invoice_id IS NULL
-          AND event_type = 'charge.refunded'""", {"p": PROVIDER}).fetchall()
-    v1 = gateway.client.v1
-    found: dict[str, str | None] = {}
-    for event_id, payload in rows:
-        intent = _link(_object(json.loads(payload)).get("payment_intent"))
-        stripe_invoice = None
-        if intent:
-            page = gateway.call(
-                "invoice_payments.list", event_id,
-                lambda o, pi=intent: v1.invoice_payments.list(
-                    params={"payment": {"type": "payment_intent", "payment_intent": pi},
-                            "limit": 1}, options=o))
-            stripe_invoice = _link(page.data[0].invoice) if page.data else None
-        found[event_id] = stripe_invoice
-    mapped = _invoice_ids(con, PROVIDER, [x for x in found.values() if x])
-    resolved = 0
-    for event_id, stripe_invoice in found.items():
-        ours = mapped.get(stripe_invoice or "")
-        if ours:
-            resolved += 1
-            con.execute("UPDATE sync.provider_events SET invoice_id = $i "
-                        "WHERE provider = $p AND event_id = $e",
-                        {"i": ours, "p": PROVIDER, "e": event_id}).fetchall()
-        else:
-            con.execute("""
-                UPDATE sync.provider_events SET outcome = 'not_billing', applied_at = $now,
-                       detail = 'the charge pays no invoice of ours'
-                WHERE provider = $p AND event_id = $e""",
-                        {"p": PROVIDER, "e": event_id, "now": now}).fetchall()
-    return resolved

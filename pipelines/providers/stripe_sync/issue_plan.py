@@ -86,6 +86,19 @@ def key(internal_id: str, operation: str, variant: str = "") -> str:
     return f"bp:{internal_id}:{operation}{':' + variant if variant else ''}:{KEY_VERSION}"
 
 
+def search_string(value: str) -> str:
+    """`value` as a string of Stripe's search query language: in double quotes, with each
+    backslash and double quote inside escaped by a backslash (`\\"`, as Stripe documents), so
+    an id of ours can never end the string or add a clause to the query."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def metadata_query(key: str, value: str) -> str:
+    """The search query for Stripe objects whose metadata `key` is exactly `value`."""
+    return f"metadata[{search_string(key)}]:{search_string(value)}"
+
+
 def check_invoice(invoice: SyncInvoice) -> None:
     """Refuse what Stripe cannot take as it is, before any call."""
     if len(invoice.lines) > MAX_LINES:

@@ -28,6 +28,7 @@ from pipelines.providers.stripe_sync.issue_plan import (
     key,
     line_params,
     lines_key,
+    metadata_query,
     verify,
 )
 from pipelines.providers.stripe_sync.paging import invoice_lines
@@ -76,7 +77,7 @@ def ensure_customer(gateway: StripeGateway, customer: SyncCustomer, emit: Emit) 
     if customer.external_id:
         return customer.external_id
     v1 = gateway.client.v1
-    query = f"metadata['customer_id']:'{customer.customer_id}'"
+    query = metadata_query("customer_id", customer.customer_id)
     found = None
     if customer.needs_search:
         found = _search_one(gateway, v1.customers, "customers.search", customer.customer_id,
@@ -132,7 +133,7 @@ def sync_invoice(gateway: StripeGateway, invoice: SyncInvoice, stripe_customer: 
                                                                      options=o))
     elif invoice.needs_search:
         stripe_invoice = _search_one(gateway, v1.invoices, "invoices.search", iid,
-                                     f"metadata['invoice_id']:'{iid}'")
+                                     metadata_query("invoice_id", iid))
     fresh = False
     if stripe_invoice is None:
         params = invoice_params(invoice, stripe_customer)

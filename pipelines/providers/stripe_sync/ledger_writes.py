@@ -135,14 +135,14 @@ def settle_zero_total(con: duckdb.DuckDBPyConnection, invoice_id: str, *,
 
 
 class CallRecordingSink:
-    """What every Stripe worker pool reports in common, kept for the warehouse: each HTTP
-    attempt (counted in the summary's api_calls / retries / rate_limited) and each mapping of
-    one of ours to a Stripe object. Subclasses add their own results and write them in
-    `flush`, after `write_calls`, in the same transaction."""
+    """What every Stripe step reports in common, kept until it is written: each HTTP attempt
+    (counted in the summary's api_calls / retries / rate_limited) and each mapping of one of
+    ours to a Stripe object. It holds no connection: the step takes the warehouse writer only
+    to write what was kept (`write_calls`, inside its transaction), never while Stripe is
+    called. The worker-pool sinks add their own results and write them in `flush`, after
+    `write_calls`, in the same transaction."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
-                 now: datetime, summary: Any) -> None:
-        self.con = con
+    def __init__(self, *, run_id: str | None, now: datetime, summary: Any) -> None:
         self.run_id = run_id
         self.now = now
         self.summary = summary
@@ -162,9 +162,10 @@ class CallRecordingSink:
             return True
         return False
 
-    def write_calls(self, more_mappings: Sequence[Mapping] = ()) -> None:
+    def write_calls(self, con: duckdb.DuckDBPyConnection,
+                    more_mappings: Sequence[Mapping] = ()) -> None:
         """Write the attempts and mappings kept so far (with `more_mappings`), and forget them."""
         if self.attempts:
-            write_attempts(self.con, self.attempts, run_id=self.run_id)
-        write_mappings(self.con, [*self.mappings, *more_mappings], now=self.now)
+            write_attempts(con, self.attempts, run_id=self.run_id)
+        write_mappings(con, [*self.mappings, *more_mappings], now=self.now)
         self.attempts, self.mappings = [], []

@@ -8,9 +8,12 @@ Exactly once: every write carries a deterministic idempotency key, so a retry or
 within Stripe's 24 h window gets the saved answer; past that, what an earlier run may have
 reached at Stripe is looked up and completed, never duplicated (`issuer`).
 
-Stripe calls run in a thread pool, one customer per task (its calls in order); the warehouse is
-written by the calling thread only, fed through a queue (`worker_pool`), so attempts and mappings
-are durable as they happen (`ledger_writes`).
+The warehouse is never held while Stripe is called (`recording`): one short writer session
+reads the plan and moves the invoices to `issuing.syncing` (or settles or refuses them); then
+Stripe is called in a thread pool, one customer per task (its calls in order), and the calling
+thread takes the writer again for each batch of attempts, mappings and new states
+(`worker_pool`, `ledger_writes`). A crash loses at most a batch: its invoices stay in
+`issuing.syncing` and the next run finds what Stripe already holds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from functools import partial
 
 import duckdb
 
-from pipelines.providers.stripe_sync.client import Attempt, StripeGateway
+from pipelines.providers.stripe_sync.client import StripeGateway
 from pipelines.providers.stripe_sync.issue_plan import (
     SyncCustomer,
     SyncInvoice,
@@ -38,8 +41,9 @@ from pipelines.providers.stripe_sync.ledger_writes import (
     mark_syncing,
     settle_zero_total,
 )
+from pipelines.providers.stripe_sync.recording import MakeGateway, OpenWriter
 from pipelines.providers.stripe_sync.worker_pool import run_workers
-from pipelines.warehouse import sql, transaction
+from pipelines.warehouse import scratch, sql, transaction
 
 
 @dataclass
@@ -64,12 +68,10 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
     if frame.is_empty():
         return [], {}
     con.execute("CREATE OR REPLACE TEMP TABLE sync_candidates (invoice_id VARCHAR)")
-    try:
+    with scratch(con, tables=("sync_candidates",)):
         con.execute("INSERT INTO sync_candidates SELECT unnest($ids)",
                     {"ids": frame["invoice_id"].to_list()}).fetchall()
         lines_frame = con.sql(sql("sync/stripe_invoice_lines")).pl()
-    finally:
-        con.execute("DROP TABLE IF EXISTS sync_candidates")
     lines: dict[str, list[SyncLine]] = {}
     for row in lines_frame.iter_rows(named=True):
         lines.setdefault(row["invoice_id"], []).append(SyncLine(
@@ -91,14 +93,56 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
     return invoices, customers
 
 
-class WarehouseSink(CallRecordingSink):
-    """Writes what the workers report, from the one thread that owns the connection, in small
-    batches: a killed process loses at most the last fraction of a second, which the next run
-    finds again at Stripe (mapping missing -> search)."""
+@dataclass
+class OutboundPlan:
+    """What one run sends to Stripe: the invoices (moved to `issuing.syncing`) and their
+    customers."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str | None,
-                 now: datetime) -> None:
-        super().__init__(con, run_id=run_id, now=now, summary=OutboundSummary())
+    to_send: list[SyncInvoice]
+    customers: dict[str, SyncCustomer]
+
+
+def plan_outbound(con: duckdb.DuckDBPyConnection, summary: OutboundSummary, *,
+                  now: datetime) -> OutboundPlan:
+    """Read what is due and, in one transaction, refuse what Stripe cannot take
+    (`issuing.sync_failed`), settle zero totals and move the rest to `issuing.syncing`: from
+    then on a run looks at Stripe before creating anything for them."""
+    invoices, customers = load_candidates(con)
+    summary.candidates = len(invoices)
+    refused: dict[str, str] = {}
+    zero: list[str] = []
+    to_send: list[SyncInvoice] = []
+    for invoice in invoices:
+        try:
+            check_invoice(invoice)
+        except SyncRefused as exc:
+            refused[invoice.invoice_id] = str(exc)
+            continue
+        if invoice.total == 0:
+            zero.append(invoice.invoice_id)
+        else:
+            to_send.append(invoice)
+    summary.refused = summary.failed = len(refused)
+    summary.zero_total = len(zero)
+    summary.errors += [f"{invoice_id}: {error}" for invoice_id, error in refused.items()]
+    with transaction(con):
+        mark_failed(con, refused, now=now)
+        for invoice_id in zero:
+            settle_zero_total(con, invoice_id, now=now)
+        if to_send:
+            mark_syncing(con, [invoice.invoice_id for invoice in to_send], now=now)
+    return OutboundPlan(to_send, customers)
+
+
+class WarehouseSink(CallRecordingSink):
+    """Keeps what the workers report and writes it in batches (`flush`), each in a short
+    writer session of its own: a killed process loses at most the last batch, which the next
+    run finds again at Stripe (mapping missing -> search)."""
+
+    def __init__(self, open_writer: OpenWriter, summary: OutboundSummary, *,
+                 run_id: str | None, now: datetime) -> None:
+        super().__init__(run_id=run_id, now=now, summary=summary)
+        self.open_writer = open_writer
         self.results: list[InvoiceResult] = []
 
     def add(self, message: object) -> None:
@@ -121,12 +165,12 @@ class WarehouseSink(CallRecordingSink):
         new states (issued and pending, or sync_failed with an alert), in one transaction."""
         if not self.backlog:
             return
-        with transaction(self.con):
-            self.write_calls([Mapping("line", line_id, ext) for r in self.results if r.ok
-                              for line_id, ext in r.line_ids.items()])
-            mark_issued(self.con, [r for r in self.results if r.ok], now=self.now)
-            mark_failed(self.con, {r.invoice_id: r.error or "unknown error"
-                                   for r in self.results if not r.ok}, now=self.now)
+        with self.open_writer() as con, transaction(con):
+            self.write_calls(con, [Mapping("line", line_id, ext) for r in self.results if r.ok
+                                   for line_id, ext in r.line_ids.items()])
+            mark_issued(con, [r for r in self.results if r.ok], now=self.now)
+            mark_failed(con, {r.invoice_id: r.error or "unknown error"
+                              for r in self.results if not r.ok}, now=self.now)
         self.results = []
 
 
@@ -135,40 +179,24 @@ def _customer_task(customer: SyncCustomer, invoices: list[SyncInvoice],
     sync_customer(gateway, customer, invoices, emit)
 
 
-def run_outbound(con: duckdb.DuckDBPyConnection,
-                 make_gateway: Callable[[Callable[[Attempt], None]], StripeGateway], *,
-                 now: datetime, run_id: str | None, max_concurrency: int = 8,
-                 flush_every: int = 500, flush_seconds: float = 0.2) -> OutboundSummary:
-    """Sync every invoice that is ready; returns the counts. `con` is the warehouse writer and
-    is used from this thread only."""
-    invoices, customers = load_candidates(con)
-    sink = WarehouseSink(con, run_id=run_id, now=now)
-    sink.summary.candidates = len(invoices)
-    to_send: list[SyncInvoice] = []
-    for invoice in invoices:
-        try:
-            check_invoice(invoice)
-        except SyncRefused as exc:
-            sink.summary.refused += 1
-            sink.add(InvoiceResult(invoice.invoice_id, False, error=str(exc)))
-            continue
-        if invoice.total == 0:
-            sink.summary.zero_total += 1
-            with transaction(con):
-                settle_zero_total(con, invoice.invoice_id, now=now)
-            continue
-        to_send.append(invoice)
-    sink.flush()
-    if not to_send:
-        return sink.summary
-    with transaction(con):
-        mark_syncing(con, [invoice.invoice_id for invoice in to_send], now=now)
+def run_outbound(open_writer: OpenWriter, make_gateway: MakeGateway, *, now: datetime,
+                 run_id: str | None, max_concurrency: int = 8, flush_every: int = 500,
+                 flush_seconds: float = 2.0) -> OutboundSummary:
+    """Sync every invoice that is ready; returns the counts. The warehouse writer is opened
+    (`open_writer`) for the plan and for each batch of results, never while Stripe is
+    called."""
+    summary = OutboundSummary()
+    with open_writer() as con:
+        plan = plan_outbound(con, summary, now=now)
+    if not plan.to_send:
+        return summary
     by_customer: dict[str, list[SyncInvoice]] = {}
-    for invoice in to_send:
+    for invoice in plan.to_send:
         by_customer.setdefault(invoice.customer_id, []).append(invoice)
     run_workers(make_gateway,
-                [partial(_customer_task, customers[cid], batch)
+                [partial(_customer_task, plan.customers[cid], batch)
                  for cid, batch in by_customer.items()],
-                sink, max_concurrency=max_concurrency, flush_every=flush_every,
+                WarehouseSink(open_writer, summary, run_id=run_id, now=now),
+                max_concurrency=max_concurrency, flush_every=flush_every,
                 flush_seconds=flush_seconds)
-    return sink.summary
+    return summary
