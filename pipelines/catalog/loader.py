@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from babel.numbers import list_currencies
 
+from pipelines import settings
 from pipelines.catalog.models import (
     AGGREGATIONS,
     AGGREGATIONS_NEEDING_VALUE,
@@ -35,6 +36,7 @@ from pipelines.catalog.models import (
     Subscription,
     Tier,
 )
+from pipelines.catalog.parsed_cache import parsed_document
 
 SECTIONS = (
     "meters",
@@ -219,9 +221,10 @@ def load_catalog(path: str | Path) -> Catalog:
         return _last_loaded[1]
     reader = _Reader()
     entries: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in SECTIONS}
-    for file, content in files:
+    cache = settings.catalog_cache_path()
+    for (file, content), (_, digest) in zip(files, identity, strict=True):
         try:
-            document = parse_yaml(content.decode("utf-8")) or {}
+            document = parsed_document(content, digest, cache, parse_yaml) or {}
         except UnicodeDecodeError as exc:
             reader.fault(str(file), f"not UTF-8 text: {exc}")
             continue
