@@ -33,7 +33,8 @@ WITH typed AS (
             WHEN ts IS NULL THEN 'invalid_timestamp'
             WHEN NOT timestamp_has_offset THEN 'timestamp_without_offset'
             WHEN ts > (SELECT now FROM ingestion_clock) + INTERVAL 5 MINUTE THEN 'timestamp_in_future'
-            WHEN properties IS NOT NULL AND json_type(properties) <> 'OBJECT'
+            -- properties are minified JSON (normalization), so an object starts with {
+            WHEN properties IS NOT NULL AND NOT starts_with(CAST(properties AS VARCHAR), '{')
                 THEN 'properties_not_object'
             WHEN customer_id NOT IN (SELECT customer_id FROM known_customers) THEN 'unknown_customer'
         END AS reason
@@ -49,9 +50,10 @@ SELECT
     subscription_id,
     ts AS "timestamp",
     coalesce(properties, '{}'::JSON) AS properties,
-    -- what "the same payload" means for dedup (sql/raw/payload_digest.sql)
-    CASE WHEN reason IS NULL THEN payload_digest(event_name, customer_id, subscription_id, ts,
-        coalesce(properties, '{}'::JSON)) END AS payload_hash,
+    -- what "the same payload" means for dedup (sql/raw/payload_digest.sql); meaningful for
+    -- valid rows only, computed for all so that reading it does not judge the row again
+    payload_digest(event_name, customer_id, subscription_id, ts,
+                   coalesce(properties, '{}'::JSON)) AS payload_hash,
     reason,
     CASE reason
         WHEN 'malformed_line' THEN parse_error
