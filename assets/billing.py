@@ -13,6 +13,7 @@ from pipelines.invoicing import audit
 from pipelines.invoicing.ledger import write_month
 from pipelines.invoicing.month_cuts import draft_invoices, due_cuts
 from pipelines.invoicing.usage_measurement import measure_month, stored_usage
+from pipelines.progress import log_progress
 from pipelines.resources import WAREHOUSE_POOL, CatalogResource, WarehouseResource
 from pipelines.run_context import (
     BILLING_MONTHS,
@@ -40,6 +41,9 @@ def usage_quantities(context: dg.AssetExecutionContext, catalog: CatalogResource
         # rating reads the catalog as it is now, so its tables are refreshed first
         write_catalog_tables(con, loaded)
         frame = measure_month(con, month, cuts, rated_at=now)
+    log_progress(context.log, f"{month}: {frame.height:,} usage rows from "
+                              f"{int(frame['events_counted'].sum() or 0):,} events, "
+                              f"{len(cuts):,} cuts")
     return dg.MaterializeResult(metadata={
         "cuts_due": len(cuts),
         "usage_rows": frame.height,

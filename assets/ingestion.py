@@ -14,6 +14,7 @@ from pipelines.ingestion import (
 )
 from pipelines.ingestion.event_count_checks import IngestionLogTable
 from pipelines.ingestion.landing import selected_files
+from pipelines.progress import log_progress
 from pipelines.resources import (
     WAREHOUSE_POOL,
     CatalogResource,
@@ -50,7 +51,8 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
         context.log.warning(f"{path}: refused, not read: {reason}")
     with warehouse.writer() as con:
         prepare_session(con, customers, now)
-        result = ingest_landed_files(con, scan.files, now=now, run_id=context.run.run_id)
+        result = ingest_landed_files(con, scan.files, now=now, run_id=context.run.run_id,
+                                     progress=lambda line: log_progress(context.log, line))
         reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
                        if config.reprocess_rejected else None)
     for counts in result.ingested:

@@ -155,7 +155,7 @@ def run_demo() -> None:
 
     print(f"\n== 3. rating: the month's usage is invoiced at the cycle boundaries after it "
           f"(billing months {DEMO_MONTH} and {INVOICE_MONTH}), now = {os.environ['BILLING_NOW']}")
-    billing(["run", "--month", DEMO_MONTH, "--to", INVOICE_MONTH, "--invoices"])
+    billing(["run", "--month", DEMO_MONTH, "--to", INVOICE_MONTH, "--details"])
     print("(stripe and custom_invoicing drafts wait for their provider sync; profile 'manual' "
           "(app none) is issued once its grace period is over)")
 

@@ -30,6 +30,16 @@ def catalog_path() -> str:
     return os.environ.get("BILLING_CATALOG") or DEFAULT_CATALOG
 
 
+def catalog_cache_path() -> str:
+    """Where parsed catalog files are kept by content (`BILLING_CATALOG_CACHE`; default a
+    `catalog_cache` folder beside the warehouse): loading an unchanged large catalog then skips
+    the YAML parsing."""
+    explicit = os.environ.get("BILLING_CATALOG_CACHE")
+    if explicit:
+        return explicit
+    return str(Path(warehouse_path()).expanduser().parent / "catalog_cache")
+
+
 def api_store_path() -> str:
     """The integration API's embedded store (tokens, inbox, published invoices): a SQLite file
     beside the warehouse unless `BILLING_API_STORE` names another."""

@@ -134,6 +134,7 @@ def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
             for schema_file in SCHEMA_FILES:
                 con.execute(sql(schema_file))
             _rename_v1_columns(con)
+            _redigest_if_scheme_changed(con)
             yield con
         finally:
             con.close()
@@ -152,6 +153,25 @@ def _rename_v1_columns(con: duckdb.DuckDBPyConnection) -> None:
             {"schema": schema, "table": table, "old": old}).fetchall()[0][0]
         if found:
             con.execute(f'ALTER TABLE {schema}.{table} RENAME COLUMN "{old}" TO {new}')
+
+
+def _redigest_if_scheme_changed(con: duckdb.DuckDBPyConnection) -> None:
+    """Stored payload digests computed another way (an older release of ours, md5; or a DuckDB
+    whose hash() changed) are recomputed in one pass, so that a re-sent event is still told a
+    duplicate, not a conflict. Costs one small query when nothing changed."""
+    run_sql(con, "raw/payload_digest")
+    current, stored, events = con.execute("""
+        SELECT payload_digest_probe(),
+               (SELECT max(probe_digest) FROM raw.payload_digest_scheme),
+               (SELECT count(*) FROM (SELECT 1 FROM raw.events LIMIT 1))""").fetchall()[0]
+    if stored == current:
+        return
+    with transaction(con):
+        if events:
+            con.execute("""UPDATE raw.events SET payload_hash = payload_digest(
+                event_name, customer_id, subscription_id, "timestamp", properties)""")
+        con.execute("DELETE FROM raw.payload_digest_scheme")
+        con.execute("INSERT INTO raw.payload_digest_scheme VALUES (payload_digest_probe(), now())")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS raw.events (
     file_id         VARCHAR NOT NULL,
     line_number     BIGINT NOT NULL,     -- line (JSON Lines) or record/row number (CSV, Parquet)
     ingested_at     TIMESTAMPTZ NOT NULL,
-    payload_hash    UHUGEINT NOT NULL,   -- md5 of everything but the identity: tells duplicate from conflict
+    payload_hash    UHUGEINT NOT NULL,   -- digest of everything but the identity (sql/raw/payload_digest.sql): tells duplicate from conflict
     origin          VARCHAR NOT NULL DEFAULT 'file'  -- file | reprocessed (accepted on a later pass)
 );
 
@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS raw.rejected_events (
     resolved_at     TIMESTAMPTZ,        -- set when a re-processing accepted or deduplicated the line
     resolution      VARCHAR,
     origin          VARCHAR NOT NULL DEFAULT 'file'  -- file | reprocessed (found on a later pass)
+);
+
+-- The digest of a fixed probe payload when raw.events.payload_hash was last computed
+-- (sql/raw/payload_digest.sql): a DuckDB release that digests differently is noticed, and every
+-- stored event re-digested, before the next dedup compares digests.
+CREATE TABLE IF NOT EXISTS raw.payload_digest_scheme (
+    probe_digest    UHUGEINT NOT NULL,
+    digested_at     TIMESTAMPTZ NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS raw.ingestion_log (

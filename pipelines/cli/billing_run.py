@@ -94,7 +94,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="rate a billing month (or a range) and issue what is due")
     run.add_argument("--month", required=True, help="YYYY-MM (the UTC month of the cut)")
     run.add_argument("--to", help="last month of a backfill range, YYYY-MM")
-    run.add_argument("--invoices", action="store_true",
+    run.add_argument("--details", "--invoices", dest="invoices", action="store_true",
                      help="also print every invoice of the month (default: totals by status "
                           "and currency)")
     run.set_defaults(func=cmd_run)

@@ -21,11 +21,13 @@ def run_job(job_name: str, run_config: dict[str, Any] | None = None, *,
             tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """Execute a job of the code location in process; a failed run exits non-zero."""
     from pipelines.definitions import defs
+    from pipelines.progress import progress_logger
 
     job = defs.resolve_job_def(job_name)
+    job = job.with_logger_defs({**job.loggers, "progress": progress_logger})
     with _instance() as instance:
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        result = job.execute_in_process(run_config={**quiet, **(run_config or {})},
+        loggers = {"console": {"config": {"log_level": "WARNING"}}, "progress": {}}
+        result = job.execute_in_process(run_config={"loggers": loggers, **(run_config or {})},
                                         instance=instance, raise_on_error=False,
                                         partition_key=partition_key, tags=tags)
     if not result.success:

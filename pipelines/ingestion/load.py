@@ -7,7 +7,8 @@ and the log row (keyed by the file's sha256) makes landing the same file again a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +49,7 @@ def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
                     now: datetime) -> None:
     """What staging and validation read: JSON macros, the catalog's customers, the clock."""
     run_sql(con, "staging/json_macros")
+    run_sql(con, "raw/payload_digest")
     con.execute("CREATE OR REPLACE TEMP TABLE known_customers (customer_id VARCHAR PRIMARY KEY)")
     ids = sorted(set(customers))
     if ids:
@@ -57,17 +59,16 @@ def prepare_session(con: duckdb.DuckDBPyConnection, customers: Iterable[str],
 
 
 def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    # Lines are materialized first: a table keeps file order (rowid + 1 is the line number),
-    # which later joins would not.
+    # Lines are materialized first (text only, not parsed): a table keeps file order (rowid + 1
+    # is the line number), which later joins would not.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE incoming_rows AS
         SELECT raw FROM read_csv({_literal(path)}, columns = {{'raw': 'VARCHAR'}}, header = false,
             delim = '\\0', quote = '', escape = '', comment = '', auto_detect = false,
             strict_mode = false, max_line_size = {MAX_LINE_BYTES})
     """)
-    con.execute("CREATE OR REPLACE TEMP VIEW incoming_lines AS "
+    con.execute("CREATE OR REPLACE TEMP VIEW file_lines AS "
                 "SELECT rowid + 1 AS line_number, raw FROM incoming_rows")
-    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_json_lines"))
 
 
 def _record_projection(described: list[tuple[str, str]]) -> str:
@@ -101,19 +102,39 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
     projection = _record_projection(_describe(con, reader))
     # materialized in file order: rowid + 1 is the record number (header excluded)
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming_rows AS SELECT {projection} FROM {reader}")
-    con.execute("CREATE OR REPLACE TEMP VIEW incoming_records AS "
+    con.execute("CREATE OR REPLACE TEMP VIEW file_records AS "
                 "SELECT rowid + 1 AS line_number, * FROM incoming_rows")
-    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_records"))
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    # Parquet numbers its rows itself, so the file is read once, straight into validation
+    # Parquet numbers its rows itself, so the file is read straight into validation
     reader = f"read_parquet({_literal(path)}, file_row_number = true)"
     described = [(n, t) for n, t in _describe(con, reader) if n != "file_row_number"]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_records AS SELECT "
+    con.execute(f"CREATE OR REPLACE TEMP VIEW file_records AS SELECT "
                 f"file_row_number + 1 AS line_number, {_record_projection(described)} "
                 f"FROM {reader}")
-    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql("staging/incoming_records"))
+
+
+# Per format: the staged relation of the file (numbered lines or records), the relation name its
+# normalizing SQL reads, and that SQL.
+NORMALIZERS = {
+    "jsonl": ("file_lines", "incoming_lines", "staging/incoming_json_lines"),
+    "csv": ("file_records", "incoming_records", "staging/incoming_records"),
+    "parquet": ("file_records", "incoming_records", "staging/incoming_records"),
+}
+
+
+def validate_staged(con: duckdb.DuckDBPyConnection, file_format: str, *,
+                    only_lines: str | None = None) -> None:
+    """(Re)define the views `incoming` and `validated_events` over the staged file: all of it,
+    or only the lines listed in the temp table `only_lines(line_number)`, which is filtered
+    before any line is parsed or validated."""
+    staged, relation, normalizer = NORMALIZERS[file_format]
+    where = (f" WHERE line_number IN (SELECT line_number FROM {only_lines})"
+             if only_lines else "")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM {staged}{where}")
+    con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql(normalizer))
+    run_sql(con, "staging/validated_events")
 
 
 def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
@@ -144,9 +165,13 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
                 mtime_ns: int | None = None) -> FileCounts | None:
     """Ingest one file; None when this content was ingested before.
 
-    All its writes (events, rejects, log row) commit together or not at all. The caller holds
-    the warehouse's single writer, so history cannot change between dedup and insert.
-    `prepare_session` must have run on the connection (customers and clock).
+    The file's identities are read first, to set aside the lines that may be duplicates or
+    conflicts (an identity seen twice in the file, or already stored); every other valid line
+    goes into raw.events in one pass, never staged. The lines set aside, and those that did not
+    go in, are then validated alone and deduplicated exactly. All writes (events, rejects, log
+    row) commit together or not at all. The caller holds the warehouse's single writer, so
+    history cannot change between dedup and commit. `prepare_session` must have run on the
+    connection (customers and clock).
     """
     if already_ingested(con, file_id):
         return None
@@ -154,16 +179,20 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
         # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
         # order only once committed, and rowid + 1 is the line number every table keeps.
         STAGERS[file_format](con, path)
-        run_sql(con, "staging/validated_events")
+        validate_staged(con, file_format)
         _collect_parser_rejects(con, file_format)
-        con.execute(sql("staging/event_outcomes"))
-        _keep_conflicting_lines(con, file_format)
         with transaction(con):
+            run_sql(con, "staging/suspect_lines")
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
+            received = _examine_the_rest(con, file_format, file_id)
+            con.execute(sql("staging/event_outcomes"))
+            con.execute(sql("raw/events_examined"), {"file_id": file_id, "ingested_at": now})
+            _keep_conflicting_lines(con, file_format)
             con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})
             con.execute(sql("raw/ingestion_log"), {
                 "file_id": file_id, "path": path, "format": file_format, "bytes": size,
                 "mtime_ns": mtime_ns, "ingested_at": now, "run_id": run_id,
+                "received": received,
             })
             counts = file_counts(con, file_id)
     finally:
@@ -171,12 +200,38 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
     return counts
 
 
+def _examine_the_rest(con: duckdb.DuckDBPyConnection, file_format: str, file_id: str) -> int:
+    """Validate, alone, the file's lines that did not go into raw.events in the first pass (set
+    aside for dedup, or invalid), into temp table `examined_rows`, and define the views dedup
+    reads (sql/staging/event_outcomes.sql); returns how many lines the file has (blank lines
+    aside). Only those lines are parsed again, found by their numbers before any parsing."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE examined_lines AS
+        SELECT line_number FROM incoming
+        WHERE NOT is_blank
+          AND line_number NOT IN (SELECT line_number FROM raw.events
+                                  WHERE file_id = $file_id AND origin = 'file')""",
+                {"file_id": file_id})
+    received = con.execute("SELECT count(*) FROM incoming WHERE NOT is_blank").fetchall()[0][0]
+    validate_staged(con, file_format, only_lines="examined_lines")
+    con.execute("CREATE OR REPLACE TEMP TABLE examined_rows AS SELECT * FROM validated_events")
+    con.execute("CREATE OR REPLACE TEMP VIEW rejected_rows AS "
+                "SELECT * FROM examined_rows WHERE reason IS NOT NULL")
+    con.execute("CREATE OR REPLACE TEMP VIEW candidate_events AS "
+                "SELECT * FROM examined_rows WHERE reason IS NULL")
+    con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT * FROM stored_matches")
+    return int(received)
+
+
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the temp tables and views one file's staging made."""
-    for view in ("validated_events", "incoming", "incoming_lines", "incoming_records"):
+    for view in ("validated_events", "validated_rows", "incoming", "incoming_lines",
+                 "incoming_records", "file_lines", "file_records", "candidate_events",
+                 "prior_events", "rejected_rows"):
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in ("validated_rows", "event_outcomes", "parser_rejects", "conflict_lines",
-                  "incoming_rows"):
+    for table in ("event_outcomes", "parser_rejects", "conflict_lines", "incoming_rows",
+                  "file_keys", "stored_matches", "suspect_lines", "examined_lines",
+                  "examined_rows"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -190,7 +245,7 @@ def _keep_conflicting_lines(con: duckdb.DuckDBPyConnection, file_format: str) ->
         return
     con.execute("""
         INSERT INTO conflict_lines
-        SELECT line_number, raw FROM incoming_lines
+        SELECT line_number, raw FROM file_lines
         WHERE line_number IN (SELECT line_number FROM event_outcomes WHERE outcome = 'conflict')
     """)
 
@@ -218,22 +273,28 @@ class LandingIngestion:
 
 
 def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
-                        now: datetime, run_id: str | None) -> LandingIngestion:
+                        now: datetime, run_id: str | None,
+                        progress: Callable[[str], None] | None = None) -> LandingIngestion:
     """Ingest each file once; a file that cannot be read is reported, not half-loaded.
 
     A path logged with the same size and mtime is skipped without reading it; any other file is
     identified by the sha256 of its bytes, so a copy or a touched file is still skipped.
+    `progress` gets a line per file: its counts, time and rate, and the files and rows so far.
     """
+    files = list(files)
+    started = time.monotonic()
+    rows_done = 0
     ingested: list[FileCounts] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
     unchanged = {(path, size, mtime) for path, size, mtime in con.execute(
         "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
     ).fetchall()}
-    for landed in files:
+    for number, landed in enumerate(files, start=1):
         if (landed.path, landed.size, landed.mtime_ns) in unchanged:
             skipped.append(landed.path)
             continue
+        file_started = time.monotonic()
         try:
             counts = ingest_file(con, path=landed.path, file_format=landed.format,
                                  file_id=landed.file_id, size=landed.size, now=now,
@@ -243,6 +304,14 @@ def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFi
             continue
         if counts is None:
             skipped.append(landed.path)
-        else:
-            ingested.append(counts)
+            continue
+        ingested.append(counts)
+        rows_done += counts.received
+        if progress is not None:
+            took = time.monotonic() - file_started
+            elapsed = time.monotonic() - started
+            progress(f"file {number} of {len(files)} {landed.path}: {counts.received:,} rows "
+                     f"({counts.accepted:,} accepted) in {took:.1f} s, "
+                     f"{counts.received / max(took, 1e-9):,.0f} rows/s; {rows_done:,} rows in "
+                     f"{elapsed:.1f} s so far")
     return LandingIngestion(ingested, skipped, failed)

@@ -37,6 +37,10 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
         con.execute("CREATE OR REPLACE TEMP VIEW incoming AS "
                     + sql("staging/incoming_json_lines"))
         run_sql(con, "staging/validated_events")
+        con.execute("CREATE OR REPLACE TEMP VIEW candidate_events AS SELECT line_number, source, "
+                    "event_id, payload_hash FROM validated_events WHERE reason IS NULL")
+        con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT source, event_id, "
+                    "payload_hash, file_id, line_number FROM raw.events")
         con.execute(sql("staging/event_outcomes"))
         with transaction(con):
             con.execute(sql("raw/events_reprocessed"), {"ingested_at": now})

@@ -106,6 +106,14 @@ def corrections_cover(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcom
 
 
 def usage_coverage(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
-    """Each event of a billed meter in a closed period counted exactly once."""
-    frame = con.sql(sql("billing/usage_audit"), params={"billing_month": month}).pl()
+    """Each event of a billed meter in a closed period counted exactly once, from one pass over
+    the events of the month's event names inside its rows' span."""
+    event_names, range_start, range_end = con.execute("""
+        SELECT coalesce(list(DISTINCT m.event_name ORDER BY m.event_name), []),
+               min(u.period_start)::TIMESTAMPTZ, max(u.period_end)::TIMESTAMPTZ
+        FROM billing.usage_quantities u JOIN billing.meters m USING (meter_key)
+        WHERE u.billing_month = $month""", {"month": month}).fetchall()[0]
+    frame = con.sql(sql("billing/usage_audit"), params={
+        "billing_month": month, "event_names": list(event_names),
+        "range_start": range_start, "range_end": range_end}).pl()
     return pandera_check(UsageCoverage, frame)

@@ -35,8 +35,23 @@ def month_bounds(month: str) -> tuple[date, date]:
     return date(year, number, 1), date(year, number, last)
 
 
+# The cuts last worked out, by catalog (the same object while its files are unchanged), month
+# and now: a run's steps share them rather than walk every subscription's cycles again.
+_last_due: tuple[Catalog, str, datetime, tuple[InvoiceCut, ...]] | None = None
+
+
 def due_cuts(catalog: Catalog, month: str, now: datetime) -> list[InvoiceCut]:
     """Every subscription's boundaries in `month` that are not after today (UTC)."""
+    global _last_due
+    if (_last_due is not None and _last_due[0] is catalog
+            and _last_due[1:3] == (month, now)):
+        return list(_last_due[3])
+    cuts = _work_out_due_cuts(catalog, month, now)
+    _last_due = (catalog, month, now, tuple(cuts))
+    return cuts
+
+
+def _work_out_due_cuts(catalog: Catalog, month: str, now: datetime) -> list[InvoiceCut]:
     first, last = month_bounds(month)
     until = min(last, now.date())
     cuts: list[InvoiceCut] = []

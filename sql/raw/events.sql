@@ -1,5 +1,7 @@
--- Append the file's accepted events: valid, and neither a duplicate nor a conflict.
--- Parameters: $file_id, $ingested_at. Reads temp tables `validated_events`, `event_outcomes`.
+-- Append the landed file's valid lines that are certainly new (not set aside by
+-- sql/staging/suspect_lines.sql), straight from the file: one pass, never staged.
+-- Parameters: $file_id, $ingested_at. Reads the view `validated_events`, temp table
+-- `suspect_lines`.
 INSERT INTO raw.events (
     source, event_id, event_name, customer_id, subscription_id, "timestamp", properties,
     file_id, line_number, ingested_at, payload_hash
@@ -9,4 +11,4 @@ SELECT
     v.properties, $file_id, v.line_number, $ingested_at, v.payload_hash
 FROM validated_events v
 WHERE v.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM event_outcomes o WHERE o.line_number = v.line_number)
+  AND v.line_number NOT IN (SELECT line_number FROM suspect_lines)

@@ -1,14 +1,14 @@
 -- Keep every line the file could not contribute: invalid lines, conflicts, and records the CSV
 -- parser refused, each with a reason code, a detail naming the field, and the raw content.
--- Parameters: $file_id, $rejected_at. Reads `validated_events`, `event_outcomes`,
+-- Parameters: $file_id, $rejected_at. Reads `rejected_rows` (the file's invalid lines,
+-- validated), `candidate_events` (its valid lines set aside for dedup), `event_outcomes`,
 -- `conflict_lines(line_number, raw)` (JSON Lines of conflicting events, as received) and
 -- `parser_rejects(line_number, raw, detail)`.
 INSERT INTO raw.rejected_events (
     file_id, line_number, reason, detail, raw, source, event_id, customer_id, rejected_at
 )
 SELECT $file_id, line_number, reason, detail, raw, source, event_id, customer_id, $rejected_at
-FROM validated_events
-WHERE reason IS NOT NULL
+FROM rejected_rows
 UNION ALL
 SELECT
     $file_id,
@@ -25,7 +25,7 @@ SELECT
         'subscription_id', v.subscription_id)::VARCHAR),
     o.source, o.event_id, v.customer_id, $rejected_at
 FROM event_outcomes o
-JOIN validated_events v USING (line_number)
+JOIN candidate_events v USING (line_number)
 LEFT JOIN conflict_lines c USING (line_number)
 WHERE o.outcome = 'conflict'
 UNION ALL

@@ -1,39 +1,39 @@
--- Valid incoming events that must not be stored: exact duplicates and conflicts (contract §1).
--- Identity is (source, event_id) against all history (raw.events) and within the file itself;
--- the first accepted event stands. Every valid event not listed here is accepted.
--- Reads temp table `validated_events`.
+-- Valid events that must not be stored: exact duplicates and conflicts (contract §1).
+-- Identity is (source, event_id) against all history and within the batch itself; the first
+-- accepted event stands. Every candidate not listed here is accepted.
+-- Reads the views `candidate_events(line_number, source, event_id, payload_hash)` (the batch:
+-- a landed file's valid lines, or re-processed lines) and `prior_events(source, event_id,
+-- payload_hash, file_id, line_number)` (every stored event outside the batch).
 CREATE OR REPLACE TEMP TABLE event_outcomes AS
-WITH valid AS (
-    SELECT line_number, source, event_id, payload_hash
-    FROM validated_events
-    WHERE reason IS NULL
-), seen_before AS (
+WITH seen_before AS (
     SELECT
-        v.line_number,
-        v.source,
-        v.event_id,
-        CASE WHEN e.payload_hash = v.payload_hash THEN 'duplicate' ELSE 'conflict' END AS outcome,
-        'file ' || e.file_id || ' line ' || e.line_number AS first_accepted
-    FROM valid v
-    JOIN raw.events e ON e.source = v.source AND e.event_id = v.event_id
-), repeated_in_file AS (
-    SELECT source, event_id
-    FROM valid
-    WHERE line_number NOT IN (SELECT line_number FROM seen_before)
-    GROUP BY source, event_id
+        c.line_number,
+        c.source,
+        c.event_id,
+        CASE WHEN p.payload_hash = c.payload_hash THEN 'duplicate' ELSE 'conflict' END AS outcome,
+        'file ' || p.file_id || ' line ' || p.line_number AS first_accepted
+    FROM candidate_events c
+    JOIN prior_events p ON p.source = c.source AND p.event_id = c.event_id
+), repeated_keys AS (
+    -- identities seen more than once in the batch, found by a 64-bit key first (cheap to
+    -- group millions of); the exact (source, event_id) decides below
+    SELECT hash(source, event_id) AS key
+    FROM candidate_events
+    GROUP BY key
     HAVING count(*) > 1
-), ranked_in_file AS (
+), ranked_in_batch AS (
     SELECT
-        v.line_number,
-        v.source,
-        v.event_id,
-        v.payload_hash,
+        c.line_number,
+        c.source,
+        c.event_id,
+        c.payload_hash,
         row_number() OVER w AS nth,
-        first_value(v.payload_hash) OVER w AS first_hash,
-        first_value(v.line_number) OVER w AS first_line
-    FROM valid v
-    JOIN repeated_in_file r ON r.source = v.source AND r.event_id = v.event_id
-    WINDOW w AS (PARTITION BY v.source, v.event_id ORDER BY v.line_number)
+        first_value(c.payload_hash) OVER w AS first_hash,
+        first_value(c.line_number) OVER w AS first_line
+    FROM candidate_events c
+    WHERE hash(c.source, c.event_id) IN (SELECT key FROM repeated_keys)
+      AND c.line_number NOT IN (SELECT line_number FROM seen_before)
+    WINDOW w AS (PARTITION BY c.source, c.event_id ORDER BY c.line_number)
 )
 SELECT line_number, source, event_id, outcome, first_accepted
 FROM seen_before
@@ -44,5 +44,5 @@ SELECT
     event_id,
     CASE WHEN payload_hash = first_hash THEN 'duplicate' ELSE 'conflict' END AS outcome,
     'this file, line ' || first_line AS first_accepted
-FROM ranked_in_file
+FROM ranked_in_batch
 WHERE nth > 1

@@ -8,9 +8,10 @@ SELECT
     false AS is_blank,
     CAST(NULL AS VARCHAR) AS raw,
     CAST(NULL AS VARCHAR) AS parse_error,
+    -- json_valid is one parse, shared by both columns (DuckDB evaluates it once per row)
     CASE
-        WHEN nullif(trim(props_text), '') IS NOT NULL AND NOT json_valid(props_text)
-            THEN props_column || ' is not valid JSON'
+        WHEN props_text IS NULL OR json_valid(props_text) OR trim(props_text) = '' THEN NULL
+        ELSE props_column || ' is not valid JSON'
     END AS type_error,
     is_cloudevent,
     nullif(CASE WHEN is_cloudevent THEN id ELSE event_id END, '') AS event_id,
@@ -19,7 +20,7 @@ SELECT
     nullif(source, '') AS source,
     nullif(subscription_id, '') AS subscription_id,
     nullif(CASE WHEN is_cloudevent THEN "time" ELSE "timestamp" END, '') AS timestamp_text,
-    CASE WHEN json_valid(nullif(trim(props_text), '')) THEN json(props_text) END AS properties,
+    CASE WHEN json_valid(props_text) THEN json(props_text) END AS properties,
     props_text AS properties_text
 FROM (
     SELECT

@@ -1,18 +1,22 @@
--- Validate normalized incoming rows against contract section 1, in one pass over the file.
--- Reads the view `incoming` (the file, normalized, with its line, record or row numbers; blank
--- lines included) and temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
+-- Validate normalized incoming rows against contract section 1. Views, not tables: ingestion
+-- reads them once, straight into raw.events (pipelines/ingestion/load.py), so valid rows are
+-- never staged. Reads the view `incoming` (the file, normalized, with its line, record or row
+-- numbers; blank lines included), the payload_digest macro (sql/raw/payload_digest.sql) and
+-- temp tables `known_customers(customer_id)` and `ingestion_clock(now)`.
 -- The view `validated_events` leaves blank lines out. `reason` is NULL for a valid event, else
 -- the first fault found; `raw` is kept for rejected lines only (JSON Lines: the line; CSV,
 -- Parquet: the record in the native JSON shape).
-CREATE OR REPLACE TEMP TABLE validated_rows AS
+CREATE OR REPLACE TEMP VIEW validated_rows AS
 WITH typed AS (
     SELECT
         i.*,
         coalesce(i.source, '') AS source_key,
         -- the instant's format is checked by the cast; the offset must follow a time of day
-        regexp_matches(i.timestamp_text,
+        -- (most producers end with Z after the time: that needs no regular expression)
+        CASE WHEN suffix(i.timestamp_text, 'Z') AND contains(i.timestamp_text, ':') THEN true
+             ELSE regexp_matches(i.timestamp_text,
                        '\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|[+-]\d{2}(?::?\d{2})?)\s*$')
-            AS timestamp_has_offset,
+        END AS timestamp_has_offset,
         TRY_CAST(i.timestamp_text AS TIMESTAMPTZ) AS ts
     FROM incoming i
 ), judged AS (
@@ -29,7 +33,8 @@ WITH typed AS (
             WHEN ts IS NULL THEN 'invalid_timestamp'
             WHEN NOT timestamp_has_offset THEN 'timestamp_without_offset'
             WHEN ts > (SELECT now FROM ingestion_clock) + INTERVAL 5 MINUTE THEN 'timestamp_in_future'
-            WHEN properties IS NOT NULL AND json_type(properties) <> 'OBJECT'
+            -- properties are minified JSON (normalization), so an object starts with {
+            WHEN properties IS NOT NULL AND NOT starts_with(CAST(properties AS VARCHAR), '{')
                 THEN 'properties_not_object'
             WHEN customer_id NOT IN (SELECT customer_id FROM known_customers) THEN 'unknown_customer'
         END AS reason
@@ -45,10 +50,10 @@ SELECT
     subscription_id,
     ts AS "timestamp",
     coalesce(properties, '{}'::JSON) AS properties,
-    -- what "the same payload" means for dedup: every field but the identity, properties minified
-    CASE WHEN reason IS NULL THEN md5_number(concat_ws(chr(31), event_name, customer_id,
-        coalesce(subscription_id, chr(30)), epoch_us(ts)::VARCHAR,
-        coalesce(properties, '{}'::JSON)::VARCHAR)) END AS payload_hash,
+    -- what "the same payload" means for dedup (sql/raw/payload_digest.sql); meaningful for
+    -- valid rows only, computed for all so that reading it does not judge the row again
+    payload_digest(event_name, customer_id, subscription_id, ts,
+                   coalesce(properties, '{}'::JSON)) AS payload_hash,
     reason,
     CASE reason
         WHEN 'malformed_line' THEN parse_error

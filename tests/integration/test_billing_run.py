@@ -195,11 +195,20 @@ def test_backfill_a_range_with_gap_free_numbers(small_catalog, capsys, monkeypat
     ingest_landed()
     monkeypatch.setenv("BILLING_NOW", "2026-05-01T06:00:00Z")
     main(["run", "--month", "2026-01", "--to", "2026-04"])
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
     assert "2026-03: rated 3 invoice(s): 3 draft(s) written, 3 left draft" in out
+    # progress on standard error: each step and check with its time, the step's own lines
+    progress = printed.err.splitlines()
+    assert any(line.endswith("s] billing/usage_quantities: started") for line in progress)
+    assert any("billing/usage_quantities: 2026-03: " in line and " usage rows from " in line
+               for line in progress)
+    assert any("] billing/invoices: done in " in line for line in progress)
+    assert any("] check invoice_totals_match_lines: passed in " in line for line in progress)
+    assert not any("FAILED" in line for line in progress)
     # totals by status and currency, not one row per invoice unless asked
     assert "INV-202603-00001" not in out and "issued   USD              2  100.00" in out
-    main(["run", "--month", "2026-03", "--invoices"])
+    main(["run", "--month", "2026-03", "--details"])
     assert "INV-202603-00001" in capsys.readouterr().out
     numbers = query(warehouse, """
         SELECT billing_month, list(invoice_number ORDER BY invoice_number)

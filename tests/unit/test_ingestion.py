@@ -318,3 +318,45 @@ def test_escaped_and_unicode_strings_are_read_exactly(billing_env, ingest):
                  "SELECT source, event_id, event_name FROM raw.events ORDER BY line_number") == [
         ("gw/\u00e9t\u00e9", 'evt_"quoted"\\back', "api.request"),
         ("", "evt_\u00e9", "api/request")]
+
+
+def test_a_resent_event_stays_a_duplicate_after_the_digest_scheme_changes(billing_env, ingest):
+    """Digests stored another way (md5 in older releases, or a DuckDB whose hash() changed) are
+    recomputed when the warehouse opens, so a re-sent event is still a duplicate, not a
+    conflict."""
+    import duckdb
+
+    from pipelines.warehouse import connect_writer
+
+    landing, warehouse = billing_env["landing"], billing_env["warehouse"]
+    write_lines(landing / "day1.jsonl", [event("evt_1"), event("evt_2")])
+    ingest()
+    con = duckdb.connect(str(warehouse))   # the warehouse as an older release left it
+    con.execute("UPDATE raw.events SET payload_hash = 12345")
+    con.execute("DELETE FROM raw.payload_digest_scheme")
+    con.close()
+    with connect_writer(str(warehouse)) as con:
+        assert con.execute("SELECT count(*) FROM raw.events WHERE payload_hash = 12345"
+                           ).fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM raw.payload_digest_scheme").fetchall() == [(1,)]
+    write_lines(landing / "day2.jsonl", [event("evt_1"), event("evt_2", properties={"x": 1})])
+    [counts] = ingest().ingested
+    assert (counts.duplicates, counts.conflicts, counts.accepted) == (1, 1, 0)
+
+
+def test_a_repeated_identity_whose_first_line_is_invalid_is_accepted_once(billing_env, ingest):
+    """Lines set aside for dedup are validated exactly: an invalid first occurrence is rejected
+    for its own reason, the next valid one is accepted, a third is its duplicate."""
+    landing, warehouse = billing_env["landing"], billing_env["warehouse"]
+    write_lines(landing / "day1.jsonl", [
+        event("evt_1", ts="2026-01-21T10:00:00"),   # no offset: rejected
+        event("evt_1"),
+        event("evt_1"),
+        event("evt_2"),
+    ])
+    [counts] = ingest().ingested
+    assert (counts.received, counts.accepted, counts.duplicates, counts.rejected) == (4, 2, 1, 1)
+    assert query(warehouse, "SELECT event_id, line_number FROM raw.events ORDER BY 2") == [
+        ("evt_1", 2), ("evt_2", 4)]
+    assert query(warehouse, "SELECT line_number, reason FROM raw.rejected_events") == [
+        (1, "timestamp_without_offset")]
