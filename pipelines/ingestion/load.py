@@ -14,6 +14,7 @@ from datetime import datetime
 
 import duckdb
 
+from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.landing import LandedFile, exact_path_pattern
 from pipelines.warehouse import run_sql, sql, transaction
 
@@ -186,6 +187,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
             received = _examine_the_rest(con, file_format, file_id)
             con.execute(sql("staging/event_outcomes"))
+            settle_candidate_conflicts(con)
             con.execute(sql("raw/events_examined"), {"file_id": file_id, "ingested_at": now})
             _keep_conflicting_lines(con, file_format)
             con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})

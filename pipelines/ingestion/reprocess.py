@@ -7,6 +7,7 @@ from datetime import datetime
 
 import duckdb
 
+from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.load import drop_staging
 from pipelines.warehouse import run_sql, sql, transaction
 
@@ -37,11 +38,11 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
         con.execute("CREATE OR REPLACE TEMP VIEW incoming AS "
                     + sql("staging/incoming_json_lines"))
         run_sql(con, "staging/validated_events")
-        con.execute("CREATE OR REPLACE TEMP VIEW candidate_events AS SELECT line_number, source, "
-                    "event_id, payload_hash FROM validated_events WHERE reason IS NULL")
-        con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT source, event_id, "
-                    "payload_hash, file_id, line_number FROM raw.events")
+        con.execute("CREATE OR REPLACE TEMP VIEW candidate_events AS "
+                    "SELECT * FROM validated_events WHERE reason IS NULL")
+        con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT * FROM raw.events")
         con.execute(sql("staging/event_outcomes"))
+        settle_candidate_conflicts(con)
         with transaction(con):
             con.execute(sql("raw/events_reprocessed"), {"ingested_at": now})
             con.execute(sql("raw/rejected_events_conflicts"), {"rejected_at": now})

@@ -1,9 +1,14 @@
 -- Valid events that must not be stored: exact duplicates and conflicts (contract §1).
 -- Identity is (source, event_id) against all history and within the batch itself; the first
 -- accepted event stands. Every candidate not listed here is accepted.
--- Reads the views `candidate_events(line_number, source, event_id, payload_hash)` (the batch:
--- a landed file's valid lines, or re-processed lines) and `prior_events(source, event_id,
--- payload_hash, file_id, line_number)` (every stored event outside the batch).
+-- Reads the views `candidate_events` (the batch: a landed file's valid lines set aside for
+-- dedup, or re-processed lines) and `prior_events` (stored events outside the batch that may
+-- share an identity), both with the columns of raw.events they need: line_number, source,
+-- event_id, payload_hash (and file_id for prior_events), plus the payload fields that the
+-- canonical comparison reads.
+-- `first_file_id` / `first_line` name the event that stands (first_file_id NULL: the batch's
+-- own line); a digest mismatch is only a candidate conflict until the payloads are compared
+-- canonically (pipelines/ingestion/canonical_payloads.py).
 CREATE OR REPLACE TEMP TABLE event_outcomes AS
 WITH seen_before AS (
     SELECT
@@ -11,7 +16,9 @@ WITH seen_before AS (
         c.source,
         c.event_id,
         CASE WHEN p.payload_hash = c.payload_hash THEN 'duplicate' ELSE 'conflict' END AS outcome,
-        'file ' || p.file_id || ' line ' || p.line_number AS first_accepted
+        'file ' || p.file_id || ' line ' || p.line_number AS first_accepted,
+        p.file_id AS first_file_id,
+        p.line_number AS first_line
     FROM candidate_events c
     JOIN prior_events p ON p.source = c.source AND p.event_id = c.event_id
 ), repeated_keys AS (
@@ -35,7 +42,7 @@ WITH seen_before AS (
       AND c.line_number NOT IN (SELECT line_number FROM seen_before)
     WINDOW w AS (PARTITION BY c.source, c.event_id ORDER BY c.line_number)
 )
-SELECT line_number, source, event_id, outcome, first_accepted
+SELECT line_number, source, event_id, outcome, first_accepted, first_file_id, first_line
 FROM seen_before
 UNION ALL
 SELECT
@@ -43,6 +50,8 @@ SELECT
     source,
     event_id,
     CASE WHEN payload_hash = first_hash THEN 'duplicate' ELSE 'conflict' END AS outcome,
-    'this file, line ' || first_line AS first_accepted
+    'this file, line ' || first_line AS first_accepted,
+    CAST(NULL AS VARCHAR) AS first_file_id,
+    first_line
 FROM ranked_in_batch
 WHERE nth > 1

@@ -11,7 +11,8 @@ FROM incoming
 WHERE NOT is_blank AND event_id IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE stored_matches AS
-SELECT source, event_id, payload_hash, file_id, line_number, hash(source, event_id) AS key
+SELECT source, event_id, payload_hash, file_id, line_number, event_name, customer_id,
+       subscription_id, "timestamp", properties, hash(source, event_id) AS key
 FROM raw.events
 WHERE hash(source, event_id) IN (SELECT key FROM file_keys);
 

@@ -360,3 +360,28 @@ def test_a_repeated_identity_whose_first_line_is_invalid_is_accepted_once(billin
         ("evt_1", 2), ("evt_2", 4)]
     assert query(warehouse, "SELECT line_number, reason FROM raw.rejected_events") == [
         (1, "timestamp_without_offset")]
+
+
+def test_same_payload_is_compared_canonically(billing_env, ingest):
+    """Key order, number spelling and string escapes do not make a conflict; a changed value or
+    type does. Within a file and against history alike."""
+    landing, warehouse = billing_env["landing"], billing_env["warehouse"]
+    write_lines(landing / "day1.jsonl", [
+        event("evt_1", properties={"a": 1, "b": {"x": "é", "y": [1, 2]}}),
+        event("evt_2", properties={"flag": True}),
+        '{"event_id": "evt_1", "event_name": "api.request", "customer_id": "acme_corp_001", '
+        '"timestamp": "2026-01-21T14:30:00Z", "source": "gateway-eu", '
+        '"properties": {"b": {"y": [1.0, 2e0], "x": "\\u00e9"}, "a": 1.00}}',
+    ])
+    [day1] = ingest().ingested
+    assert (day1.accepted, day1.duplicates, day1.conflicts) == (2, 1, 0)
+    write_lines(landing / "day2.jsonl", [
+        '{"source": "gateway-eu", "timestamp": "2026-01-21T15:30:00+01:00", '
+        '"properties": {"b": {"x": "é", "y": [1, 2]}, "a": 10e-1}, "customer_id": '
+        '"acme_corp_001", "event_name": "api.request", "event_id": "evt_1"}',
+        event("evt_2", properties={"flag": 1}),                  # true is not 1
+        event("evt_1", properties={"a": 1, "b": {"x": "é", "y": [2, 1]}}),  # order in arrays
+    ])
+    [day2] = ingest().ingested
+    assert (day2.duplicates, day2.conflicts, day2.accepted) == (1, 2, 0)
+    assert query(warehouse, "SELECT count(*) FROM raw.events") == [(2,)]
