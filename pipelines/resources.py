@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pipelines.api.store import ApiStore
 
 WAREHOUSE_POOL = "warehouse"
-"""Concurrency pool of every step that opens the warehouse; dagster.yaml limits it to 1."""
+"""Concurrency pool of every step that works in the warehouse; dagster.yaml limits it to 1.
+Steps that wait on the network are outside it and hold the writer lock only briefly."""
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -234,7 +234,7 @@ CREATE TABLE IF NOT EXISTS sync.provider_events (
     received_via VARCHAR NOT NULL,          -- poll | webhook | api
     payload      JSON NOT NULL,
     applied_at   TIMESTAMPTZ,
-    outcome      VARCHAR,                   -- applied | already | ignored | unknown_invoice | not_billing
+    outcome      VARCHAR,                   -- applied | already | ignored | recorded | unknown_invoice | not_billing | not_ours
     detail       VARCHAR,
     PRIMARY KEY (provider, event_id)
 );
