@@ -40,7 +40,8 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
         run_sql(con, "staging/validated_events")
         con.execute("CREATE OR REPLACE TEMP VIEW candidate_events AS "
                     "SELECT * FROM validated_events WHERE reason IS NULL")
-        con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT * FROM raw.events")
+        con.execute("CREATE OR REPLACE TEMP VIEW prior_events AS SELECT source, event_id, "
+                    "payload_hash, file_id, line_number FROM raw.events")
         con.execute(sql("staging/event_outcomes"))
         settle_candidate_conflicts(con)
         with transaction(con):

@@ -2,10 +2,9 @@
 -- Identity is (source, event_id) against all history and within the batch itself; the first
 -- accepted event stands. Every candidate not listed here is accepted.
 -- Reads the views `candidate_events` (the batch: a landed file's valid lines set aside for
--- dedup, or re-processed lines) and `prior_events` (stored events outside the batch that may
--- share an identity), both with the columns of raw.events they need: line_number, source,
--- event_id, payload_hash (and file_id for prior_events), plus the payload fields that the
--- canonical comparison reads.
+-- dedup, or re-processed lines; with the payload fields) and `prior_events(source, event_id,
+-- payload_hash, file_id, line_number)` (stored events outside the batch that may share an
+-- identity).
 -- `first_file_id` / `first_line` name the event that stands (first_file_id NULL: the batch's
 -- own line); a digest mismatch is only a candidate conflict until the payloads are compared
 -- canonically (pipelines/ingestion/canonical_payloads.py).
