@@ -85,7 +85,10 @@ def invoices(context: dg.AssetExecutionContext, catalog: CatalogResource,
 
 @dg.asset_check(asset=invoices, blocking=True, pool=WAREHOUSE_POOL,
                 description="Invoice total = sum of lines = subtotal - discounts; currency = "
-                            "plan currency; at most one invoice per subscription and boundary.")
+                            "plan currency; at most one invoice per subscription and boundary; "
+                            "each line's tax = its amount taxed again at its rate (the "
+                            "invoice's), rounded once; tax_total = sum of the lines' tax; "
+                            "total_including_tax = total + the exclusive tax.")
 def invoice_totals_match_lines(context: dg.AssetCheckExecutionContext,
                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.reader() as con:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets import accounting as accounting_assets
 from assets import billing as billing_assets
 from assets import catalog as catalog_assets
 from assets import custom_invoicing as custom_invoicing_assets
@@ -32,7 +33,7 @@ from pipelines.sensors import api_inbox_sensor, landing_zone_sensor
 
 ASSET_MODULES_IN_STAGE_ORDER = [
     catalog_assets, ingestion_assets, billing_assets, custom_invoicing_assets,
-    stripe_sync_assets, notification_assets, reconciliation_assets,
+    stripe_sync_assets, notification_assets, reconciliation_assets, accounting_assets,
 ]
 """Every module of `assets/`, in the order a month's data flows through them."""
 

@@ -41,8 +41,10 @@ reconcile_run_job = dg.define_asset_job(
     RECONCILE_JOB,
     selection=(dg.AssetSelection.assets(["sync", "api_inbox"], ["sync", "stripe_invoice_snapshot"])
                | dg.AssetSelection.groups("reconciliation")
+               | dg.AssetSelection.groups("accounting")
                | dg.AssetSelection.groups("notifications")),
     description="Refresh the providers' snapshots (Stripe's invoices, custom invoicing "
-                "statements in the inbox), rebuild the reconciliation and health tables, open "
-                "and close alerts, and announce them to the finance and operations channels.",
+                "statements in the inbox), rebuild the reconciliation and health tables, post the "
+                "journal and revenue recognition, open and close alerts, and announce them to "
+                "the finance and operations channels.",
 )

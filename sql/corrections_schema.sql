@@ -97,6 +97,15 @@ CREATE TABLE IF NOT EXISTS billing.credit_note_number_sequences (
     last_number   BIGINT NOT NULL
 );
 
+-- Tax of credit notes (docs/tax.md): each line the tax of its (negative) amount at the rate of
+-- the credited invoice; tax_total and total_including_tax positive like total.
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS tax_total DECIMAL(38, 12);
+ALTER TABLE billing.credit_notes ADD COLUMN IF NOT EXISTS total_including_tax DECIMAL(38, 12);
+ALTER TABLE billing.credit_note_lines ADD COLUMN IF NOT EXISTS tax_rate_key VARCHAR;
+ALTER TABLE billing.credit_note_lines ADD COLUMN IF NOT EXISTS tax_rate_percent DECIMAL(38, 12);
+ALTER TABLE billing.credit_note_lines ADD COLUMN IF NOT EXISTS tax_inclusive BOOLEAN;
+ALTER TABLE billing.credit_note_lines ADD COLUMN IF NOT EXISTS tax_amount DECIMAL(38, 12);
+
 -- What the corrected line is, so a document made later (after an approval) needs no rating.
 ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS subscription_id VARCHAR;
 ALTER TABLE billing.corrections ADD COLUMN IF NOT EXISTS line_type VARCHAR;

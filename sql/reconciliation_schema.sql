@@ -177,3 +177,42 @@ CREATE TABLE IF NOT EXISTS finance.credit_note_reconciliation (
 -- invoice was rated, those an issued correction of its usage line bills.
 ALTER TABLE finance.usage_reconciliation
     ADD COLUMN IF NOT EXISTS events_billed_by_corrections BIGINT;
+
+-- Tax by period x jurisdiction x rate (contract section 10, docs/tax.md), from issued invoices
+-- less issued credit notes; voids take back in the month of the void. Rebuilt whole
+-- (sql/finance/tax_report.sql). The lines it sums are kept in finance.tax_report_lines.
+CREATE TABLE IF NOT EXISTS finance.tax_report_lines (
+    period            VARCHAR NOT NULL,         -- YYYY-MM (UTC) of the issue (or void)
+    document_type     VARCHAR NOT NULL,         -- invoice | credit_note | invoice_void | credit_note_void
+    document_id       VARCHAR NOT NULL,
+    line_id           VARCHAR NOT NULL,
+    invoice_id        VARCHAR NOT NULL,         -- the invoice (a credit note: the one it credits)
+    customer_id       VARCHAR NOT NULL,
+    country           VARCHAR,                  -- jurisdiction; NULL: customer without address
+    region            VARCHAR,
+    tax_rate_key      VARCHAR,                  -- NULL: no tax; reverse_charge: 0 %
+    tax_rate_percent  DECIMAL(38, 12),
+    tax_inclusive     BOOLEAN NOT NULL,
+    currency          VARCHAR NOT NULL,
+    sign              INTEGER NOT NULL,         -- +1 invoice, -1 its void; credit notes carry
+                                                -- negative lines (+1), their void -1
+    amount            DECIMAL(38, 12) NOT NULL, -- the line's amount as stored (unsigned by sign)
+    tax_amount        DECIMAL(38, 12) NOT NULL, -- the line's tax as stored
+    taxable_amount    DECIMAL(38, 12) NOT NULL, -- sign x (amount less an inclusive tax)
+    tax               DECIMAL(38, 12) NOT NULL  -- sign x tax_amount
+);
+
+CREATE TABLE IF NOT EXISTS finance.tax_report (
+    period            VARCHAR NOT NULL,
+    country           VARCHAR,
+    region            VARCHAR,
+    tax_rate_key      VARCHAR,
+    tax_rate_percent  DECIMAL(38, 12),
+    tax_inclusive     BOOLEAN NOT NULL,
+    currency          VARCHAR NOT NULL,         -- amounts are never added across currencies
+    taxable_amount    DECIMAL(38, 12) NOT NULL, -- net of tax: invoices less credit notes
+    tax_amount        DECIMAL(38, 12) NOT NULL,
+    invoices          INTEGER NOT NULL,         -- documents behind the row
+    credit_notes      INTEGER NOT NULL,
+    reported_at       TIMESTAMPTZ NOT NULL
+);

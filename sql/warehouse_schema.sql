@@ -191,6 +191,24 @@ ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS external_invoice_number VA
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS hosted_invoice_url VARCHAR;
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sent_to_customer_at TIMESTAMPTZ;
 ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS sync_error VARCHAR;
+-- Tax (contract section 10, docs/tax.md): the rate the customer's address calls for, on the
+-- invoice and on each line, and each line's tax (rounded once, half away from zero). `total`
+-- keeps its meaning (sum of the lines: after discounts, before an exclusive tax);
+-- total_including_tax = total + the exclusive tax: what the customer owes. A warehouse written
+-- before gets the columns here; its invoices then have no rate and a tax of 0
+-- (pipelines/invoicing/document_tax.py).
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_rate_key VARCHAR;      -- NULL: no tax
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_rate_percent DECIMAL(38, 12);
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_inclusive BOOLEAN;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_country VARCHAR;       -- jurisdiction
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_region VARCHAR;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_note VARCHAR;  -- reverse charge, no address
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS tax_total DECIMAL(38, 12);
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS total_including_tax DECIMAL(38, 12);
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_rate_key VARCHAR;
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_rate_percent DECIMAL(38, 12);
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_inclusive BOOLEAN;
+ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_amount DECIMAL(38, 12);
 -- the longest wait in a syncing state before an alert (catalog: billing_profiles[].sync_sla)
 ALTER TABLE billing.billing_profiles ADD COLUMN IF NOT EXISTS sync_sla_seconds BIGINT;
 

@@ -21,10 +21,13 @@ import yaml
 from babel.numbers import list_currencies
 
 from pipelines import settings
+from pipelines.catalog.accounts import parse_accounts
 from pipelines.catalog.models import (
     AGGREGATIONS,
     AGGREGATIONS_NEEDING_VALUE,
     PERIOD_MONTHS,
+    REVERSE_CHARGE_KEY,
+    Address,
     BillingProfile,
     Catalog,
     Customer,
@@ -33,7 +36,9 @@ from pipelines.catalog.models import (
     NotificationChannel,
     Plan,
     Price,
+    Seller,
     Subscription,
+    TaxRate,
     Tier,
 )
 from pipelines.catalog.parsed_cache import parsed_document
@@ -46,7 +51,10 @@ SECTIONS = (
     "subscriptions",
     "billing_profiles",
     "notification_channels",
+    "tax_rates",
 )
+MAPPING_SECTIONS = ("seller", "accounts")
+"""Sections that are one mapping, not a list of entries; each may appear in one file only."""
 ID_FIELD = {"customers": "id", "subscriptions": "id"}
 
 ALLOWED_KEYS: dict[str, set[str]] = {
@@ -57,7 +65,8 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     "price": {"key", "type", "meter", "description", "amount", "cadence", "unit_price",
               "included_units", "package_size", "package_price", "tier_mode", "tiers", "name"},
     "tier": {"up_to", "unit_price", "flat_fee"},
-    "customers": {"id", "name", "email", "billing_profile", "metadata"},
+    "customers": {"id", "name", "email", "billing_profile", "metadata", "address", "tax_id"},
+    "address": {"country", "region", "postal_code"},
     "subscriptions": {"id", "customer", "plan", "start_date", "end_date", "billing_anchor",
                       "collection_method", "days_until_due", "discounts"},
     "discount": {"type", "percent", "amount", "periods"},
@@ -65,7 +74,10 @@ ALLOWED_KEYS: dict[str, set[str]] = {
                          "issuing_sync_hook", "name", "sync_sla", "corrections",
                          "auto_approve_corrections_up_to", "credit_note_refunds"},
     "notification_channels": {"key", "url", "secret_env", "event_types", "customers"},
+    "tax_rates": {"key", "country", "region", "percent", "inclusive", "name"},
+    "seller": {"country", "tax_id"},
 }
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
@@ -221,7 +233,8 @@ def load_catalog(path: str | Path) -> Catalog:
     if _last_loaded is not None and _last_loaded[0] == identity:
         return _last_loaded[1]
     reader = _Reader()
-    entries: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in SECTIONS}
+    entries: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        s: [] for s in (*SECTIONS, *MAPPING_SECTIONS)}
     cache = settings.catalog_cache_path()
     for (file, content), (_, digest) in zip(files, identity, strict=True):
         try:
@@ -236,9 +249,18 @@ def load_catalog(path: str | Path) -> Catalog:
             reader.fault(str(file), "the top level must be a mapping of sections")
             continue
         for section, items in document.items():
+            if section in MAPPING_SECTIONS:
+                if not isinstance(items, dict):
+                    reader.fault(f"{file}: {section}", "must be a mapping")
+                elif entries[section]:
+                    reader.fault(f"{file}: {section}",
+                                 f"defined again (first in {entries[section][0][0]})")
+                else:
+                    entries[section].append((str(file), items))
+                continue
             if section not in SECTIONS:
-                reader.fault(str(file),
-                             f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
+                known = ", ".join((*SECTIONS, *MAPPING_SECTIONS))
+                reader.fault(str(file), f"unknown section {section!r} (known: {known})")
                 continue
             if not isinstance(items, list):
                 reader.fault(f"{file}: {section}", "must be a list of entries")
@@ -292,6 +314,16 @@ def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]
                            lambda w, f, i: _subscription(reader, w, f, i, plans, customers))
     channels = _keyed(reader, "notification_channels", entries["notification_channels"],
                       lambda w, f, i: _channel(reader, w, f, i, customers))
+    tax_rates = _keyed(reader, "tax_rates", entries["tax_rates"],
+                       lambda w, f, i: _tax_rate(reader, w, f, i))
+    _check_tax_jurisdictions(reader, tax_rates)
+    seller = None
+    for file, item in entries["seller"]:
+        seller = _seller(reader, f"{file}: seller", file, item)
+    if tax_rates and not entries["seller"]:
+        first = next(iter(tax_rates.values()))
+        reader.fault(f"{first.source_file}: tax_rates",
+                     "a seller (seller: {country: ...}) is required when tax_rates are configured")
     defaults = [p for p in profiles.values() if p.default]
     if len(defaults) > 1:
         reader.fault(defaults[1].source_file,
@@ -299,7 +331,9 @@ def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]
                      f"({', '.join(p.key for p in defaults)})")
     _check_overlapping_meters(reader, subscriptions, plans)
     return Catalog(meters=meters, plans=plans, customers=customers, subscriptions=subscriptions,
-                   billing_profiles=profiles, notification_channels=channels)
+                   billing_profiles=profiles, notification_channels=channels,
+                   tax_rates=tax_rates, seller=seller,
+                   accounts=parse_accounts(reader, entries["accounts"], plans))
 
 
 def _meter(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Meter | None:
@@ -437,10 +471,88 @@ def _customer(reader: _Reader, where: str, file: str, item: dict[str, Any],
     if not isinstance(metadata, dict):
         reader.fault(where, "metadata must be a mapping")
         metadata = {}
+    address = _address(reader, f"{where}.address", item.get("address"))
+    tax_id = reader.text(where, item, "tax_id", required=False)
     if not ident:
         return None
     return Customer(id=ident, name=name or ident, email=item.get("email"), billing_profile=profile,
-                    metadata={str(k): str(v) for k, v in metadata.items()}, source_file=file)
+                    metadata={str(k): str(v) for k, v in metadata.items()}, source_file=file,
+                    address=address, tax_id=tax_id)
+
+
+def _country(reader: _Reader, where: str, entry: dict[str, Any]) -> str | None:
+    """An ISO 3166-1 alpha-2 country code, upper case (``DE``, ``US``)."""
+    country = reader.text(where, entry, "country")
+    if country is not None and not _COUNTRY.match(country):
+        reader.fault(where, f"country {country!r} is not an ISO 3166-1 alpha-2 code such as DE")
+        return None
+    return country
+
+
+def _region(reader: _Reader, where: str, entry: dict[str, Any]) -> str | None:
+    """A region of a country (an ISO 3166-2 subdivision code without the country: ``CA``),
+    upper case so that a customer's ``ca`` matches a rate's ``CA``."""
+    region = reader.text(where, entry, "region", required=False)
+    return region.strip().upper() if region else None
+
+
+def _address(reader: _Reader, where: str, raw: Any) -> Address | None:
+    """A customer's address; None when the customer has none (then no tax applies)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        reader.fault(where, "address must be a mapping (country, region, postal_code)")
+        return None
+    reader.check_keys(where, raw, "address")
+    country = _country(reader, where, raw)
+    region = _region(reader, where, raw)
+    postal_code = reader.text(where, raw, "postal_code", required=False)
+    if country is None:
+        return None
+    return Address(country=country, region=region, postal_code=postal_code)
+
+
+def _tax_rate(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> TaxRate | None:
+    key = reader.text(where, item, "key")
+    if key == REVERSE_CHARGE_KEY:
+        reader.fault(where, f"key {key!r} is reserved for the EU reverse charge")
+    country = _country(reader, where, item)
+    region = _region(reader, where, item)
+    percent = reader.decimal(where, item, "percent", required=True)
+    if percent is not None and percent >= 100:
+        reader.fault(where, f"percent must be below 100, got {percent}")
+        percent = None
+    inclusive = item.get("inclusive", False)
+    if not isinstance(inclusive, bool):
+        reader.fault(where, f"inclusive must be true or false, got {inclusive!r}")
+        inclusive = None
+    name = reader.text(where, item, "name", required=False)
+    if not (key and country) or percent is None or inclusive is None:
+        return None
+    return TaxRate(key=key, country=country, region=region, percent=percent,
+                   inclusive=inclusive, name=name, source_file=file)
+
+
+def _check_tax_jurisdictions(reader: _Reader, tax_rates: dict[str, TaxRate]) -> None:
+    """One rate per jurisdiction (country, region): which rate applies is never ambiguous."""
+    seen: dict[tuple[str, str | None], str] = {}
+    for rate in tax_rates.values():
+        jurisdiction = (rate.country, rate.region)
+        if jurisdiction in seen:
+            place = rate.country + (f"-{rate.region}" if rate.region else "")
+            reader.fault(f"{rate.source_file}: tax_rates[{rate.key}]",
+                         f"{place} already has tax rate {seen[jurisdiction]!r}")
+        else:
+            seen[jurisdiction] = rate.key
+
+
+def _seller(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Seller | None:
+    reader.check_keys(where, item, "seller")
+    country = _country(reader, where, item)
+    tax_id = reader.text(where, item, "tax_id", required=False)
+    if country is None:
+        return None
+    return Seller(country=country, tax_id=tax_id, source_file=file)
 
 
 def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:

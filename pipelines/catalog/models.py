@@ -24,6 +24,8 @@ supplementary invoices, or correction lines on the subscription's next invoice."
 AGGREGATIONS: tuple[str, ...] = ("count", "sum", "max", "min", "avg", "unique_count", "latest")
 AGGREGATIONS_NEEDING_VALUE: tuple[str, ...] = ("sum", "max", "min", "avg", "latest")
 PERIOD_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "yearly": 12}
+REVERSE_CHARGE_KEY = "reverse_charge"
+"""The tax_rate_key of lines reverse-charged (EU B2B, 0 %): reserved, no catalog rate has it."""
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,50 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Address:
+    """Where a customer is, for tax (contract section 10): an ISO 3166-1 alpha-2 country, and
+    optionally a region (a state or province code such as ``CA``) and a postal code."""
+
+    country: str
+    region: str | None = None
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     name: str
     email: str | None = None
     billing_profile: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    source_file: str = ""
+    address: Address | None = None   # None: no tax is applied (docs/tax.md)
+    tax_id: str | None = None        # a VAT/GST number: a business customer (B2B)
+
+
+@dataclass(frozen=True)
+class TaxRate:
+    """A sales tax or VAT rate of one jurisdiction (country, optionally a region of it).
+
+    ``percent`` is a decimal (``"19"``, ``"7.25"``); an ``inclusive`` rate is contained in the
+    prices (tax = amount - amount / (1 + percent/100)), an exclusive one is added on top.
+    """
+
+    key: str
+    country: str
+    percent: Decimal
+    inclusive: bool = False
+    region: str | None = None
+    name: str | None = None
+    source_file: str = ""
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who issues the invoices: its country decides EU reverse charge (contract section 10)."""
+
+    country: str
+    tax_id: str | None = None
     source_file: str = ""
 
 
@@ -156,6 +196,37 @@ class NotificationChannel:
 
 
 @dataclass(frozen=True)
+class Accounts:
+    """The chart of accounts the journal posts to (contract section 10; docs/accounting.md).
+
+    Every value is an account code of the accounting system, as finance names it. Revenue goes to
+    the account of the line's price (``revenue_by_price[(plan, price)]``), else of its plan
+    (``revenue_by_plan[plan]``), else ``revenue``. Cash arrives in the clearing account of the
+    invoice's provider (``cash[app]``: stripe, custom_invoicing, none). The defaults are used
+    when the catalog has no ``accounts:`` section, and for every key it leaves out.
+    """
+
+    receivable: str = "1200 Accounts receivable"
+    revenue: str = "4000 Revenue"
+    revenue_by_plan: dict[str, str] = field(default_factory=dict)
+    revenue_by_price: dict[tuple[str, str], str] = field(default_factory=dict)
+    deferred_revenue: str = "2400 Deferred revenue"
+    tax_payable: str = "2200 Sales tax payable"
+    cash: dict[str, str] = field(default_factory=lambda: {
+        "stripe": "1110 Stripe clearing", "custom_invoicing": "1120 Custom invoicing clearing",
+        "none": "1100 Bank"})
+    contra_revenue: str = "4900 Credit notes (contra revenue)"
+    bad_debt: str = "6800 Bad debt expense"
+    source_file: str = ""
+
+    def revenue_account(self, plan_key: str, price_key: str | None) -> str:
+        """Where a line of this plan and price is credited: price, else plan, else default."""
+        if price_key is not None and (plan_key, price_key) in self.revenue_by_price:
+            return self.revenue_by_price[(plan_key, price_key)]
+        return self.revenue_by_plan.get(plan_key, self.revenue)
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A validated catalog; lookups by key."""
 
@@ -165,6 +236,9 @@ class Catalog:
     subscriptions: dict[str, Subscription]
     billing_profiles: dict[str, BillingProfile]
     notification_channels: dict[str, NotificationChannel]
+    tax_rates: dict[str, TaxRate] = field(default_factory=dict)
+    seller: Seller | None = None
+    accounts: Accounts = field(default_factory=Accounts)
 
     @property
     def default_profile(self) -> BillingProfile | None:

@@ -15,6 +15,7 @@ import pandera.polars as pa
 import polars as pl
 from babel.numbers import get_currency_precision
 
+from pipelines.catalog.accounts import account_rows
 from pipelines.catalog.loader import CatalogError
 from pipelines.catalog.models import Catalog, Tier
 from pipelines.warehouse import transaction
@@ -95,6 +96,21 @@ class SubscriptionTable(pa.DataFrameModel):
             pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("start_date")))
 
 
+class AccountTable(pa.DataFrameModel):
+    """billing.accounts: the chart of accounts, one row per role and scope (docs/accounting.md)."""
+
+    role: str = pa.Field(isin=["receivable", "revenue", "deferred_revenue", "tax_payable",
+                               "cash", "contra_revenue", "bad_debt"])
+    plan_key: str = pa.Field(nullable=True)
+    price_key: str = pa.Field(nullable=True)
+    provider: str = pa.Field(nullable=True, isin=["stripe", "custom_invoicing", "none"])
+    account: str = pa.Field(str_length={"min_value": 1, "max_value": 120})
+    source_file: str = pa.Field(nullable=True)
+
+    class Config:
+        unique = ("role", "plan_key", "price_key", "provider")
+
+
 def _tiers_json(tiers: tuple[Tier, ...]) -> str | None:
     if not tiers:
         return None
@@ -171,16 +187,21 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
         "draft_sync_hook": pl.Boolean, "issuing_sync_hook": pl.Boolean,
         "corrections": pl.String, "auto_approve_corrections_up_to": pl.Decimal(38, 12),
         "credit_note_refunds": pl.Boolean, "source_file": pl.String})
+    accounts = pl.DataFrame(account_rows(catalog.accounts), schema={
+        "role": pl.String, "plan_key": pl.String, "price_key": pl.String,
+        "provider": pl.String, "account": pl.String, "source_file": pl.String})
     return {"meters": meters, "plans": plans, "prices": prices, "customers": customers,
-            "subscriptions": subscriptions, "billing_profiles": profiles}
+            "subscriptions": subscriptions, "billing_profiles": profiles,
+            "accounts": accounts}
 
 
 TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "plans": PlanTable, "prices": PriceTable, "customers": CustomerTable,
-    "subscriptions": SubscriptionTable,
+    "subscriptions": SubscriptionTable, "accounts": AccountTable,
 }
 ENTRY_KEYS = {"plans": ("plan_key",), "prices": ("plan_key", "price_key"),
-              "customers": ("customer_id",), "subscriptions": ("subscription_id",)}
+              "customers": ("customer_id",), "subscriptions": ("subscription_id",),
+              "accounts": ("role", "plan_key", "price_key", "provider")}
 
 
 def check_catalog_frames(frames: dict[str, pl.DataFrame]) -> None:

@@ -12,6 +12,7 @@ from pipelines.cli import (
     billing_run,
     corrections,
     credit_notes,
+    export,
     ingest,
     invoice,
     notify,
@@ -22,7 +23,7 @@ from pipelines.cli import (
 )
 
 COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, sql, sync, reconcile,
-                  report, api, notify)
+                  report, export, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

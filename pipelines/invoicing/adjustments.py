@@ -29,6 +29,7 @@ import duckdb
 import polars as pl
 
 from pipelines.catalog.models import Catalog, Plan, Subscription
+from pipelines.invoicing.document_tax import fill_document_tax
 from pipelines.invoicing.next_invoice import bill_on_next_invoices
 from pipelines.rating.invoices import (
     Adjustment,
@@ -157,6 +158,7 @@ def adjust_invoice(con: duckdb.DuckDBPyConnection, catalog: Catalog, invoice_id:
     write_adjusted_draft(con, after)
     # correction lines and the credit balance line settled again, the totals from every line
     bill_on_next_invoices(con, now=now)
+    fill_document_tax(con)  # the new lines' tax at the draft's rate, the tax totals again
     added_ids = {a.line_id for a in new}
     return AdjustmentOutcome(
         invoice_id=invoice_id, status=invoice["status"], currency=invoice["currency"],

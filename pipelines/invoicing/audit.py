@@ -18,19 +18,38 @@ from pipelines.invoicing.invoice_checks import (
     CorrectionCoverage,
     InvoiceTotals,
     RepricedLines,
+    TaxedLines,
     UsageCoverage,
 )
 from pipelines.rating.periods import service_periods
 from pipelines.rating.pricing import rate_flat, rate_usage
+from pipelines.rating.tax import line_tax
 from pipelines.warehouse import sql
 
 MONEY = pl.Decimal(38, 12)
 
 
 def invoice_totals(con: duckdb.DuckDBPyConnection, month: str) -> CheckOutcome:
-    """Totals against lines, currency against plan, one invoice per cut."""
+    """Totals against lines, currency against plan, one invoice per cut; tax totals against
+    the lines' tax, and each line's tax computed again from its rate (the invoice's)."""
     frame = con.sql(sql("billing/invoice_audit"), params={"billing_month": month}).pl()
-    return pandera_check(InvoiceTotals, frame)
+    totals = pandera_check(InvoiceTotals, frame)
+    if not totals.passed:
+        return totals
+    taxed = pandera_check(TaxedLines, line_tax_audit(con, month))
+    if not taxed.passed:
+        return taxed
+    return CheckOutcome(passed=True, metadata={"rows_checked": frame.height,
+                                               "lines_tax_checked": taxed.metadata["rows_checked"]})
+
+
+def line_tax_audit(con: duckdb.DuckDBPyConnection, month: str) -> pl.DataFrame:
+    """The month's lines with ``expected_tax``: their amount taxed again at their rate."""
+    frame = con.sql(sql("billing/invoice_line_tax_audit"), params={"billing_month": month}).pl()
+    expected = [line_tax(amount, percent, inclusive, currency)
+                for amount, percent, inclusive, currency in frame.select(
+                    "amount", "tax_rate_percent", "tax_inclusive", "currency").iter_rows()]
+    return frame.with_columns(pl.Series("expected_tax", expected, dtype=MONEY))
 
 
 def _expected_flat(catalog: Catalog, subscription_id: str, price: Price, currency: str,

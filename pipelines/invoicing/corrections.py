@@ -22,6 +22,7 @@ from decimal import Decimal
 import duckdb
 
 from pipelines.catalog.models import Catalog
+from pipelines.invoicing.document_tax import fill_document_tax
 from pipelines.invoicing.next_invoice import bill_on_next_invoices
 from pipelines.rating.corrections import (
     CorrectionStatus,
@@ -173,6 +174,7 @@ def make_documents(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, now: dat
         made += 1
     # policy next_invoice: approved corrections as lines on the subscription's next draft
     bill_on_next_invoices(con, now=now)
+    fill_document_tax(con)  # the documents' lines taxed at the rate of the invoice they correct
     return made
 
 

@@ -20,6 +20,8 @@ class InvoiceTotals(pa.DataFrameModel):
     plan_currency: str = pa.Field(nullable=False)
     total: Money = pa.Field(ge=0)
     lines: int = pa.Field(ge=1)
+    tax_total: Money = pa.Field(nullable=False)
+    total_including_tax: Money = pa.Field(nullable=False, ge=0)
 
     class Config:
         unique = ("subscription_id", "boundary")   # at most one invoice per cut
@@ -37,9 +39,33 @@ class InvoiceTotals(pa.DataFrameModel):
         return data.lazyframe.select(
             pl.col("total") == pl.col("subtotal") - pl.col("discount_total"))
 
+    @pa.dataframe_check(error="tax_total differs from the sum of the lines' tax")
+    def tax_total_is_sum_of_line_tax(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("tax_total") == pl.col("lines_tax_total"))
+
+    @pa.dataframe_check(error="total_including_tax differs from total + the exclusive tax")
+    def total_including_tax_adds_exclusive_tax(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("total_including_tax") == pl.col("total") + pl.col("lines_exclusive_tax"))
+
     @pa.dataframe_check(error="invoice currency differs from its plan's currency")
     def currency_is_plan_currency(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("currency") == pl.col("plan_currency"))
+
+
+class TaxedLines(pa.DataFrameModel):
+    """Each line's tax beside the tax computed again from its rate
+    (sql/billing/invoice_line_tax_audit.sql, ``pipelines.rating.tax.line_tax``)."""
+
+    line_id: str = pa.Field(unique=True)
+    amount: Money
+    tax_amount: Money = pa.Field(nullable=False)
+    expected_tax: Money = pa.Field(nullable=False)
+    invoice_rate: bool = pa.Field(isin=[True])  # every line of an invoice at the invoice's rate
+
+    @pa.dataframe_check(error="line tax differs from its amount taxed at its rate, rounded once")
+    def tax_is_recomputed_tax(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("tax_amount") == pl.col("expected_tax"))
 
 
 class RepricedLines(pa.DataFrameModel):

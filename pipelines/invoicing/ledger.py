@@ -23,9 +23,17 @@ from pipelines.invoicing.corrections import (
     issue_due_credit_notes,
     propose_corrections,
 )
+from pipelines.invoicing.document_tax import (
+    INVOICE_TAX_SCHEMA,
+    LINE_TAX_SCHEMA,
+    CustomerTax,
+    fill_document_tax,
+    invoice_tax_fields,
+)
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.invoices import InvoiceDraft
 from pipelines.rating.lifecycle import issue_after
+from pipelines.rating.money import zero
 from pipelines.warehouse import run_sql, sql, transaction
 
 MONEY = pl.Decimal(38, 12)
@@ -50,11 +58,15 @@ def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
     """Drafts and their lines as frames shaped like billing.invoices / billing.invoice_lines."""
     invoices = []
     lines = []
+    taxes = CustomerTax(catalog)
     for draft in drafts:
         profile = catalog.profile_of(draft.customer_id)
         if profile is None:
             raise ValueError(f"customer {draft.customer_id} has no billing profile and the "
                              "catalog has no default profile")
+        tax = taxes.of(draft.customer_id)
+        line_taxes = [tax.tax_of(line.amount, draft.currency) for line in draft.lines]
+        tax_total = sum(line_taxes, zero(draft.currency))
         invoices.append({
             "invoice_id": draft.invoice_id, "customer_id": draft.customer_id,
             "subscription_id": draft.subscription_id, "plan_key": draft.plan_key,
@@ -66,8 +78,9 @@ def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
             "billing_profile": profile.key, "app": profile.app,
             "issue_after": issue_after(draft.boundary, profile.grace_period),
             "rated_at": rated_at,
+            **invoice_tax_fields(tax, tax_total, draft.total),
         })
-        for position, line in enumerate(draft.lines):
+        for position, (line, line_tax) in enumerate(zip(draft.lines, line_taxes, strict=True)):
             lines.append({
                 "line_id": line.line_id, "invoice_id": draft.invoice_id,
                 "line_type": line.line_type, "price_key": line.price_key,
@@ -75,7 +88,9 @@ def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
                 "quantity": line.quantity, "unit_price": line.unit_price, "amount": line.amount,
                 "period_start": line.period_start, "period_end": line.period_end,
                 "tiers": json.dumps([t.to_dict() for t in line.tiers]) if line.tiers else None,
-                "position": position,
+                "position": position, "tax_rate_key": tax.rate_key,
+                "tax_rate_percent": tax.percent, "tax_inclusive": tax.inclusive,
+                "tax_amount": line_tax,
             })
     invoice_schema = {
         "invoice_id": pl.String, "customer_id": pl.String, "subscription_id": pl.String,
@@ -84,13 +99,13 @@ def draft_frames(drafts: Sequence[InvoiceDraft], catalog: Catalog,
         "subtotal": MONEY, "discount_total": MONEY, "total": MONEY,
         "collection_method": pl.String, "due_date": pl.Date, "billing_profile": pl.String,
         "app": pl.String, "issue_after": pl.Datetime("us", "UTC"),
-        "rated_at": pl.Datetime("us", "UTC"),
+        "rated_at": pl.Datetime("us", "UTC"), **INVOICE_TAX_SCHEMA,
     }
     line_schema = {
         "line_id": pl.String, "invoice_id": pl.String, "line_type": pl.String,
         "price_key": pl.String, "meter_key": pl.String, "description": pl.String,
         "quantity": MONEY, "unit_price": MONEY, "amount": MONEY, "period_start": pl.Date,
-        "period_end": pl.Date, "tiers": pl.String, "position": pl.Int32,
+        "period_end": pl.Date, "tiers": pl.String, "position": pl.Int32, **LINE_TAX_SCHEMA,
     }
     return (pl.DataFrame(invoices, schema=invoice_schema, orient="row" if not invoices else None),
             pl.DataFrame(lines, schema=line_schema))
@@ -127,6 +142,7 @@ def write_month(con: duckdb.DuckDBPyConnection, billing_month: str,
             run_sql(con, "billing/invoices", params)
             run_sql(con, "billing/invoice_lines", params)
             corrections = propose_corrections(con, catalog, now=now, run_id=run_id)
+            fill_document_tax(con)
             issued = leave_draft(con, billing_month, now)
             credit_notes = issue_due_credit_notes(con, now=now)
             after_diffs = con.execute(

@@ -17,6 +17,7 @@ import duckdb
 
 from pipelines.catalog.models import Catalog
 from pipelines.invoicing.corrections import withdraw_corrections
+from pipelines.invoicing.document_tax import fill_document_tax
 from pipelines.invoicing.next_invoice import bill_on_next_invoices
 from pipelines.invoicing.status import StatusChange, apply_status_changes
 from pipelines.rating.manual_documents import (
@@ -87,6 +88,7 @@ def create_manual_credit_note(con: duckdb.DuckDBPyConnection, catalog: Catalog,
     run_sql(con, "billing/manual_credit_note", {
         "credit_note_id": credit_note_id, "invoice_id": invoice_id, "amount": amount,
         "reason": reason.strip(), "now": now, "issue_after": issue_after, "actor": actor})
+    fill_document_tax(con)  # its line reverses the tax of what it credits, at the invoice's rate
     return ManualCreditNote(credit_note_id=credit_note_id, invoice_id=invoice_id, amount=amount,
                             currency=invoice["currency"], remaining_after=remaining - amount,
                             issue_after=issue_after)
@@ -122,6 +124,7 @@ def void_invoice(con: duckdb.DuckDBPyConnection, invoice_id: str, *, reason: str
     withdrawn = withdraw_corrections(con, now=now, voided_invoice_id=invoice_id,
                                      reason=reason.strip(), actor=actor)
     bill_on_next_invoices(con, now=now)
+    fill_document_tax(con)
     return VoidedInvoice(invoice_id=invoice_id, from_status=outcome.from_status or "",
                          path=outcome.path, withdrawn_corrections=withdrawn)
 

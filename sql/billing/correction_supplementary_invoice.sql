@@ -8,7 +8,8 @@ INSERT INTO billing.invoices (
     invoice_id, invoice_number, customer_id, subscription_id, plan_key, billing_month, boundary,
     period_start, period_end, currency, subtotal, discount_total, total, status,
     collection_method, due_date, billing_profile, app, issue_after, issued_at, created_at,
-    rated_at, corrects_invoice_id
+    rated_at, corrects_invoice_id, tax_rate_key, tax_rate_percent, tax_inclusive, tax_country,
+    tax_region, tax_note
 )
 SELECT $document_id, NULL, i.customer_id, i.subscription_id, i.plan_key, i.billing_month,
        i.boundary, i.period_start, i.period_end, i.currency, t.total, 0, t.total, 'draft',
@@ -17,7 +18,10 @@ SELECT $document_id, NULL, i.customer_id, i.subscription_id, i.plan_key, i.billi
             THEN CAST(CAST($issue_after AS DATE)
                       + to_days(CAST(date_diff('day', i.boundary, i.due_date) AS INTEGER))
                       AS DATE) END,
-       i.billing_profile, i.app, $issue_after, NULL, $now, $now, i.invoice_id
+       i.billing_profile, i.app, $issue_after, NULL, $now, $now, i.invoice_id,
+       -- the corrected invoice's rate: its lines are taxed at it (pipelines/invoicing/document_tax.py)
+       i.tax_rate_key, i.tax_rate_percent, i.tax_inclusive, i.tax_country, i.tax_region,
+       i.tax_note
 FROM billing.invoices i,
      (SELECT sum(delta) AS total FROM billing.corrections
       WHERE list_contains($ids, correction_id)) t

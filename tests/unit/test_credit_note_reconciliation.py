@@ -53,7 +53,8 @@ def _credit_note(con, credit_note_id: str, invoice_id: str, total: str, status: 
                 {"id": credit_note_id, "invoice": invoice_id, "total": total, "status": status,
                  "app": app, "issued": issued, "at": ISSUED_AT, "changed": changed_at})
     con.execute("""
-        INSERT INTO billing.credit_note_lines VALUES
+        INSERT INTO billing.credit_note_lines (credit_note_line_id, credit_note_id,
+            corrects_line_id, correction_id, amount, description, position) VALUES
             ('cnl_' || $id, $id, 'line_1', 'corr_' || $id, -CAST($total AS DECIMAL(38, 12)),
              'API calls', 0)""", {"id": credit_note_id, "total": total})
 
