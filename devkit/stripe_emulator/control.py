@@ -103,10 +103,16 @@ def _hosted_page(state: State, invoice_id: str, token: str) -> str:
         f"<td>{display(line['amount'], cur)}</td></tr>"
         for line in inv["lines"]["data"]
     )
+    fields = "".join(
+        f"<p>{html.escape(f['name'])}: {html.escape(f['value'])}</p>"
+        for f in inv.get("custom_fields") or []
+    )
+    tax = sum(t["amount"] for t in inv.get("total_taxes") or [])
     return (
         f"<!doctype html><title>Invoice {html.escape(inv['number'] or '')}</title>"
-        f"<h1>Invoice {html.escape(inv['number'] or '')} ({inv['status']})</h1>"
+        f"<h1>Invoice {html.escape(inv['number'] or '')} ({inv['status']})</h1>{fields}"
         f"<table><tr><th>Item</th><th>Qty</th><th>Amount</th></tr>{rows}</table>"
+        f"<p>Subtotal {display(inv['subtotal'], cur)} &middot; Tax {display(tax, cur)}</p>"
         f"<p>Total {display(inv['total'], cur)} &middot; Amount due "
         f"{display(inv['amount_due'], cur)} &middot; Remaining "
         f"{display(inv['amount_remaining'], cur)}</p>"

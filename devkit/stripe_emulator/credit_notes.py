@@ -2,6 +2,10 @@
 
 A line of type ``invoice_line_item`` credits at most what of its invoice line no earlier credit
 note (not voided) credited; ``custom_line_item`` lines credit ``unit_amount`` x ``quantity``.
+A line's ``tax_amounts`` name TaxRates Stripe made for the invoice's manual tax amounts
+(``taxes.py``); an ``invoice_line_item`` line without them takes its share of the invoice line's
+taxes. The note's ``total`` (= ``amount``) includes the exclusive tax, as do the refund, credit
+and out-of-band amounts that settle it.
 
 On an open invoice (pre-payment) a credit note lowers what is due, and the invoice is paid when
 nothing remains; on a paid invoice (post-payment) ``refund_amount`` refunds the charge,
@@ -24,6 +28,7 @@ from .payments import cancel_open_payments, invoice_charges
 from .refunds import refund_charge
 from .routes import Body, Params, route
 from .state import EXPANDABLE, RENDERERS, RequestContext, State
+from .taxes import credit_line_taxes, prorated_taxes, totals
 from .templates import (
     embedded_list,
     list_endpoint,
@@ -57,6 +62,7 @@ def _note_line(
     unit_amount: int | None,
     unit_amount_decimal: str | None,
     invoice_line_item: str | None = None,
+    taxes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``credit_note_line_item``: what every credit note line has, whatever it credits."""
     out: dict[str, Any] = {
@@ -74,7 +80,7 @@ def _note_line(
         pretax_credit_amounts=[],
         quantity=line.get("quantity", 1),
         tax_rates=[],
-        taxes=[],
+        taxes=taxes or [],
         type=kind,
         unit_amount=unit_amount,
         unit_amount_decimal=unit_amount_decimal,
@@ -97,7 +103,7 @@ def credited_on_line(state: State, invoice_id: str, line_id: str) -> int:
 def _credit_line(
     state: State, inv: dict[str, Any], line: dict[str, Any], param: str
 ) -> dict[str, Any]:
-    unsupported(line, "tax_amounts", "tax_rates")
+    unsupported(line, "tax_rates")
     quantity = line.get("quantity", 1)
     if line["type"] == "invoice_line_item":
         if "invoice_line_item" not in line:
@@ -118,6 +124,12 @@ def _credit_line(
                 "line that has not been credited yet.",
                 f"{param}[amount]",
             )
+        item_taxes = state.item_taxes.get(item["id"], [])
+        if "tax_amounts" in line:
+            allowed = [t["tax_rate_details"]["tax_rate"] for t in item_taxes]
+            taxes = credit_line_taxes(state, line["tax_amounts"], amount, param, allowed)
+        else:
+            taxes = prorated_taxes(item_taxes, amount, item["amount"])
         return _note_line(
             line,
             "invoice_line_item",
@@ -126,6 +138,7 @@ def _credit_line(
             unit_amount=None,
             unit_amount_decimal=None,
             invoice_line_item=line_id,
+            taxes=taxes,
         )
     if "unit_amount" in line and "unit_amount_decimal" in line:
         raise exclusive(f"{param}[unit_amount]", f"{param}[unit_amount_decimal]")
@@ -134,10 +147,12 @@ def _credit_line(
     unit = Decimal(line.get("unit_amount", line.get("unit_amount_decimal")))
     if unit < 0:
         raise invalid("The unit amount must be positive.", f"{param}[unit_amount]")
+    amount = round_minor(unit * quantity)
     return _note_line(
         line,
         "custom_line_item",
-        amount=round_minor(unit * quantity),
+        amount=amount,
+        taxes=credit_line_taxes(state, line.get("tax_amounts"), amount, param, None),
         description=line.get("description"),
         unit_amount=int(unit) if unit == int(unit) else None,
         unit_amount_decimal=decimal_text(unit),
@@ -153,7 +168,8 @@ def _credit_amounts(
     """
     if "amount" in p and has_lines and p["amount"] != lines_total:
         raise invalid(
-            f"The amount ({p['amount']}) must equal the sum of the line amounts ({lines_total}).",
+            f"The amount ({p['amount']}) must equal the sum of the line amounts and their "
+            f"exclusive tax ({lines_total}).",
             "amount",
         )
     amount = p.get("amount", lines_total)
@@ -232,7 +248,9 @@ def create_credit_note(state: State, ctx: RequestContext, p: Params) -> Body:
     lines = [
         _credit_line(state, inv, line, f"lines[{n}]") for n, line in enumerate(p.get("lines", []))
     ]
-    amounts = _credit_amounts(inv, p, sum(line["amount"] for line in lines), bool(lines))
+    money = totals(sum(line["amount"] for line in lines),
+                   [t for line in lines for t in line["taxes"]])
+    amounts = _credit_amounts(inv, p, money["total"], bool(lines))
     amount, refund_amount, credit_amount, out_of_band, note_type = amounts
     refunds = _refund_invoice(state, ctx, inv, refund_amount)
     customer = state.objects.get(inv["customer"])
@@ -274,6 +292,7 @@ def create_credit_note(state: State, ctx: RequestContext, p: Params) -> Body:
         "total": amount,
         "total_excluding_tax": amount,
         "total_taxes": [],
+        **(money if lines else {}),  # with lines: their amounts and taxes
         "type": note_type,
         "voided_at": None,
     }

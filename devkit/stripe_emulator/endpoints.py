@@ -17,6 +17,7 @@ from . import (  # noqa: F401 (imported for the endpoints they register)
     payments,
     products,
     refunds,
+    taxes,
     webhooks,
 )
 from .routes import ROUTES, Route

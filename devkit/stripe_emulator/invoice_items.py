@@ -20,6 +20,7 @@ from .money import decimal_text, round_minor
 from .products import new_price, new_product, price_data_plan
 from .routes import Body, Params, route
 from .state import EXPANDABLE, RequestContext, State
+from .taxes import line_taxes
 from .templates import Predicate, deleted_answer, list_endpoint, rendered, retrieve_endpoint
 
 EXPANDABLE.update(
@@ -44,7 +45,7 @@ def _item_pricing(
     def name(key: str) -> str:
         return f"{param_prefix}[{key}]" if param_prefix else key
 
-    unsupported(p, "discounts", "tax_rates", "tax_amounts", "tax_code")
+    unsupported(p, "discounts", "tax_rates", "tax_code")
     if "quantity" in p and "quantity_decimal" in p:
         raise exclusive(name("quantity"), name("quantity_decimal"))
     if "quantity_decimal" in p:
@@ -147,7 +148,10 @@ def new_item(
     period = _period(p, now)
     priced = _item_pricing(state, p, cur, param_prefix, dry_run=dry_run)
     if dry_run:
+        if "tax_amounts" in p:  # the amount is known only once priced: check the shape now
+            line_taxes(state, p["tax_amounts"], p.get("amount", 0), param_prefix, dry_run=True)
         return None
+    taxes = line_taxes(state, p.get("tax_amounts"), priced["amount"], param_prefix)
     item = {
         "id": state.new_id("ii"),
         "object": "invoiceitem",
@@ -170,6 +174,8 @@ def new_item(
     if customer["currency"] is None:
         customer["currency"] = item["currency"]
     state.add(item)
+    if taxes:
+        state.item_taxes[item["id"]] = taxes  # manual tax amounts, shown on its line
     state.line_of_item[item["id"]] = line_id = state.new_id("il")
     state.item_of_line[line_id] = item["id"]
     if invoice is not None:
@@ -188,7 +194,7 @@ def update_item(
     dry_run: bool = False,
 ) -> None:
     """Update an invoice item (``dry_run``: only run every check, change nothing)."""
-    unsupported(p, "discounts", "tax_rates", "tax_amounts", "tax_code")
+    unsupported(p, "discounts", "tax_rates", "tax_code")
     updates: dict[str, Any] = {}
     if "description" in p:
         updates["description"] = p["description"]
@@ -205,9 +211,15 @@ def update_item(
         if "description" in p:
             changes["description"] = p["description"]
         updates.update(_item_pricing(state, changes, item["currency"], prefix, dry_run=dry_run))
+    taxes = None
+    if "tax_amounts" in p:
+        amount = updates.get("amount", p.get("amount", item["amount"]))
+        taxes = line_taxes(state, p["tax_amounts"], amount, prefix, dry_run=dry_run)
     if dry_run:
         return
     previous = apply_changes(item, updates)
+    if taxes is not None:
+        state.item_taxes[item["id"]] = taxes
     if item["invoice"]:
         recompute(state, state.objects[item["invoice"]])
     if previous:

@@ -58,7 +58,8 @@ def render_line(state: State, item_id: str) -> dict[str, Any]:
         "quantity_decimal": item["quantity_decimal"],
         "subscription": None,
         "subtotal": item["amount"],
-        "taxes": [],
+        "taxes": [dict(t, tax_rate_details=dict(t["tax_rate_details"]))
+                  for t in state.item_taxes.get(item_id, [])],
     }
 
 

@@ -17,6 +17,7 @@ from .payments import confirmation_secret, invoice_payments_list
 from .routes import Body, Params, route
 from .search import search_endpoint
 from .state import EXPANDABLE, RequestContext, State, created_matches
+from .taxes import totals
 from .templates import Predicate, deleted_answer, list_endpoint, rendered, retrieve_endpoint
 
 DAY = 86400
@@ -35,8 +36,10 @@ EXPANDABLE.update(
 
 def recompute(state: State, inv: dict[str, Any]) -> None:
     """Derive the invoice's money fields from its lines and its state."""
-    total = sum(state.objects[i]["amount"] for i in state.invoice_items[inv["id"]])
-    inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total)
+    items = state.invoice_items[inv["id"]]
+    inv.update(totals(sum(state.objects[i]["amount"] for i in items),
+                      [t for i in items for t in state.item_taxes.get(i, [])]))
+    total = inv["total"]  # including exclusive tax: what is due
     if inv["status"] == "draft":
         customer = state.objects.get(inv["customer"])
         if customer is not None:

@@ -89,6 +89,9 @@ class State:
             self.invoice_payments: dict[str, list[str]] = defaultdict(list)  # invoice -> inpay
             self.charge_refunds: dict[str, list[str]] = defaultdict(list)  # charge -> refunds
             self.credit_note_lines: dict[str, list[dict[str, Any]]] = {}
+            # tax_rate_data of manual tax amounts -> the TaxRate made for it (taxes.py)
+            self.tax_rate_by_data: dict[tuple[Any, ...], str] = {}
+            self.item_taxes: dict[str, list[dict[str, Any]]] = {}  # invoiceitem -> its taxes
             self.overdue_sent: set[str] = set()
             self.invoice_days_until_due: dict[str, int] = {}
             self.webhook_secrets: dict[str, str] = {}
@@ -122,6 +125,7 @@ class State:
     def remove(self, oid: str) -> None:
         kind = self.kind.pop(oid)
         self.objects.pop(oid)
+        self.item_taxes.pop(oid, None)
         self.order[kind].remove(oid)
         self.tombstones[oid] = kind
 

@@ -2,13 +2,18 @@
 -- what Stripe knows of the line each corrects: its Stripe invoice line item (mapped when the
 -- invoice was issued), its amount there, and what earlier credit notes of the invoice took off
 -- it (issued ones, and those synced before this one in the same run; voided ones gave it
--- back), so the sync credits a Stripe line item never beyond what it has left.
+-- back), so the sync credits a Stripe line item never beyond what it has left. Each line's tax
+-- (negative like its amount) goes to Stripe as the line's tax_amounts.
 SELECT
     l.credit_note_id,
     l.credit_note_line_id,
     l.corrects_line_id,
     l.amount,
     l.description,
+    l.tax_rate_key,
+    l.tax_rate_percent,
+    coalesce(l.tax_inclusive, false) AS tax_inclusive,
+    coalesce(l.tax_amount, 0) AS tax_amount,
     xl.external_id AS stripe_line_item,
     il.amount AS line_amount,
     coalesce((

@@ -2,7 +2,8 @@
 -- whose corrected invoice is past issuing ($post_issue: those statuses), with what Stripe needs:
 -- the Stripe invoice they credit, the Stripe credit note once mapped, whether an earlier run
 -- called Stripe for them (`needs_search`: look at Stripe before creating) and the profile's
--- credit_note_refunds. In the order they are credited: per invoice, oldest first.
+-- credit_note_refunds. In the order they are credited: per invoice, oldest first. Stripe credits
+-- total_including_tax (its credit note total includes tax, docs/tax.md).
 SELECT
     n.credit_note_id,
     n.invoice_id,
@@ -10,6 +11,8 @@ SELECT
     n.billing_month,
     n.currency,
     n.total,
+    coalesce(n.tax_total, 0) AS tax_total,
+    coalesce(n.total_including_tax, n.total) AS total_including_tax,
     n.kind,
     n.reason,
     i.invoice_number,

@@ -5,6 +5,8 @@
 -- mapping must be looked up at Stripe before anything is created.
 -- `customer_needs_search`: the same for the customer (some invoice of theirs was mid-sync).
 -- A supplementary invoice (corrections) carries the invoice it corrects and that one's number.
+-- Tax (docs/tax.md): what Stripe must total is total_including_tax; the rate and jurisdiction
+-- describe the lines' tax_amounts, a reverse charge is noted on the Stripe invoice.
 SELECT
     i.invoice_id,
     i.status,
@@ -13,6 +15,12 @@ SELECT
     i.billing_month,
     i.currency,
     i.total,
+    coalesce(i.tax_total, 0) AS tax_total,
+    coalesce(i.total_including_tax, i.total) AS total_including_tax,
+    i.tax_rate_key,
+    i.tax_country,
+    i.tax_region,
+    i.tax_note,
     i.collection_method,
     i.invoice_number,
     i.corrects_invoice_id,

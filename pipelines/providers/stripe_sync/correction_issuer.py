@@ -26,6 +26,7 @@ from pipelines.providers.stripe_sync.credit_note_plan import (
 from pipelines.providers.stripe_sync.issue_plan import SyncRefused, key
 from pipelines.providers.stripe_sync.issuer import Emit, Mapping
 from pipelines.providers.stripe_sync.paging import list_all
+from pipelines.providers.stripe_sync.stripe_tax import stripe_tax_rates
 
 
 @dataclass
@@ -90,7 +91,8 @@ def invoice_state(stripe_invoice: Any) -> StripeInvoiceState:
         amount_paid=int(stripe_invoice.amount_paid or 0),
         amount_paid_off_stripe=int(getattr(stripe_invoice, "amount_paid_off_stripe", 0) or 0),
         post_payment_credit_notes_amount=int(
-            getattr(stripe_invoice, "post_payment_credit_notes_amount", 0) or 0))
+            getattr(stripe_invoice, "post_payment_credit_notes_amount", 0) or 0),
+        tax_rates=tuple(stripe_tax_rates(getattr(stripe_invoice, "total_taxes", None))))
 
 
 def sync_credit_note(gateway: StripeGateway, note: SyncCreditNote, emit: Emit) -> CreditNoteResult:

@@ -92,13 +92,15 @@ def load_credit_notes(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[
         lines.setdefault(row["credit_note_id"], []).append(SyncCreditNoteLine(
             row["credit_note_line_id"], row["corrects_line_id"], row["amount"],
             row["description"], row["stripe_line_item"], row["line_amount"],
-            row["credited_before"]))
+            row["credited_before"], row["tax_rate_key"], row["tax_rate_percent"],
+            bool(row["tax_inclusive"]), row["tax_amount"]))
     return [SyncCreditNote(
         row["credit_note_id"], row["invoice_id"], row["customer_id"], row["billing_month"],
         row["currency"], row["total"], row["kind"], row["reason"], row["invoice_number"],
         row["invoice_status"], row["stripe_invoice"], row["external_id"],
         bool(row["needs_search"]), bool(row["refunds"]),
-        tuple(lines.get(row["credit_note_id"], ()))) for row in frame.iter_rows(named=True)]
+        tuple(lines.get(row["credit_note_id"], ())), row["tax_total"],
+        row["total_including_tax"]) for row in frame.iter_rows(named=True)]
 
 
 def load_voids(con: duckdb.DuckDBPyConnection) -> list[SyncVoid]:

@@ -329,7 +329,8 @@ def _credit_note_owners(con: duckdb.DuckDBPyConnection,
 def _ledger_totals_minor(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, int]:
     if not ids:
         return {}
-    rows = con.execute("SELECT invoice_id, total, currency FROM billing.invoices "
-                       "WHERE list_contains($ids, invoice_id)",
+    # what the customer owes: Stripe's charges and refunds move amounts including tax
+    rows = con.execute("SELECT invoice_id, coalesce(total_including_tax, total), currency "
+                       "FROM billing.invoices WHERE list_contains($ids, invoice_id)",
                        {"ids": list(set(ids))}).fetchall()
     return {i: to_minor(total, currency, i) for i, total, currency in rows}

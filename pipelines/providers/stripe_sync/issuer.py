@@ -4,10 +4,12 @@ invoice's result; the gateway adds each HTTP attempt) is handed to `emit`, which
 thread writes.
 
 For each invoice: ensure the Stripe customer, create the invoice (`auto_advance=false`), add
-its lines in one `add_lines` call, finalize, send it when the customer pays by invoice, and check
-that Stripe's invoice carries exactly our lines and total. An invoice or customer an earlier run
-may have reached is first looked up (its mapping, else Stripe's search by our metadata) and its
-lines listed, so a half-built invoice is completed, never duplicated.
+its lines with their tax in one `add_lines` call, finalize, send it when the customer pays by
+invoice, and check that Stripe's invoice carries exactly our lines, taxes and total including
+tax. An invoice or customer an earlier run may have reached is first looked up (its mapping,
+else Stripe's search by our metadata) and its lines listed, so a half-built invoice is
+completed, never duplicated; lines it holds with another amount or tax (rated again since) are
+updated in one `update_lines` call.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pipelines.providers.stripe_sync.issue_plan import (
     line_params,
     lines_key,
     metadata_query,
+    stale_lines,
+    update_line_params,
     verify,
 )
 from pipelines.providers.stripe_sync.paging import invoice_lines
@@ -140,17 +144,27 @@ def sync_invoice(gateway: StripeGateway, invoice: SyncInvoice, stripe_customer: 
         stripe_invoice = gateway.call("invoices.create", iid,
                                       lambda o: v1.invoices.create(params=params, options=o),
                                       key(iid, "invoice.create"))
-        fresh = stripe_invoice.lines.data == [] and not stripe_invoice.lines.has_more
+        # made by this call, unless an earlier run may have (its saved answer shows no lines)
+        fresh = (not invoice.needs_search and stripe_invoice.lines.data == []
+                 and not stripe_invoice.lines.has_more)
     emit(Mapping("invoice", iid, stripe_invoice.id))
     if stripe_invoice.status == "draft":
         present = {} if fresh else _stripe_lines(gateway, stripe_invoice, invoice)
+        stale = stale_lines(invoice, present)
+        if stale:
+            update = {"lines": [update_line_params(invoice, line, present[line.line_id].id)
+                                for line in stale]}
+            stripe_invoice = gateway.call(
+                "invoices.update_lines", iid,
+                lambda o: v1.invoices.update_lines(stripe_invoice.id, params=update, options=o),
+                key(iid, "invoice.update_lines", lines_key(stale, invoice.currency)))
         missing = [line for line in invoice.lines if line.line_id not in present]
         if missing:
             params = {"lines": [line_params(invoice, line) for line in missing]}
             stripe_invoice = gateway.call(
                 "invoices.add_lines", iid,
                 lambda o: v1.invoices.add_lines(stripe_invoice.id, params=params, options=o),
-                key(iid, "invoice.add_lines", lines_key(missing)))
+                key(iid, "invoice.add_lines", lines_key(missing, invoice.currency)))
         stripe_invoice = gateway.call(
             "invoices.finalize_invoice", iid,
             lambda o: v1.invoices.finalize_invoice(stripe_invoice.id,

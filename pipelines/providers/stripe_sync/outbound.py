@@ -76,7 +76,9 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
     for row in lines_frame.iter_rows(named=True):
         lines.setdefault(row["invoice_id"], []).append(SyncLine(
             row["line_id"], row["line_type"], row["description"], row["amount"],
-            row["period_start"], row["period_end"], row["corrects_line_id"]))
+            row["period_start"], row["period_end"], row["corrects_line_id"],
+            row["tax_rate_key"], row["tax_rate_percent"], bool(row["tax_inclusive"]),
+            row["tax_amount"]))
     invoices: list[SyncInvoice] = []
     customers: dict[str, SyncCustomer] = {}
     for row in frame.iter_rows(named=True):
@@ -85,7 +87,9 @@ def load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[SyncInvoice],
             row["billing_month"], row["currency"], row["total"], row["collection_method"],
             int(row["days_until_due"]), row["invoice_number"], row["invoice_external_id"],
             bool(row["invoice_needs_search"]), tuple(lines.get(row["invoice_id"], ())),
-            row["corrects_invoice_id"], row["corrects_invoice_number"]))
+            row["corrects_invoice_id"], row["corrects_invoice_number"], row["tax_total"],
+            row["total_including_tax"], row["tax_rate_key"], row["tax_country"],
+            row["tax_region"], row["tax_note"]))
         if row["customer_id"] not in customers:
             customers[row["customer_id"]] = SyncCustomer(
                 row["customer_id"], row["customer_name"], row["customer_email"],
@@ -118,7 +122,7 @@ def plan_outbound(con: duckdb.DuckDBPyConnection, summary: OutboundSummary, *,
         except SyncRefused as exc:
             refused[invoice.invoice_id] = str(exc)
             continue
-        if invoice.total == 0:
+        if invoice.owed == 0:
             zero.append(invoice.invoice_id)
         else:
             to_send.append(invoice)

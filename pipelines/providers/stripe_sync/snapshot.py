@@ -34,6 +34,7 @@ from pipelines.providers.stripe_sync.ownership import (
 )
 from pipelines.providers.stripe_sync.paging import invoice_lines, list_all
 from pipelines.providers.stripe_sync.recording import MakeGateway, OpenWriter, recording_gateway
+from pipelines.providers.stripe_sync.stripe_tax import stripe_tax_minor
 from pipelines.warehouse import run_sql, scratch, transaction
 
 PROVIDER = "stripe"
@@ -108,7 +109,9 @@ def snapshot_rows(gateway: StripeGateway, known: KnownAtStripe, *,
             "line_count": len(lines),
             "lines": json.dumps([{"external_id": line.id,
                                   "line_id": metadata(line).get("line_id"),
-                                  "amount": str(from_minor(line.amount, currency))}
+                                  "amount": str(from_minor(line.amount, currency)),
+                                  "tax_amount": str(from_minor(stripe_tax_minor(
+                                      getattr(line, "taxes", None)), currency))}
                                  for line in lines]),
             "snapshot_at": now})
     return rows
@@ -182,11 +185,14 @@ def credit_note_snapshot_rows(gateway: StripeGateway, known: KnownAtStripe, *,
             "provider": PROVIDER, "external_id": note.id, "credit_note_id": claim,
             "external_invoice_id": invoice, "invoice_id": known.invoices.get(invoice),
             "number": note.number, "status": note.status, "currency": currency.upper(),
-            "total": from_minor(note.total, currency), "line_count": len(lines),
+            "total": from_minor(note.total, currency),
+            "line_count": len(lines),
             "lines": json.dumps([{"external_id": line.id,
                                   "credit_note_line_id": metadata(line).get(
                                       "credit_note_line_id"),
-                                  "amount": str(from_minor(line.amount, currency))}
+                                  "amount": str(from_minor(line.amount, currency)),
+                                  "tax_amount": str(from_minor(stripe_tax_minor(
+                                      getattr(line, "taxes", None)), currency))}
                                  for line in lines]),
             "snapshot_at": now})
     return rows
