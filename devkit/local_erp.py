@@ -18,7 +18,9 @@ invoices, and answers the sync hooks through the integration API with a bearer t
   for reconciliation.
 
 Like a real ERP it keeps, per invoice, the currency, total and line amounts of the invoice in the
-notification it acted on, its own status in Stripe's words (`draft` once the draft is synced,
+notification it acted on, and its tax as notified (`tax_total`, `total_including_tax`; it never
+computes a tax itself; statements report them for a taxed invoice, and a payment in full is the
+total including tax), its own status in Stripe's words (`draft` once the draft is synced,
 `open` once issued, then `paid`, `void`, `uncollectible`) and the amounts paid and refunded.
 Test levers make discrepancies *in the integration*, reported by the next statement only:
 `delete()`, `change_total()`, `change_line_amount()`, `mark_paid_outside()`,
@@ -85,14 +87,23 @@ class ErpInvoice:
     status: str = "draft"
     amount_paid: Decimal = Decimal(0)
     amount_refunded: Decimal = Decimal(0)
+    tax_total: Decimal = Decimal(0)
+    total_including_tax: Decimal | None = None     # None: as `total` (no tax on top)
+
+    @property
+    def owed(self) -> Decimal | None:
+        """What the customer pays: the total including tax."""
+        return self.total if self.total_including_tax is None else self.total_including_tax
 
     def statement_entry(self) -> dict[str, Any]:
-        """This invoice as an invoice statement lists it (exact decimal strings)."""
+        """This invoice as an invoice statement lists it (exact decimal strings; the tax only
+        for a taxed invoice, as an integration that bills no tax need not send it)."""
         return {"external_id": self.external_id, "invoice_id": self.invoice_id,
                 "invoice_number": self.number, "currency": self.currency,
                 "total": _decimal_text(self.total), "status": self.status,
                 "amount_paid": _decimal_text(self.amount_paid),
                 "amount_refunded": _decimal_text(self.amount_refunded),
+                **_tax_entry(self.tax_total, self.total_including_tax),
                 "lines": [{"external_id": line.external_id, "line_id": line.line_id,
                            "amount": _decimal_text(line.amount)} for line in self.lines]}
 
@@ -114,6 +125,8 @@ class ErpCreditNote:
     """(our credit note line id, its id, amount credited) per line."""
     status: str = "draft"
     events: list[str] = field(default_factory=list)
+    tax_total: Decimal = Decimal(0)
+    total_including_tax: Decimal | None = None
 
     def statement_entry(self) -> dict[str, Any]:
         """This credit note as a statement lists it (exact decimal strings)."""
@@ -121,6 +134,7 @@ class ErpCreditNote:
                 "invoice_id": self.invoice_id, "external_invoice_id": self.external_invoice_id,
                 "credit_note_number": self.number, "currency": self.currency,
                 "total": _decimal_text(self.total), "status": self.status,
+                **_tax_entry(self.tax_total, self.total_including_tax),
                 "lines": [{"external_id": external, "credit_note_line_id": line_id,
                            "amount": _decimal_text(amount)}
                           for line_id, external, amount in self.lines]}
@@ -341,6 +355,9 @@ class LocalErp:
             credit_note_id, external_id, invoice_id=note["invoice_id"],
             external_invoice_id=invoice.external_id if invoice else None,
             currency=note["currency"], total=Decimal(note["total"]),
+            tax_total=Decimal(note.get("tax_total") or "0"),
+            total_including_tax=(Decimal(note["total_including_tax"])
+                                 if note.get("total_including_tax") is not None else None),
             lines=[(line["credit_note_line_id"], f"{external_id}_l{index}",
                     -Decimal(line["amount"]))
                    for index, line in enumerate(note.get("lines") or [], 1)])
@@ -397,6 +414,10 @@ class LocalErp:
             record.currency = str(invoice["currency"])
         if invoice.get("total") is not None:
             record.total = Decimal(str(invoice["total"]))
+            record.tax_total = Decimal(str(invoice.get("tax_total") or "0"))
+            including = invoice.get("total_including_tax")
+            record.total_including_tax = (Decimal(str(including)) if including is not None
+                                          else None)
         kept = []
         for index, line in enumerate(sent, 1):
             line_id = line["line_id"]
@@ -447,9 +468,10 @@ class LocalErp:
             self.extra_invoices = [r for r in self.extra_invoices if r.invoice_id != invoice_id]
 
     def change_total(self, invoice_id: str, new_total: Decimal | str) -> None:
-        """Edit the invoice's total in the ERP (its lines stay as they were)."""
+        """Edit the invoice's total in the ERP (its lines stay as they were; a tax added on
+        top stays what it was, on the new total)."""
         with self._lock:
-            self._held_invoice(invoice_id).total = Decimal(str(new_total))
+            _change_total(self._held_invoice(invoice_id), Decimal(str(new_total)))
 
     def change_line_amount(self, invoice_id: str, line_id: str, amount: Decimal | str) -> None:
         """Edit one line's amount in the ERP (the invoice total stays as it was)."""
@@ -503,9 +525,10 @@ class LocalErp:
         return external_id
 
     def change_credit_note_total(self, credit_note_id: str, total: Decimal | str) -> None:
-        """Edit a credit note's total in the ERP (its lines stay as they were)."""
+        """Edit a credit note's total in the ERP (its lines stay as they were; a tax added on
+        top stays what it was, on the new total)."""
         with self._lock:
-            self._held_credit_note(credit_note_id).total = Decimal(str(total))
+            _change_total(self._held_credit_note(credit_note_id), Decimal(str(total)))
 
     def delete_credit_note(self, credit_note_id: str) -> None:
         """Forget the credit note, as if deleted in the ERP."""
@@ -534,10 +557,25 @@ def _decimal_text(amount: Decimal | None) -> str:
     return format(amount, "f")
 
 
+def _tax_entry(tax_total: Decimal, total_including_tax: Decimal | None) -> dict[str, str]:
+    """A statement document's tax fields: only for a taxed document."""
+    if tax_total == 0 or total_including_tax is None:
+        return {}
+    return {"tax_total": _decimal_text(tax_total),
+            "total_including_tax": _decimal_text(total_including_tax)}
+
+
+def _change_total(record: ErpInvoice | ErpCreditNote, total: Decimal) -> None:
+    """A new total, the tax on top of it unchanged (the statement stays consistent)."""
+    if record.total_including_tax is not None and record.total is not None:
+        record.total_including_tax += total - record.total
+    record.total = total
+
+
 def _settle_in_full(record: ErpInvoice) -> None:
-    """The invoice is paid in full."""
-    if record.total is not None:
-        record.amount_paid = record.total
+    """The invoice is paid in full: its total including tax."""
+    if record.owed is not None:
+        record.amount_paid = record.owed
 
 
 def _refund_in_full(record: ErpInvoice) -> None:

@@ -235,17 +235,36 @@ FROM (
 -- invoice not voided (policy next_invoice); never below zero. The one limit of a manual credit
 -- note (pipelines/invoicing/manual_documents.py) and of a correction credit note, whose credit
 -- beyond it goes to the customer's credit balance (pipelines/invoicing/corrections.py).
+-- `remaining_including_tax` is the same in totals including tax (docs/tax.md): the invoice's
+-- total_including_tax less its credit notes' total_including_tax and the next-invoice credits
+-- with the exclusive tax their correction lines carry (none until those lines are written). A
+-- manual credit note is also held to it, so credits rounded one by one never credit more tax
+-- than the invoice charged.
 CREATE OR REPLACE VIEW billing.remaining_creditable AS
 SELECT i.invoice_id, i.currency, i.total,
        coalesce(n.credited, 0)::DECIMAL(38, 12) AS credited_by_credit_notes,
        coalesce(x.credited, 0)::DECIMAL(38, 12) AS credited_on_next_invoices,
        greatest(i.total - coalesce(n.credited, 0) - coalesce(x.credited, 0), 0)
-           ::DECIMAL(38, 12) AS remaining
+           ::DECIMAL(38, 12) AS remaining,
+       greatest(coalesce(i.total_including_tax, i.total) - coalesce(n.credited_including_tax, 0)
+                - coalesce(x.credited, 0) - coalesce(t.credited_tax, 0), 0)
+           ::DECIMAL(38, 12) AS remaining_including_tax
 FROM billing.invoices i
 LEFT JOIN (
-    SELECT invoice_id, sum(total) AS credited
+    SELECT invoice_id, sum(total) AS credited,
+           sum(coalesce(total_including_tax, total)) AS credited_including_tax
     FROM billing.credit_notes WHERE status <> 'voided' GROUP BY invoice_id
 ) n USING (invoice_id)
+LEFT JOIN (
+    -- the exclusive tax of the credits correction lines put on a next invoice not voided
+    SELECT l.corrects_invoice_id AS invoice_id, -sum(l.tax_amount) AS credited_tax
+    FROM billing.invoice_lines l JOIN billing.invoices d ON d.invoice_id = l.invoice_id
+    WHERE l.line_type = 'correction' AND l.amount < 0 AND NOT coalesce(l.tax_inclusive, false)
+      AND l.tax_amount IS NOT NULL AND d.status <> 'voided'
+      AND d.invoice_id <> l.corrects_invoice_id
+      AND d.corrects_invoice_id IS DISTINCT FROM l.corrects_invoice_id
+    GROUP BY l.corrects_invoice_id
+) t USING (invoice_id)
 LEFT JOIN (
     SELECT c.invoice_id, -sum(c.delta) AS credited
     FROM billing.corrections c JOIN billing.invoices d ON d.invoice_id = c.document_id

@@ -14,8 +14,8 @@ CREATE TABLE IF NOT EXISTS finance.invoice_reconciliation (
     invoice_number    VARCHAR,
     ledger_currency   VARCHAR,
     provider_currency VARCHAR,
-    ledger_total      DECIMAL(38, 12),
-    provider_total    DECIMAL(38, 12),
+    ledger_total      DECIMAL(38, 12),         -- including tax (total_including_tax)
+    provider_total    DECIMAL(38, 12),         -- including tax, as the provider bills it
     ledger_status     VARCHAR,
     provider_status   VARCHAR,
     expected_provider_status VARCHAR,          -- the provider status the ledger status implies
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS finance.payment_reconciliation (
     kind            VARCHAR NOT NULL,          -- payment | refund
     currency        VARCHAR,
     amount          DECIMAL(38, 12),           -- at the provider (paid, or refunded)
-    ledger_amount   DECIMAL(38, 12),           -- what the ledger expects (total due, or refunded)
+    ledger_amount   DECIMAL(38, 12),           -- what the ledger expects (total due including
+                                               -- tax, or refunded)
     ledger_status   VARCHAR,
     provider_status VARCHAR,
     match_status    VARCHAR NOT NULL,          -- matched | paid_at_provider_open_in_ledger |
@@ -87,7 +88,8 @@ CREATE TABLE IF NOT EXISTS finance.receivables_aging (
     customer_id     VARCHAR NOT NULL,
     provider        VARCHAR NOT NULL,          -- the invoice's app
     currency        VARCHAR NOT NULL,
-    amount_due      DECIMAL(38, 12) NOT NULL,  -- total less what the provider shows paid
+    amount_due      DECIMAL(38, 12) NOT NULL,  -- total including tax less what the provider
+                                               -- shows paid and the credit notes (incl. tax)
     status          VARCHAR NOT NULL,
     issued_at       TIMESTAMPTZ,
     due_date        DATE NOT NULL,
@@ -153,8 +155,8 @@ CREATE TABLE IF NOT EXISTS finance.credit_note_reconciliation (
     kind                VARCHAR,               -- correction | manual
     ledger_currency     VARCHAR,
     provider_currency   VARCHAR,
-    ledger_total        DECIMAL(38, 12),
-    provider_total      DECIMAL(38, 12),
+    ledger_total        DECIMAL(38, 12),       -- credited including tax
+    provider_total      DECIMAL(38, 12),       -- credited including tax, at the provider
     ledger_status       VARCHAR,               -- draft | draft.* | issuing* | issued | voided
     provider_status     VARCHAR,               -- the provider's word (Stripe: issued | void)
     ledger_lines        INTEGER,
@@ -216,3 +218,13 @@ CREATE TABLE IF NOT EXISTS finance.tax_report (
     credit_notes      INTEGER NOT NULL,
     reported_at       TIMESTAMPTZ NOT NULL
 );
+
+-- Totals including tax (docs/tax.md, docs/finance-queries.md): reconciliation compares what the
+-- customer owes. finance.invoice_reconciliation.ledger_total and
+-- finance.credit_note_reconciliation.ledger_total are the ledger's total_including_tax (what
+-- the provider's total, which includes the tax it bills, must equal); these columns say how
+-- much of it is tax (0 for an untaxed document).
+ALTER TABLE finance.invoice_reconciliation
+    ADD COLUMN IF NOT EXISTS ledger_tax_total DECIMAL(38, 12);
+ALTER TABLE finance.credit_note_reconciliation
+    ADD COLUMN IF NOT EXISTS ledger_tax_total DECIMAL(38, 12);

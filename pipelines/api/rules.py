@@ -103,6 +103,11 @@ class _Checker:
     def error(self, field: str, message: str) -> None:
         self.errors.append(FieldError(field or "body", message))
 
+    def errors_at(self, field: str) -> bool:
+        """Whether a problem was found in `field` or below it."""
+        return any(e.field == field or e.field.startswith((f"{field}.", f"{field}["))
+                   for e in self.errors)
+
     def obj(self, value: Any, field: str, allowed: Sequence[str], *,
             required: bool) -> Mapping[str, Any] | None:
         if value is None:
@@ -479,15 +484,63 @@ def project_lines(lines: Mapping[str, str], invoice_id: str,
 
 STATEMENT_INVOICE_FIELDS = ("external_id", "invoice_id", "invoice_number",
                             "external_customer_id", "currency", "total", "status", "amount_paid",
-                            "amount_refunded", "lines")
-STATEMENT_LINE_FIELDS = ("external_id", "line_id", "amount")
+                            "amount_refunded", "lines", "tax_total", "total_including_tax")
+STATEMENT_LINE_FIELDS = ("external_id", "line_id", "amount", "tax_amount")
 # credit notes in a statement (optional): Stripe's statuses for credit notes, and draft for one
 # the integration holds but has not issued yet; amounts are what is credited (not negative)
 STATEMENT_CREDIT_NOTE_STATUSES = ("draft", "issued", "void")
 STATEMENT_CREDIT_NOTE_FIELDS = ("external_id", "credit_note_id", "invoice_id",
                                 "external_invoice_id", "credit_note_number", "currency", "total",
-                                "status", "lines")
-STATEMENT_CREDIT_NOTE_LINE_FIELDS = ("external_id", "credit_note_line_id", "amount")
+                                "status", "lines", "tax_total", "total_including_tax")
+STATEMENT_CREDIT_NOTE_LINE_FIELDS = ("external_id", "credit_note_line_id", "amount",
+                                     "tax_amount")
+
+
+def statement_total_including_tax(document: Mapping[str, Any]) -> Decimal:
+    """What a (valid) statement document totals including tax: its `total_including_tax`, or,
+    when it gives none, its `total` (no tax on top). The number reconciliation compares with
+    the ledger's total_including_tax, as it compares Stripe's total, which includes tax."""
+    given = document.get("total_including_tax")
+    return Decimal(given if given is not None else document["total"])
+
+
+def _check_statement_tax(check: _Checker, document: Mapping[str, Any], at: str,
+                         lines: Any, *, negative: bool) -> None:
+    """The optional tax of a statement's invoice or credit note: `tax_total` and
+    `total_including_tax` exact decimals, the latter either `total` + `tax_total` (tax added on
+    top) or `total` (tax included in the lines' amounts), and `tax_total` the sum of the lines'
+    `tax_amount` when every line gives one. Each wrong amount is named by its field."""
+    for key in ("tax_total", "total_including_tax"):
+        if document.get(key) is not None:
+            check.decimal(document, key, at, negative=negative)
+    lines = lines if isinstance(lines, list) else []
+    for number, line in enumerate(lines):
+        if isinstance(line, dict) and line.get("tax_amount") is not None:
+            check.decimal(line, "tax_amount", f"{at}.lines[{number}]", negative=negative)
+    if check.errors_at(at):
+        return      # the amounts are compared only once each is well formed
+    try:
+        total = Decimal(document["total"])
+        tax = Decimal(document.get("tax_total") or "0")
+        including = document.get("total_including_tax")
+        including = Decimal(including) if including is not None else None
+        line_taxes = [Decimal(line["tax_amount"]) for line in lines
+                      if isinstance(line, dict) and line.get("tax_amount") is not None]
+    except (KeyError, TypeError, ArithmeticError):
+        return      # a malformed amount is already reported by its field
+    if including is None:
+        if tax != 0:
+            check.error(f"{at}.total_including_tax", "required with a tax_total other than 0 "
+                        f"(give {total + tax} when the tax is added on top, {total} when the "
+                        "lines include it)")
+    elif including not in (total + tax, total):
+        check.error(f"{at}.total_including_tax",
+                    f"must be total + tax_total ({total + tax}: tax added on top) or total "
+                    f"({total}: tax included in the lines), got {document['total_including_tax']}")
+    if (document.get("tax_total") is not None and lines and len(line_taxes) == len(lines)
+            and sum(line_taxes, Decimal(0)) != tax):
+        check.error(f"{at}.tax_total", f"must be the sum of the lines' tax_amount "
+                    f"({sum(line_taxes, Decimal(0))}), got {document['tax_total']}")
 
 
 def validate_statement(body: Any) -> list[FieldError]:
@@ -537,6 +590,7 @@ def validate_statement(body: Any) -> list[FieldError]:
             check.once(line, "external_id", line_at, line_ids, " in this invoice")
             check.text(line, "line_id", line_at, required=False)
             check.decimal(line, "amount", line_at, negative=True)
+        _check_statement_tax(check, invoice, at, invoice.get("lines"), negative=True)
     return check.errors
 
 
@@ -576,6 +630,7 @@ def _check_statement_credit_notes(check: _Checker, entries: Any) -> None:
             check.once(line, "external_id", line_at, line_ids, " in this credit note")
             check.text(line, "credit_note_line_id", line_at, required=False)
             check.decimal(line, "amount", line_at, negative=False)
+        _check_statement_tax(check, note, at, note.get("lines"), negative=False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@ notes it lists (`credit_notes`, optional: absent means none) replace the `custom
 of `sync.provider_credit_notes` the same way (sql/sync/provider_credit_notes.sql, as Stripe's
 credit notes), for the reconciliation of credit notes.
 
+Tax (docs/tax.md): a statement's `total` is, like ours, before an exclusive tax; its optional
+`tax_total` and `total_including_tax` say what the integration billed on top. The row's `total`
+is the total **including tax** (`rules.statement_total_including_tax`), as a Stripe snapshot's
+`total` is Stripe's total including tax, so reconciliation compares both providers with the
+ledger's `total_including_tax`; `amount_remaining` is counted from it. Lines keep their amounts
+(before an exclusive tax, as the ledger's and Stripe's lines) and their `tax_amount` when given.
+
 Statements can arrive out of order (a retry, two senders): one older (`as_of`) than the statement
 already applied is recorded in `sync.provider_events` but replaces nothing. Each statement is kept
 there (event type `custom_invoicing.statement`, no invoice id) with `created_at` = its `as_of`,
@@ -26,7 +33,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.api.rules import STATEMENT, validate_statement
+from pipelines.api.rules import STATEMENT, statement_total_including_tax, validate_statement
 from pipelines.custom_invoicing.callbacks import PROVIDER, CallbackResult, inbox_event_id
 from pipelines.settings import parse_instant
 from pipelines.warehouse import run_sql, scratch
@@ -47,16 +54,23 @@ CREDIT_NOTE_FRAME_SCHEMA = {
 """The temp frame sql/sync/provider_credit_notes.sql reads (as Stripe's credit notes')."""
 
 
+def _line_tax(line: Mapping[str, Any]) -> dict[str, Any]:
+    """A statement line's `tax_amount`, when the integration gives one (reconciliation then
+    compares it with the ledger line's tax)."""
+    return {"tax_amount": line["tax_amount"]} if line.get("tax_amount") is not None else {}
+
+
 def statement_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One `sync.provider_invoices` row per invoice of a (valid) statement body: amounts as
-    exact Decimals, `snapshot_at` = the statement's `as_of`, lines as JSON
-    `[{external_id, line_id, amount}]` like Stripe's rows (amounts as the integration wrote
-    them). `amount_remaining` is what the integration still expects to collect: nothing once
-    paid or void, else total less paid (never below zero)."""
+    exact Decimals, `total` including tax, `snapshot_at` = the statement's `as_of`, lines as
+    JSON `[{external_id, line_id, amount, tax_amount}]` like Stripe's rows (amounts as the
+    integration wrote them; `tax_amount` only when given). `amount_remaining` is what the
+    integration still expects to collect: nothing once paid or void, else the total including
+    tax less paid (never below zero)."""
     snapshot_at = parse_instant(str(body["as_of"]))
     rows = []
     for invoice in body["invoices"]:
-        total = Decimal(invoice["total"])
+        total = statement_total_including_tax(invoice)
         paid = Decimal(invoice["amount_paid"])
         status = invoice["status"]
         remaining = (Decimal(0) if status in ("paid", "void")
@@ -73,15 +87,16 @@ def statement_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
             "line_count": len(lines),
             "lines": json.dumps([{"external_id": line["external_id"],
                                   "line_id": line.get("line_id"),
-                                  "amount": line["amount"]} for line in lines]),
+                                  "amount": line["amount"], **_line_tax(line)}
+                                 for line in lines]),
             "snapshot_at": snapshot_at})
     return rows
 
 
 def statement_credit_note_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One `sync.provider_credit_notes` row per credit note of a (valid) statement: the amount
-    credited (positive, exact), `snapshot_at` = the statement's `as_of`, lines as JSON
-    `[{external_id, credit_note_line_id, amount}]`."""
+    credited including tax (positive, exact), `snapshot_at` = the statement's `as_of`, lines as
+    JSON `[{external_id, credit_note_line_id, amount, tax_amount}]`."""
     snapshot_at = parse_instant(str(body["as_of"]))
     return [{
         "provider": PROVIDER, "external_id": note["external_id"],
@@ -89,10 +104,11 @@ def statement_credit_note_rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         "external_invoice_id": note.get("external_invoice_id"),
         "invoice_id": note.get("invoice_id"), "number": note.get("credit_note_number"),
         "status": note["status"], "currency": str(note["currency"]).upper(),
-        "total": Decimal(note["total"]), "line_count": len(note["lines"]),
+        "total": statement_total_including_tax(note), "line_count": len(note["lines"]),
         "lines": json.dumps([{"external_id": line["external_id"],
                               "credit_note_line_id": line.get("credit_note_line_id"),
-                              "amount": line["amount"]} for line in note["lines"]]),
+                              "amount": line["amount"], **_line_tax(line)}
+                             for line in note["lines"]]),
         "snapshot_at": snapshot_at} for note in body.get("credit_notes") or []]
 
 

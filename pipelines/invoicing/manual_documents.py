@@ -25,6 +25,7 @@ from pipelines.rating.manual_documents import (
     parse_credit_amount,
     void_refusal,
 )
+from pipelines.rating.tax import amount_including_tax, line_tax
 from pipelines.warehouse import run_sql
 
 
@@ -75,11 +76,17 @@ def create_manual_credit_note(con: duckdb.DuckDBPyConnection, catalog: Catalog,
         "SELECT count(*) FROM billing.credit_notes WHERE invoice_id = $id AND kind = 'manual'",
         {"id": invoice_id}).fetchall()
     # the limit correction credit notes have too (they credit the rest to the credit balance)
-    [(remaining,)] = con.execute(
-        "SELECT remaining FROM billing.remaining_creditable WHERE invoice_id = $id",
-        {"id": invoice_id}).fetchall()
+    [(remaining, remaining_including_tax)] = con.execute(
+        "SELECT remaining, remaining_including_tax FROM billing.remaining_creditable "
+        "WHERE invoice_id = $id", {"id": invoice_id}).fetchall()
+    # the credit with the tax its line will carry at the invoice's rate (as fill_document_tax
+    # computes it): 10.00 at 19 % exclusive -> 11.90
+    inclusive = bool(invoice["tax_inclusive"])
+    tax = line_tax(amount, invoice["tax_rate_percent"], inclusive, invoice["currency"])
     refusal = credit_refusal(_label(invoice), invoice["status"], amount, remaining,
-                             invoice["currency"])
+                             invoice["currency"],
+                             including_tax=amount_including_tax(amount, tax, inclusive),
+                             remaining_including_tax=remaining_including_tax)
     if refusal:
         raise ManualDocumentError(refusal)
     profile = catalog.billing_profiles.get(invoice["billing_profile"])

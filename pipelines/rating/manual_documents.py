@@ -3,8 +3,10 @@ against an issued invoice, and the void of an issued invoice nobody has paid.
 
 - A **manual credit note** credits an amount of the invoice (one line that corrects no line in
   particular) up to what remains creditable: the invoice total less its credit notes that are
-  not voided (and less the credits its corrections put on a next invoice). The amount is
-  positive and written in the currency's minor units.
+  not voided (and less the credits its corrections put on a next invoice), and, with the tax
+  its line carries at the invoice's rate, up to what remains of the total including tax. The
+  amount is positive, before an exclusive tax (like the invoice's total) and written in the
+  currency's minor units.
 - A **void** cancels an issued invoice that is not paid. A paid invoice is credited instead (the
   money moved; the record has to keep saying so). A draft is not voided: it is re-rated or
   adjusted until it leaves draft.
@@ -63,9 +65,16 @@ def parse_credit_amount(text: str, currency: str) -> Decimal | str:
 
 
 def credit_refusal(invoice_id: str, status: str, amount: Decimal, remaining: Decimal,
-                   currency: str) -> str | None:
+                   currency: str, *, including_tax: Decimal | None = None,
+                   remaining_including_tax: Decimal | None = None) -> str | None:
     """Why `amount` cannot be credited on the invoice, or None. `remaining` is the invoice total
-    less what is already credited on it (credit notes not voided, next-invoice credits)."""
+    less what is already credited on it (credit notes not voided, next-invoice credits).
+
+    The amount is a line amount, before an exclusive tax like the invoice's `total`; the credit
+    note's line is taxed at the invoice's rate. `including_tax` (the credit with that tax) must
+    also stay within `remaining_including_tax` (what remains of the invoice's total including
+    tax): each credit's tax is rounded on its own, so credits in pieces could otherwise credit
+    more tax than the invoice charged."""
     if status not in CREDITABLE:
         if status == "refunded":
             return f"invoice {invoice_id} is refunded in full: nothing is left to credit"
@@ -75,4 +84,10 @@ def credit_refusal(invoice_id: str, status: str, amount: Decimal, remaining: Dec
         return (f"amount {amount} {currency} is more than what remains creditable on invoice "
                 f"{invoice_id}: {round_money(remaining, currency)} {currency} (its total less "
                 "what is already credited on it)")
+    if (including_tax is not None and remaining_including_tax is not None
+            and including_tax > remaining_including_tax):
+        return (f"amount {amount} {currency} is {round_money(including_tax, currency)} "
+                f"{currency} including tax, more than what remains creditable on invoice "
+                f"{invoice_id} including tax: {round_money(remaining_including_tax, currency)} "
+                f"{currency} (its total including tax less what is already credited on it)")
     return None

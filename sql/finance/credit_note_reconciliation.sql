@@ -24,13 +24,17 @@
 -- and, for provider credit notes: orphan_in_provider (it names a credit note the ledger does not
 -- know for that provider, or none of ours: no credit note id, or, at Stripe, one of ours the sync
 -- issued as another Stripe credit note). Amounts are positive on both sides: the credited
--- total (billing.credit_notes.total; the provider's total in major units).
+-- total including tax (billing.credit_notes.total_including_tax, as `ledger_total`, with its
+-- tax in `ledger_tax_total`; the provider's total in major units, which includes the tax it
+-- credits, as Stripe's credit note total does).
 DELETE FROM finance.credit_note_reconciliation;
 
 INSERT INTO finance.credit_note_reconciliation BY NAME
 WITH ledger AS (
     SELECT n.credit_note_id, n.app AS provider, n.invoice_id, n.customer_id, n.billing_month,
-           n.credit_note_number, n.kind, n.currency, n.total, n.status,
+           n.credit_note_number, n.kind, n.currency,
+           coalesce(n.total_including_tax, n.total) AS total,
+           coalesce(n.tax_total, 0) AS tax_total, n.status,
            n.status = 'voided' AS voided,
            n.status = 'draft' OR starts_with(n.status, 'draft.')
                OR starts_with(n.status, 'issuing') AS handing_over,
@@ -117,6 +121,7 @@ checked AS (
 SELECT credit_note_id, provider, external_ids AS external_id, invoice_id, provider_invoice_id,
        customer_id, billing_month, credit_note_number, provider_number, kind,
        currency AS ledger_currency, provider_currency, total AS ledger_total, provider_total,
+       tax_total AS ledger_tax_total,
        status AS ledger_status, provider_status, ledger_lines, provider_lines,
        coalesce(findings[1], 'matched') AS match_status,
        findings,
@@ -133,7 +138,10 @@ SELECT credit_note_id, provider, external_ids AS external_id, invoice_id, provid
                    WHEN 'duplicate_in_provider' THEN copies || ' copies at ' || provider || ': '
                                                      || external_ids
                    WHEN 'amount_mismatch' THEN 'credited ' || money_text(total, digits) || ' '
-                        || currency || ' in the ledger, '
+                        || currency || CASE WHEN tax_total <> 0
+                                            THEN ' (incl. ' || money_text(tax_total, digits)
+                                                 || ' tax)' ELSE '' END
+                        || ' in the ledger, '
                         || coalesce(money_text(provider_total, digits), '?') || ' '
                         || coalesce(provider_currency, '?') || ' at ' || provider
                    WHEN 'invoice_mismatch' THEN 'credits invoice ' || provider_invoice_id

@@ -13,20 +13,28 @@
 --                         sync SLA ago and nothing else differs (the void is on its way)
 --   missing_in_provider   the provider's snapshot does not have it
 --   duplicate_in_provider the provider has it more than once
---   currency_mismatch, amount_mismatch (total), line_mismatch (a line missing, extra or of
+--   currency_mismatch, amount_mismatch (the total including tax: what the customer owes, as a
+--   provider's total includes the tax it bills), line_mismatch (a line missing, extra, of
+--   another tax when the provider gives its lines' tax, or of
 --   another amount, by our line id), status_mismatch (the provider's status is not the one the
 --   ledger status implies: open / paid / void / uncollectible)
 -- and, for provider invoices: orphan_in_provider (it names an invoice the ledger does not know
 -- for that provider, or none of ours: no invoice id, or, at Stripe, one of ours the sync issued
 -- as another Stripe invoice: pipelines/providers/stripe_sync/ownership.py). A supplementary
 -- invoice (corrects_invoice_id, contract section 9) is an ordinary invoice here; credit notes
--- are reconciled in finance.credit_note_reconciliation.
+-- are reconciled in finance.credit_note_reconciliation. `ledger_total` is the ledger's
+-- total_including_tax (billing.invoices.total plus an exclusive tax; docs/tax.md), the number
+-- the provider's `total` must equal; `ledger_tax_total` the tax in it. Lines are compared by
+-- their amounts, before an exclusive tax, as providers show lines.
 DELETE FROM finance.invoice_reconciliation;
 
 INSERT INTO finance.invoice_reconciliation
 WITH ledger AS (
     SELECT i.invoice_id, i.app AS provider, i.customer_id, i.billing_month,
-           i.invoice_number, i.currency, i.total, i.status,
+           i.invoice_number, i.currency,
+           coalesce(i.total_including_tax, i.total) AS total,
+           coalesce(i.tax_total, 0) AS tax_total,
+           i.status,
            CASE
                WHEN i.status IN ('issued', 'payment_processing.pending',
                                  'payment_processing.failed',
@@ -56,14 +64,16 @@ expected AS (
       AND NOT (l.provider = 'stripe' AND l.total = 0 AND h.invoice_id IS NULL)
 ),
 ledger_lines AS (
-    SELECT e.provider, l.invoice_id, l.line_id, l.amount
+    SELECT e.provider, l.invoice_id, l.line_id, l.amount, coalesce(l.tax_amount, 0) AS tax_amount
     FROM billing.invoice_lines l JOIN expected e USING (invoice_id)
 ),
 provider_lines AS (
     -- the lines of the primary copy of each held invoice, by our line id
     SELECT h.provider, h.invoice_id, pl.line->>'line_id' AS line_id,
            pl.line->>'external_id' AS external_line_id,
-           CAST(pl.line->>'amount' AS DECIMAL(38, 12)) AS amount
+           CAST(pl.line->>'amount' AS DECIMAL(38, 12)) AS amount,
+           -- the line's tax when the provider gives it (a statement's optional tax_amount)
+           CAST(pl.line->>'tax_amount' AS DECIMAL(38, 12)) AS tax_amount
     FROM held h
     JOIN provider_rows p ON p.provider = h.provider AND p.external_id = h.external_id,
          LATERAL (SELECT unnest(CAST(p.lines AS JSON[])) AS line) pl
@@ -77,8 +87,12 @@ line_diffs AS (
                    WHEN l.invoice_id IS NULL THEN 'provider line '
                         || coalesce(p.external_line_id, '?') || ' ('
                         || coalesce(p.line_id, 'no line id') || ') not in the ledger'
-                   ELSE l.line_id || ': ledger ' || money_text(l.amount, d.digits)
+                   WHEN l.amount <> p.amount
+                   THEN l.line_id || ': ledger ' || money_text(l.amount, d.digits)
                         || ', provider ' || money_text(p.amount, d.digits)
+                   ELSE l.line_id || ': tax ' || money_text(l.tax_amount, d.digits)
+                        || ' in the ledger, ' || money_text(p.tax_amount, d.digits)
+                        || ' at the provider'
                END, '; ' ORDER BY coalesce(l.line_id, p.line_id, p.external_line_id))
                AS differences
     FROM ledger_lines l
@@ -87,6 +101,7 @@ line_diffs AS (
     LEFT JOIN billing.invoices i ON i.invoice_id = coalesce(l.invoice_id, p.invoice_id)
     LEFT JOIN currency_digits d ON d.currency = i.currency
     WHERE l.invoice_id IS NULL OR p.invoice_id IS NULL OR l.amount <> p.amount
+       OR p.tax_amount <> l.tax_amount
     GROUP BY ALL
 ),
 compared AS (
@@ -160,6 +175,9 @@ SELECT invoice_id, provider, external_ids, customer_id, billing_month, invoice_n
                                                  || coalesce(provider_currency, '?') || ' at '
                                                  || provider
                    WHEN 'amount_mismatch' THEN 'total ' || money_text(total, digits)
+                                               || CASE WHEN tax_total <> 0
+                                                       THEN ' (incl. ' || money_text(tax_total,
+                                                            digits) || ' tax)' ELSE '' END
                                                || ' in the ledger, '
                                                || coalesce(money_text(provider_total, digits), '?')
                                                || ' at ' || provider
@@ -176,7 +194,8 @@ SELECT invoice_id, provider, external_ids, customer_id, billing_month, invoice_n
        coalesce(findings[1], 'matched') <> 'matched'
            AND date_diff('second', since, $now) / 3600.0 > sla_hours AS sla_breached,
        coalesce(held_snapshot_at, provider_snapshot_at) AS snapshot_at,
-       $now AS reconciled_at
+       $now AS reconciled_at,
+       tax_total AS ledger_tax_total
 FROM judged
 
 UNION ALL
@@ -192,7 +211,7 @@ SELECT p.invoice_id, p.provider, p.external_id, NULL, NULL, p.number,
                  || ', which the ledger does not have for ' || p.provider END,
        NULL, NULL, NULL,
        true,  -- an invoice nobody asked for has no grace period
-       p.snapshot_at, $now
+       p.snapshot_at, $now, NULL
 FROM sync.provider_invoices p
 WHERE NOT EXISTS (SELECT 1 FROM ledger l
                   WHERE l.invoice_id = p.invoice_id AND l.provider = p.provider);

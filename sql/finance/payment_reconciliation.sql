@@ -17,9 +17,11 @@
 --     refund_amount_mismatch           flagged a full refund, the provider refunded less (or
 --                                      partial, and the provider refunded it all)
 -- Zero-total invoices are settled without a payment and give no row. The amount due is the total
--- less the credit notes issued (not voided) before the invoice was paid, or before now while it
--- is unpaid: a credit note on an unpaid invoice reduces what the customer pays (contract
--- section 9); one issued after the payment credits or refunds instead and leaves it alone.
+-- including tax (billing.invoices.total_including_tax: what the customer owes; docs/tax.md)
+-- less the credit notes, including their tax, issued (not voided) before the invoice was paid,
+-- or before now while it is unpaid: a credit note on an unpaid invoice reduces what the customer
+-- pays (contract section 9); one issued after the payment credits or refunds instead and leaves
+-- it alone. A payment of the total before tax of a taxed invoice is an amount_paid_mismatch.
 DELETE FROM finance.payment_reconciliation;
 
 INSERT INTO finance.payment_reconciliation
@@ -34,7 +36,7 @@ paid_at AS (
     GROUP BY invoice_id
 ),
 credited AS (
-    SELECT n.invoice_id, sum(n.total) AS credited
+    SELECT n.invoice_id, sum(coalesce(n.total_including_tax, n.total)) AS credited
     FROM billing.credit_notes n
     LEFT JOIN paid_at p USING (invoice_id)
     WHERE n.issued_at IS NOT NULL AND n.status <> 'voided'
@@ -43,7 +45,8 @@ credited AS (
 ),
 pairs AS (
     SELECT i.invoice_id, i.app AS provider, i.currency,
-           i.total - coalesce(c.credited, 0) AS total, i.status AS ledger_status,
+           coalesce(i.total_including_tax, i.total) - coalesce(c.credited, 0) AS total,
+           i.status AS ledger_status,
            h.external_id, h.provider_status,
            coalesce(h.amount_paid, 0) AS amount_paid,
            coalesce(h.amount_refunded, 0) AS amount_refunded,
@@ -55,7 +58,7 @@ pairs AS (
     LEFT JOIN held h ON h.provider = i.app AND h.invoice_id = i.invoice_id
     LEFT JOIN credited c ON c.invoice_id = i.invoice_id
     LEFT JOIN currency_digits d ON d.currency = i.currency
-    WHERE i.total <> 0
+    WHERE coalesce(i.total_including_tax, i.total) <> 0
       AND (h.invoice_id IS NOT NULL OR i.status IN ('paid', 'refunded', 'partially_refunded'))
 ),
 payments AS (

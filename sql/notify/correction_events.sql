@@ -48,7 +48,9 @@ SELECT f.message_id, 'invoice.corrected' AS event_type, f.invoice_id, f.credit_n
                    'issued_at', notify_instant(f.changed_at), 'cause', f.cause,
                    'actor', f.actor),
                'correcting_documents', notify_correcting_documents(f.invoice_id, f.changed_at),
-               'corrected_total', notify_corrected_total(f.invoice_id, f.changed_at)))
+               'corrected_total', notify_corrected_total(f.invoice_id, f.changed_at, false),
+               'corrected_total_including_tax',
+               notify_corrected_total(f.invoice_id, f.changed_at, true)))
            AS VARCHAR) AS payload
 FROM fresh f
 JOIN billing.invoices i ON i.invoice_id = f.invoice_id

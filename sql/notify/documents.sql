@@ -35,6 +35,7 @@ CREATE OR REPLACE TEMP MACRO notify_invoice(id, shown_status) AS (
         -- tax (docs/tax.md): total is before an exclusive tax; total_including_tax is owed
         'tax_total', money_text(i.tax_total, d.digits),
         'total_including_tax', money_text(i.total_including_tax, d.digits),
+        'tax_note', i.tax_note,
         'tax', json_object('rate_key', i.tax_rate_key,
                            'percent', decimal_text(i.tax_rate_percent),
                            'inclusive', coalesce(i.tax_inclusive, false),
@@ -60,6 +61,7 @@ CREATE OR REPLACE TEMP MACRO notify_invoice(id, shown_status) AS (
                 'amount', money_text(l.amount, d.digits),
                 'tax_rate_key', l.tax_rate_key,
                 'tax_rate_percent', decimal_text(l.tax_rate_percent),
+                'tax_inclusive', coalesce(l.tax_inclusive, false),
                 'tax_amount', money_text(l.tax_amount, d.digits),
                 'period', json_object('start', CAST(l.period_start AS VARCHAR),
                                       'end', CAST(l.period_end AS VARCHAR)),
@@ -88,6 +90,7 @@ CREATE OR REPLACE TEMP MACRO notify_credit_note(id, shown_status) AS (
         'total', money_text(n.total, d.digits),
         'tax_total', money_text(n.tax_total, d.digits),
         'total_including_tax', money_text(n.total_including_tax, d.digits),
+        'tax_note', (SELECT i.tax_note FROM billing.invoices i WHERE i.invoice_id = n.invoice_id),
         'kind', n.kind,
         'reason', n.reason,
         'billing_profile', n.billing_profile,
@@ -105,6 +108,8 @@ CREATE OR REPLACE TEMP MACRO notify_credit_note(id, shown_status) AS (
                 'description', l.description,
                 'amount', money_text(l.amount, d.digits),
                 'tax_rate_key', l.tax_rate_key,
+                'tax_rate_percent', decimal_text(l.tax_rate_percent),
+                'tax_inclusive', coalesce(l.tax_inclusive, false),
                 'tax_amount', money_text(l.tax_amount, d.digits),
                 'external_id', notify_external_id(l.credit_note_line_id, ['credit_note_line']))
                 ORDER BY l.position) AS JSON)
@@ -123,12 +128,15 @@ CREATE OR REPLACE TEMP MACRO notify_correcting_documents(id, until) AS (
     SELECT coalesce(CAST(list(json_object(
                'document_type', document_type, 'id', document_id, 'number', number,
                'status', status, 'currency', currency,
-               'total', money_text(total, digits), 'amount', money_text(amount, digits),
+               'total', money_text(total, digits),
+               'total_including_tax', money_text(total_including_tax, digits),
+               'amount', money_text(amount, digits),
                'issued_at', notify_instant(issued_at), 'lines', lines)
                ORDER BY issued_at, document_id) AS JSON), CAST('[]' AS JSON))
     FROM (
         SELECT 'credit_note' AS document_type, n.credit_note_id AS document_id,
                n.credit_note_number AS number, n.status, n.currency, n.total,
+               coalesce(n.total_including_tax, n.total) AS total_including_tax,
                -n.total AS amount, n.issued_at, d.digits,
                (SELECT CAST(list(json_object(
                     'line_id', l.credit_note_line_id, 'corrects_line_id', l.corrects_line_id,
@@ -143,6 +151,7 @@ CREATE OR REPLACE TEMP MACRO notify_correcting_documents(id, until) AS (
         SELECT CASE WHEN i.corrects_invoice_id = id THEN 'supplementary_invoice'
                     ELSE 'invoice' END,
                i.invoice_id, i.invoice_number, i.status, i.currency, i.total,
+               coalesce(i.total_including_tax, i.total),
                (SELECT sum(l.amount) FROM billing.invoice_lines l
                 WHERE l.invoice_id = i.invoice_id AND l.corrects_invoice_id = id),
                i.issued_at, d.digits,
@@ -159,13 +168,20 @@ CREATE OR REPLACE TEMP MACRO notify_correcting_documents(id, until) AS (
                       WHERE l.invoice_id = i.invoice_id AND l.corrects_invoice_id = id)));
 
 -- What the invoice comes to once the documents issued by `until` are counted: its total, less
--- what its credit notes credit, plus what other invoices add to it.
-CREATE OR REPLACE TEMP MACRO notify_corrected_total(id, until) AS (
+-- what its credit notes credit, plus what other invoices add to it. With `including_tax`, the
+-- same in totals including tax (total_including_tax, the credit notes' including their tax, the
+-- correcting lines' amounts plus their exclusive tax): what the customer owes.
+CREATE OR REPLACE TEMP MACRO notify_corrected_total(id, until, including_tax) AS (
     SELECT money_text(
-        i.total
-        - coalesce((SELECT sum(n.total) FROM billing.credit_notes n
+        CASE WHEN including_tax THEN coalesce(i.total_including_tax, i.total) ELSE i.total END
+        - coalesce((SELECT sum(CASE WHEN including_tax
+                                    THEN coalesce(n.total_including_tax, n.total)
+                                    ELSE n.total END)
+                    FROM billing.credit_notes n
                     WHERE n.invoice_id = id AND n.issued_at <= until), 0)
-        + coalesce((SELECT sum(l.amount) FROM billing.invoice_lines l
+        + coalesce((SELECT sum(l.amount + CASE WHEN including_tax AND NOT l.tax_inclusive
+                                               THEN coalesce(l.tax_amount, 0) ELSE 0 END)
+                    FROM billing.invoice_lines l
                     JOIN billing.invoices o ON o.invoice_id = l.invoice_id
                     WHERE l.corrects_invoice_id = id AND o.invoice_id <> id
                       AND o.issued_at <= until), 0),

@@ -184,8 +184,13 @@ def test_credit_note_through_both_hooks_is_issued_with_the_erps_number(erp: Erp)
     assert (view["status"], view["projected_state"], view["invoice_id"]) == (
         "issued", "issued", umbrella)
     assert Decimal(view["total"]) == Decimal("2.00")
+    # Umbrella has no address in this catalog: no tax (no rate, a tax of 0), and the note
     assert view["lines"] == [{"credit_note_line_id": credit_line,
-                              "corrects_line_id": umbrella_lines["flat"]}]
+                              "corrects_line_id": umbrella_lines["flat"],
+                              "tax_rate_key": None, "tax_rate_percent": None,
+                              "tax_inclusive": False, "tax_amount": "0.00"}]
+    assert (view["tax_total"], view["total_including_tax"], view["tax_note"]) == (
+        "0.00", "2.00", "no address")
     with pytest.raises(ApiError) as again:
         erp.integration.client.credit_note_draft_synchronized(credit_note, external_id="x")
     assert (again.value.status_code, again.value.current_state) == (409, "issued")

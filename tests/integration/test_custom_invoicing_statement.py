@@ -85,6 +85,12 @@ def test_statement_needs_a_token_with_invoices_sync(api: RunningApi) -> None:
         {"external_id": "x", "line_id": "l1", "amount": "1"}])]},
      "credit_notes[0].lines[0].line_id", "unknown field"),
     ({**statement(), "credit_notes": "all of them"}, "credit_notes", "must be a list"),
+    # tax (docs/tax.md): the total including tax is total + tax_total (123.45 + 19.00 = 142.45,
+    # tax on top) or total (tax in the lines); a tax without it is refused
+    (statement(entry("a", tax_total="19.00", total_including_tax="150.00")),
+     "invoices[0].total_including_tax", "must be total + tax_total (142.45: tax added on top)"),
+    ({**statement(), "credit_notes": [credit_note_entry("a", tax_total="4.46")]},
+     "credit_notes[0].total_including_tax", "required with a tax_total other than 0"),
 ])
 def test_bad_statement_gets_422_naming_the_field(api: RunningApi, body: object, field: str,
                                                  words: str) -> None:

@@ -232,13 +232,18 @@ def test_a_credit_note_is_published_beside_invoices_and_answers_on_its_own_calls
         "pending_calls")} == {
         "credit_note_id": "cn_1", "invoice_id": "inv_1", "status": "issuing.syncing",
         "projected_state": "issued", "total": "2",
-        "lines": [{"credit_note_line_id": "cnl_1", "corrects_line_id": "l1"}],
+        "lines": [{"credit_note_line_id": "cnl_1", "corrects_line_id": "l1",
+                   # published without tax: no rate, a tax of 0
+                   "tax_rate_key": None, "tax_rate_percent": None, "tax_inclusive": False,
+                   "tax_amount": "0"}],
         "pending_calls": 2}
     assert store.invoice_view("cn_1") is None and store.credit_note_view("inv_2") is None
     supplementary = store.invoice_view("inv_2")
     assert supplementary is not None and supplementary["corrects_invoice_id"] == "inv_1"
     assert supplementary["lines"] == [{"line_id": "l2", "line_type": "correction",
-                                       "corrects_line_id": "l1"}]
+                                       "corrects_line_id": "l1", "tax_rate_key": None,
+                                       "tax_rate_percent": None, "tax_inclusive": False,
+                                       "tax_amount": "0"}]
 
 
 def test_a_store_of_schema_version_2_learns_credit_notes(tmp_path: Path) -> None:

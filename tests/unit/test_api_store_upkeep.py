@@ -236,7 +236,44 @@ def test_a_store_of_schema_version_4_learns_token_ids(tmp_path: Path) -> None:
     store.accept(_payment("inv_new", "k4", token_id=7))
     assert [i.actor for i in store.pending_items()] == ["api:erp", "api:erp#7"]
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+
+
+def test_a_store_of_schema_version_5_learns_tax(tmp_path: Path) -> None:
+    """A version-5 store publishes documents without tax: opening it adds the tax columns; a
+    document published before reads as untaxed (tax 0, total including tax = total) until the
+    pipeline publishes it again with its tax."""
+    path = tmp_path / "api_store.sqlite"
+    con = sqlite3.connect(path, isolation_level=None)
+    v5 = SCHEMA.replace(", tax_total TEXT, total_including_tax TEXT, tax_note TEXT", "")
+    assert "tax_note" not in v5
+    con.executescript(f"PRAGMA journal_mode=WAL; {v5}; PRAGMA user_version=5;")
+    con.execute("INSERT INTO published_invoices (invoice_id, customer_id, app, status, currency, "
+                "total, lines, published_at) VALUES ('inv_old', 'c1', 'custom_invoicing', "
+                "'issued', 'EUR', '39.20', '[{\"line_id\": \"l1\", \"line_type\": "
+                "\"flat\"}]', '2026-02-01T12:00:00+00:00')")
+    con.close()
+    store = ApiStore(str(path))
+    view = store.invoice_view("inv_old")
+    assert view is not None
+    assert (view["total"], view["tax_total"], view["total_including_tax"], view["tax_note"]) == (
+        "39.20", "0", "39.20", None)
+    assert view["lines"][0]["tax_amount"] == "0" and view["lines"][0]["tax_rate_key"] is None
+    # published again with its tax: 39.20 + 7.45 (19 %) = 46.65
+    store.publish_invoices([PublishedInvoice(
+        "inv_old", "c1", "custom_invoicing", "issued", "EUR", Decimal("39.20"),
+        (PublishedLine("l1", "flat", tax_rate_key="de_vat", tax_rate_percent=Decimal("19"),
+                       tax_amount=Decimal("7.45")),),
+        tax_total=Decimal("7.45"), total_including_tax=Decimal("46.65"))])
+    view = store.invoice_view("inv_old")
+    assert view is not None
+    assert (view["tax_total"], view["total_including_tax"]) == ("7.45", "46.65")
+    assert {k: view["lines"][0][k] for k in ("tax_rate_key", "tax_rate_percent",
+                                              "tax_inclusive", "tax_amount")} == {
+        "tax_rate_key": "de_vat", "tax_rate_percent": "19", "tax_inclusive": False,
+        "tax_amount": "7.45"}
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_each_inbox_pass_prunes_what_is_past_the_retention_period(

@@ -78,3 +78,12 @@ def test_a_draft_is_not_voided(status):
 
 def test_a_voided_invoice_is_not_voided_again():
     assert "already voided" in void_refusal("inv_1", "voided")
+
+
+def test_a_credit_also_stays_within_what_remains_including_tax():
+    # 10.00 at 19 % on top = 11.90: fits 11.90 remaining including tax, not 11.89
+    assert credit_refusal("inv_1", "issued", D("10.00"), D("10.00"), "EUR",
+                          including_tax=D("11.90"), remaining_including_tax=D("11.90")) is None
+    refusal = credit_refusal("inv_1", "issued", D("10.00"), D("10.00"), "EUR",
+                             including_tax=D("11.90"), remaining_including_tax=D("11.89"))
+    assert refusal is not None and "11.90 EUR including tax" in refusal and "11.89 EUR" in refusal

@@ -21,12 +21,24 @@ from pipelines.api.store.database import StoreFile, stored_instant
 
 @dataclass(frozen=True)
 class PublishedLine:
-    """A line of a published invoice: integrations map their external ids onto these."""
+    """A line of a published invoice: integrations map their external ids onto these. Its tax
+    is the ledger's (docs/tax.md): the rate (None: no tax; `reverse_charge`: 0 %) and the tax
+    of its amount, negative on a credit note's line like its amount."""
 
     line_id: str
     line_type: str      # usage, flat, minimum_commitment, discount, adjustment, correction;
     #                     credit (a credit note's line)
     corrects_line_id: str | None = None   # the corrected invoice's line (correction, credit)
+    tax_rate_key: str | None = None
+    tax_rate_percent: Decimal | None = None
+    tax_inclusive: bool = False
+    tax_amount: Decimal = Decimal(0)
+
+    def view(self) -> dict[str, Any]:
+        """The line's tax as the API shows it (decimal strings)."""
+        return {"tax_rate_key": self.tax_rate_key,
+                "tax_rate_percent": _decimal_text(self.tax_rate_percent),
+                "tax_inclusive": self.tax_inclusive, "tax_amount": str(self.tax_amount)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,23 @@ class PublishedInvoice:
     document_type: str = rules.INVOICE_DOCUMENT     # or rules.CREDIT_NOTE_DOCUMENT
     corrects_invoice_id: str | None = None
     """A supplementary invoice's corrected invoice; a credit note's credited invoice."""
+    tax_total: Decimal = Decimal(0)
+    """The sum of the lines' tax (a credit note's: positive, like its total)."""
+    total_including_tax: Decimal | None = None
+    """What the customer owes (credit note: is credited): `total` plus an exclusive tax; None
+    (published before tax existed, or no tax) reads as `total`."""
+    tax_note: str | None = None
+    """`reverse charge`, `no address`, `no tax rate for ...`, else None (docs/tax.md)."""
+
+    @property
+    def owed(self) -> Decimal:
+        """The total including tax."""
+        return self.total if self.total_including_tax is None else self.total_including_tax
+
+    def tax_view(self) -> dict[str, Any]:
+        """The document's tax as the API shows it (decimal strings)."""
+        return {"tax_total": str(self.tax_total), "total_including_tax": str(self.owed),
+                "tax_note": self.tax_note}
 
 
 class PublicationStore(StoreFile):
@@ -57,19 +86,24 @@ class PublicationStore(StoreFile):
         rows = [(inv.invoice_id, inv.customer_id, inv.app, inv.status, inv.currency,
                  str(Decimal(inv.total)),
                  json.dumps([{"line_id": line.line_id, "line_type": line.line_type,
-                              "corrects_line_id": line.corrects_line_id}
+                              "corrects_line_id": line.corrects_line_id, **line.view()}
                              for line in inv.lines]), stamp, inv.invoice_id,
-                 inv.document_type, inv.corrects_invoice_id)
+                 inv.document_type, inv.corrects_invoice_id, str(Decimal(inv.tax_total)),
+                 str(Decimal(inv.owed)), inv.tax_note)
                 for inv in invoices]
         with self._write() as con:
             con.executemany("""
                 INSERT INTO published_invoices (invoice_id, customer_id, app, status, currency,
                                                 total, lines, published_at, settled_through,
-                                                document_type, corrects_invoice_id)
+                                                document_type, corrects_invoice_id, tax_total,
+                                                total_including_tax, tax_note)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?,
                         (SELECT coalesce(max(item_id), 0) FROM inbox
-                         WHERE invoice_id = ? AND status <> 'pending'), ?, ?)
+                         WHERE invoice_id = ? AND status <> 'pending'), ?, ?, ?, ?, ?)
                 ON CONFLICT (invoice_id) DO UPDATE SET
+                    tax_total = excluded.tax_total,
+                    total_including_tax = excluded.total_including_tax,
+                    tax_note = excluded.tax_note,
                     customer_id = excluded.customer_id, app = excluded.app,
                     status = excluded.status, currency = excluded.currency,
                     total = excluded.total, lines = excluded.lines,
@@ -115,9 +149,10 @@ class PublicationStore(StoreFile):
                 "app": invoice.app, "status": invoice.status,
                 "projected_state": projected_state,
                 "currency": invoice.currency, "total": str(invoice.total),
+                **invoice.tax_view(),
                 "corrects_invoice_id": invoice.corrects_invoice_id,
                 "lines": [{"line_id": line.line_id, "line_type": line.line_type,
-                           "corrects_line_id": line.corrects_line_id}
+                           "corrects_line_id": line.corrects_line_id, **line.view()}
                           for line in invoice.lines],
                 "published_at": _instant_text(invoice.published_at),
                 "pending_calls": pending}
@@ -133,9 +168,10 @@ class PublicationStore(StoreFile):
         return {"credit_note_id": note.invoice_id, "invoice_id": note.corrects_invoice_id,
                 "customer_id": note.customer_id, "app": note.app, "status": note.status,
                 "projected_state": projected_state, "currency": note.currency,
-                "total": str(note.total),
+                "total": str(note.total), **note.tax_view(),
                 "lines": [{"credit_note_line_id": line.line_id,
-                           "corrects_line_id": line.corrects_line_id} for line in note.lines],
+                           "corrects_line_id": line.corrects_line_id, **line.view()}
+                          for line in note.lines],
                 "published_at": _instant_text(note.published_at),
                 "pending_calls": pending}
 
@@ -156,11 +192,25 @@ def _instant_text(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+def _decimal_text(value: Decimal | None) -> str | None:
+    """A rate as text without trailing zeros ("19", "7.25"), or None."""
+    if value is None:
+        return None
+    text = format(Decimal(value), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _decimal(text: Any, default: Decimal | None = None) -> Decimal | None:
+    """A stored decimal text as a Decimal (exactly as written), or `default` when absent."""
+    return default if text is None else Decimal(str(text))
+
+
 def published_row(con: sqlite3.Connection, invoice_id: str) -> tuple[Any, ...] | None:
     """The published_invoices row of an invoice (read with `invoice_of`, `projected`)."""
     return con.execute("""
         SELECT invoice_id, customer_id, app, status, currency, total, lines, published_at,
-               settled_through, document_type, corrects_invoice_id
+               settled_through, document_type, corrects_invoice_id, tax_total,
+               total_including_tax, tax_note
         FROM published_invoices WHERE invoice_id = ?""", (invoice_id,)).fetchone()
 
 
@@ -172,15 +222,21 @@ def document_of(row: tuple[Any, ...]) -> str:
 def invoice_of(row: tuple[Any, ...]) -> PublishedInvoice:
     """The invoice (or credit note) a `published_row` holds."""
     (invoice_id, customer_id, app, status, currency, total, lines, published_at, _,
-     document_type, corrects_invoice_id) = row
+     document_type, corrects_invoice_id, tax_total, total_including_tax, tax_note) = row
     return PublishedInvoice(
         invoice_id=invoice_id, customer_id=customer_id, app=app, status=status,
         currency=currency, total=Decimal(total),
         lines=tuple(PublishedLine(line["line_id"], line["line_type"],
-                                  line.get("corrects_line_id"))
+                                  line.get("corrects_line_id"),
+                                  tax_rate_key=line.get("tax_rate_key"),
+                                  tax_rate_percent=_decimal(line.get("tax_rate_percent")),
+                                  tax_inclusive=bool(line.get("tax_inclusive")),
+                                  tax_amount=_decimal(line.get("tax_amount"), Decimal(0)))
                     for line in json.loads(lines)),
         published_at=datetime.fromisoformat(published_at), document_type=document_type,
-        corrects_invoice_id=corrects_invoice_id)
+        corrects_invoice_id=corrects_invoice_id,
+        tax_total=_decimal(tax_total, Decimal(0)),
+        total_including_tax=_decimal(total_including_tax), tax_note=tax_note)
 
 
 def projected(con: sqlite3.Connection, row: tuple[Any, ...]) -> str:

@@ -9,10 +9,11 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 5      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 6      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
 #                         5: inbox items name their token's id (a name can be reused)
+#                         6: published documents carry their tax (docs/tax.md)
 
 INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
                  "request_key", "received_at", "status", "reason", "applied_at")
@@ -43,6 +44,9 @@ def _inbox_table(name: str) -> str:
 # invoice, a credit note's credited one)
 PUBLISHED_DOCUMENT_COLUMNS = ("document_type TEXT NOT NULL DEFAULT 'invoice'",
                               "corrects_invoice_id TEXT")
+# and their tax (schema version 6): exact decimals as text; NULL in a row published before
+# (read as no tax: tax_total 0, total_including_tax = total)
+PUBLISHED_TAX_COLUMNS = ("tax_total TEXT", "total_including_tax TEXT", "tax_note TEXT")
 
 INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
 CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
@@ -78,10 +82,12 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     status          TEXT NOT NULL,      -- the warehouse status when published
     currency        TEXT NOT NULL,
     total           TEXT NOT NULL,      -- exact decimal as text
-    lines           TEXT NOT NULL,      -- JSON [{{"line_id", "line_type", "corrects_line_id"}}]
+    lines           TEXT NOT NULL,      -- JSON [{{"line_id", "line_type", "corrects_line_id",
+    --                                     "tax_rate_key", "tax_rate_percent", "tax_inclusive",
+    --                                     "tax_amount"}}]
     published_at    TEXT NOT NULL,
     settled_through INTEGER NOT NULL DEFAULT 0,  -- last inbox item already decided at publish
-    {", ".join(PUBLISHED_DOCUMENT_COLUMNS)}
+    {", ".join((*PUBLISHED_DOCUMENT_COLUMNS, *PUBLISHED_TAX_COLUMNS))}
 );
 """
 
@@ -129,10 +135,10 @@ def _migrate(con: sqlite3.Connection) -> None:
             if con.execute("PRAGMA foreign_key_check").fetchall():
                 raise sqlite3.IntegrityError("API store migration: responses lost their "
                                              "inbox items")
-        if version < 3:
-            # 2 -> 3: credit notes are published beside invoices
+        if version < 6:
+            # 2 -> 3: credit notes are published beside invoices; 5 -> 6: with their tax
             present = {row[1] for row in con.execute("PRAGMA table_info(published_invoices)")}
-            for column in PUBLISHED_DOCUMENT_COLUMNS:
+            for column in (*PUBLISHED_DOCUMENT_COLUMNS, *PUBLISHED_TAX_COLUMNS):
                 if column.split()[0] not in present:
                     con.execute(f"ALTER TABLE published_invoices ADD COLUMN {column}")
         if version < SCHEMA_VERSION:
