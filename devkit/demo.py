@@ -33,6 +33,7 @@ import httpx
 from devkit.cli import main as devkit
 from pipelines import settings
 from pipelines.cli import main as billing
+from pipelines.cli.output import print_table
 
 if TYPE_CHECKING:
     from devkit.local_erp import LocalErp
@@ -269,8 +270,9 @@ def run_with_local_stand_ins(warehouse: Path) -> None:
                    CAST(sum(ledger_total) AS DECIMAL(18, 2)) AS credited
             FROM finance.credit_note_reconciliation GROUP BY ALL ORDER BY ALL"""])
         month = latest_billing_month(warehouse)
+        show_trial_balance(warehouse, month)
         print(f"\n== `billing report --month {month}`: one HTML page finance opens from disk "
-              "(with its corrections section)")
+              "(with its corrections, journal and tax sections)")
         billing(["report", "--month", month, "--out", str(demo_folder / "reports" / month)])
 
 
@@ -319,6 +321,37 @@ def correct_issued_invoices(warehouse: Path, landing: Path, catalog: Path,
                CAST(s.total AS DECIMAL(18, 2)) AS total, s.currency
         FROM billing.invoices s JOIN billing.invoices o ON o.invoice_id = s.corrects_invoice_id
         ORDER BY s.invoice_number NULLS LAST"""])
+
+
+def show_trial_balance(warehouse: Path, month: str) -> None:
+    """Step 12: the journal `billing reconcile` posted, per account and currency for `month`,
+    and its trial balance: per currency the month's debits equal its credits and the balances
+    sum to zero. The demo fails here, loudly, if they do not."""
+    from pipelines.reporting.formatting import format_money
+    from pipelines.reporting.report_data import journal_by_account, trial_balance
+    from pipelines.warehouse import connect_reader
+
+    with connect_reader(str(warehouse)) as con:
+        accounts = journal_by_account(con, month)
+    print(f"\n== 12. the journal of {month} per account (`billing export journal --month "
+          f"{month}` writes its lines) and the trial balance per currency")
+    totals = trial_balance(accounts)
+    rows: list[list[str]] = []
+    for total in totals:
+        currency = total["currency"]
+        rows += [[currency, r["account"], *(format_money(r[c], currency) for c in
+                                           ("debits", "credits", "net", "balance")), ""]
+                 for r in accounts if r["currency"] == currency]
+        rows.append([currency, "trial balance", *(format_money(total[c], currency) for c in
+                                                  ("debits", "credits", "net", "balance")),
+                     "balanced" if total["balanced"] else "DOES NOT BALANCE"])
+    print_table(("currency", "account", "debits", "credits", "net", "balance", ""), rows)
+    if not accounts:
+        raise SystemExit(f"demo: the journal has no entries up to {month}")
+    broken = [t["currency"] for t in totals if not t["balanced"]]
+    if broken:
+        raise SystemExit(f"demo: the trial balance of {month} does not sum to zero in "
+                         f"{', '.join(broken)}")
 
 
 def pending_corrections(warehouse: Path) -> list[str]:

@@ -11,7 +11,7 @@ import pandera.polars as pa
 import polars as pl
 
 from pipelines.catalog.models import Accounts
-from pipelines.warehouse import sql
+from pipelines.warehouse import run_sql, sql
 
 
 class EntryBalances(pa.DataFrameModel):
@@ -63,6 +63,7 @@ def entry_balances(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def receivable_by_customer(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    run_sql(con, "finance/provider_held")  # a temp view: also on a read-only connection
     return con.sql(sql("finance/receivable_by_customer"),
                    params={"default_receivable": Accounts().receivable}).pl()
 

@@ -141,10 +141,10 @@ def _settlements(con: duckdb.DuckDBPyConnection, chart: Chart) -> list[Entry]:
     rows = con.execute("""
         SELECT invoice_id, invoice_number, customer_id, currency, app, status,
                gross, credited_before_paid, credited, paid_at, refunded_at, provider_refunded,
-               uncollectible_at, status_changed_at
+               provider_seen_at, uncollectible_at, status_changed_at
         FROM journal_invoice_facts ORDER BY invoice_id""").fetchall()
     for (invoice, number, customer, currency, app, status, gross, credited_before_paid,
-         credited, paid_at, refunded_at, provider_refunded, uncollectible_at,
+         credited, paid_at, refunded_at, provider_refunded, provider_seen_at, uncollectible_at,
          changed_at) in rows:
         facts = (invoice, number, customer, currency, app)
         settled: list[tuple[str, Decimal, datetime]] = []
@@ -154,7 +154,10 @@ def _settlements(con: duckdb.DuckDBPyConnection, chart: Chart) -> list[Entry]:
             refunded = provider_refunded if provider_refunded > 0 else (
                 paid if status == "refunded" else Decimal(0))
             if refunded > 0:
-                settled.append(("refund", min(refunded, paid), refunded_at or changed_at))
+                # dated by the ledger's move to (partially_)refunded; a refund only the
+                # provider shows, by the snapshot that shows it (never the payment's date)
+                at = max(refunded_at or provider_seen_at or changed_at, paid_at)
+                settled.append(("refund", min(refunded, paid), at))
         if status == "uncollectible":
             settled.append(("write_off", gross - credited, uncollectible_at or changed_at))
         for kind, amount, at in settled:

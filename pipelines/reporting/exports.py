@@ -1,5 +1,6 @@
-"""The finance exports beside the report: the reconciliation and aging tables and the
-corrections (with the numbers of their invoices and documents), whole.
+"""The finance exports beside the report: the reconciliation and aging tables, the corrections
+(with the numbers of their invoices and documents), the journal's trial balance per month and
+account, the deferred revenue balance per month and the tax report, whole.
 
 Each table is copied with DuckDB's COPY (every month, not only the report's) to CSV with a
 header and to Parquet, where its DECIMAL amounts stay exact. A file is written beside its
@@ -30,6 +31,9 @@ EXPORTS = {
     "finance_usage_reconciliation": "finance.usage_reconciliation",
     "finance_receivables_aging": "finance.receivables_aging",
     "billing_corrections": "billing.corrections",
+    "finance_trial_balance": "finance.journal_lines",
+    "finance_deferred_revenue_balance": "finance.deferred_revenue_balance",
+    "finance_tax_report": "finance.tax_report",
 }
 EXPORT_FORMATS = {"csv": "(FORMAT csv, HEADER)", "parquet": "(FORMAT parquet)"}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -13,12 +13,15 @@ from pipelines.reporting.sections import (
     alerts_section,
     corrections_section,
     discrepancies_section,
+    journal_section,
     revenue_section,
     summary_section,
     sync_health_section,
+    tax_section,
 )
 
 SECTIONS = (("summary", "Summary"), ("revenue", "Revenue"), ("corrections", "Corrections"),
+            ("journal", "Journal and revenue recognition"), ("tax", "Tax"),
             ("discrepancies", "Discrepancies"),
             ("sync-health", "Sync health"), ("aging", "Receivables aging"),
             ("alerts", "Open alerts"))
@@ -79,6 +82,7 @@ def render_page(data: ReportData, exports: Sequence[str] = ()) -> str:
     resource; every text from the warehouse escaped."""
     bodies = {"summary": summary_section(data), "revenue": revenue_section(data),
               "corrections": corrections_section(data),
+              "journal": journal_section(data), "tax": tax_section(data),
               "discrepancies": discrepancies_section(data),
               "sync-health": sync_health_section(data), "aging": aging_section(data),
               "alerts": alerts_section(data)}

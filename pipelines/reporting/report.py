@@ -2,9 +2,11 @@
 
 Finance opens the page from disk, with no server and nothing fetched (inline CSS, inline SVG
 charts, no JavaScript): what the month billed, how the reconciliation with the providers came
-out, how the syncs and the pipeline behaved, what is owed and what is on fire. Beside it, the
-reconciliation and aging tables are exported whole (every month) with DuckDB's COPY, so their
-DECIMAL amounts stay exact in Parquet.
+out, what the journal posted (per account, with the trial balance per currency), the revenue
+recognized and deferred, the tax per jurisdiction, how the syncs and the pipeline behaved, what
+is owed and what is on fire. Beside it, the reconciliation, aging, journal, deferred revenue and
+tax tables are exported whole (every month) with DuckDB's COPY, so their DECIMAL amounts stay
+exact in Parquet.
 
 The warehouse is only read (`connect_reader`); the queries are in `sql/reporting/`, one file
 per dataset. Money is printed from exact Decimals with the currency's minor units

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -24,6 +25,9 @@ DISCREPANCY_ROW_LIMIT = 1000
 RECONCILIATION_TABLES = ("finance.invoice_reconciliation", "finance.credit_note_reconciliation",
                          "finance.payment_reconciliation", "finance.usage_reconciliation")
 CORRECTION_TABLES = ("billing.corrections", "billing.correction_history", "billing.credit_notes")
+JOURNAL_TABLES = ("finance.journal_entries", "finance.journal_lines")
+ACCOUNTING_TABLES = (*JOURNAL_TABLES, "finance.revenue_schedule",
+                     "finance.deferred_revenue_balance")
 
 Row = dict[str, Any]
 
@@ -52,6 +56,10 @@ class ReportData:
     credit_notes: list[Row] = field(default_factory=list)
     supplementary_invoices: list[Row] = field(default_factory=list)
     credit_note_matches: dict[str, Row] = field(default_factory=dict)
+    journal_accounts: list[Row] = field(default_factory=list)
+    revenue_recognized: list[Row] = field(default_factory=list)
+    deferred_revenue: list[Row] = field(default_factory=list)
+    tax_report: list[Row] = field(default_factory=list)
 
     @property
     def sync_first_day(self) -> date:
@@ -86,9 +94,36 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str,
 
 
 def warehouse_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every table in the warehouse, as 'schema.table'."""
+    """Every table and view in the warehouse, as 'schema.table'."""
     return {f"{s}.{t}" for s, t in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def journal_by_account(con: duckdb.DuckDBPyConnection, month: str) -> list[Row]:
+    """The journal per currency and account for `month` (YYYY-MM): the month's debits, credits
+    and net, and the balance at the month's end (sql/reporting/journal_by_account.sql)."""
+    first, last = parse_month(month)
+    return _rows(con, "journal_by_account", {"month": month, "first_day": first,
+                                             "last_day": last})
+
+
+def trial_balance(accounts: list[Row]) -> list[Row]:
+    """Per currency, the sums over the accounts of `journal_by_account`: the month's debits,
+    credits and net, and the balances at the month's end; `balanced` when the month's debits
+    equal its credits and the balances sum to zero (double entry: always, unless the journal
+    is broken)."""
+    totals: dict[str, Row] = {}
+    for row in accounts:
+        total = totals.setdefault(row["currency"], {
+            "currency": row["currency"], "debits": Decimal(0), "credits": Decimal(0),
+            "net": Decimal(0), "balance": Decimal(0)})
+        for column in ("debits", "credits", "net", "balance"):
+            total[column] += row[column]
+    for total in totals.values():
+        total["balanced"] = (total["debits"] == total["credits"] and total["net"] == 0
+                             and total["balance"] == 0)
+    return list(totals.values())
 
 
 def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) -> ReportData:
@@ -99,7 +134,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) 
     present = warehouse_tables(con)
     needed = {"billing.invoices", "billing.plans", "finance.receivables_aging",
               "health.sync_health", "health.pipeline_health", "health.alerts",
-              *RECONCILIATION_TABLES, *CORRECTION_TABLES}
+              "finance.tax_report", *RECONCILIATION_TABLES, *CORRECTION_TABLES,
+              *ACCOUNTING_TABLES}
     data.missing = needed - present
     run_sql(con, "reporting/invoice_is_issued")
     params = {"month": month, "first_day": first, "last_day": last}
@@ -130,4 +166,12 @@ def load_report_data(con: duckdb.DuckDBPyConnection, month: str, now: datetime) 
     if "finance.credit_note_reconciliation" not in data.missing:
         data.credit_note_matches = {r["credit_note_id"]: r
                                     for r in _rows(con, "credit_note_match_status")}
+    if not set(JOURNAL_TABLES) & data.missing:
+        data.journal_accounts = journal_by_account(con, month)
+    if "finance.revenue_schedule" not in data.missing:
+        data.revenue_recognized = _rows(con, "revenue_recognized_by_month", params)
+    if "finance.deferred_revenue_balance" not in data.missing:
+        data.deferred_revenue = _rows(con, "deferred_revenue_by_month", params)
+    if "finance.tax_report" not in data.missing:
+        data.tax_report = _rows(con, "tax_report_in_month", params)
     return data

@@ -2,9 +2,10 @@
 
 Summary (totals per currency, reconciliation by match status), revenue by plan, the
 corrections of the month's invoices (what, why, by whom, what waits; credit notes and
-supplementary invoices), the discrepancies and their findings, sync and pipeline health,
-receivables aging and the open alerts. Currencies are never added together; each is charted on
-its own scale.
+supplementary invoices), the journal (totals per account and the trial balance, revenue
+recognized and deferred revenue per month), the tax report, the discrepancies and their
+findings, sync and pipeline health, receivables aging and the open alerts. Currencies are never
+added together; each is charted on its own scale.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from pipelines.reporting.formatting import (
     text,
 )
 from pipelines.reporting.report_data import (
+    ACCOUNTING_TABLES,
     CORRECTION_TABLES,
     RECONCILIATION_TABLES,
     SYNC_LOOKBACK_DAYS,
     ReportData,
     Row,
+    trial_balance,
 )
 
 AGING_BUCKETS = ("0-30", "31-60", "61-90", "90+")
@@ -247,6 +250,117 @@ def corrections_section(data: ReportData) -> str:
             numeric=(3,), css="data supplementary-invoices"))
     else:
         parts.append(nothing_to_report(f"no supplementary invoice for {data.month}."))
+    return "".join(parts)
+
+
+def journal_section(data: ReportData) -> str:
+    """The journal per account and currency for the month with the trial balance per currency,
+    the revenue recognized per month and the deferred revenue balance per month."""
+    parts = [missing_note(data, ACCOUNTING_TABLES),
+             '<p class="note">The double-entry journal the accounting system posts '
+             "(<code>billing export journal --month " + text(data.month) + "</code>; "
+             "docs/accounting.md). Entries are dated by their fact (issue, payment, refund, "
+             "write-off, void; a recognition at its month's end) in UTC; a change is a reversal "
+             "plus a new entry, dated when the pipeline saw it. Currencies are never added "
+             "together.</p>",
+             f"<h3>Journal per account, {text(data.month)}</h3>"]
+    if data.journal_accounts:
+        totals = {t["currency"]: t for t in trial_balance(data.journal_accounts)}
+        table_rows: list[list[str]] = []
+        for currency, total in totals.items():
+            for r in (r for r in data.journal_accounts if r["currency"] == currency):
+                table_rows.append([text(currency), text(r["account"]), count(r["lines"]),
+                                   format_money(r["debits"], currency),
+                                   format_money(r["credits"], currency),
+                                   format_money(r["net"], currency),
+                                   format_money(r["balance"], currency), ""])
+            badge = ('<span class="badge ok">balanced</span>' if total["balanced"]
+                     else '<span class="badge bad">does not balance</span>')
+            table_rows.append([text(currency), "<strong>trial balance</strong>", "",
+                               *(f"<strong>{format_money(total[c], currency)}</strong>"
+                                 for c in ("debits", "credits", "net", "balance")), badge])
+        parts.append('<p class="note">Debits, credits and net (debit - credit) of the '
+                     "entries posted in the month; balance: every entry posted up to the "
+                     "month's end. Per currency the trial balance sums to zero.</p>")
+        parts.append(table(("currency", "account", "lines", "debits", "credits", "net",
+                            "balance at month end", "trial balance"), table_rows,
+                           numeric=range(2, 7), css="data trial-balance"))
+    else:
+        parts.append(nothing_to_report(f"no journal entries posted up to {data.month}."))
+    parts.append("<h3>Revenue recognized per month</h3>")
+    if data.revenue_recognized:
+        parts.append('<p class="note">Net of tax, by the month the service was given (twelve '
+                     "months up to the report's): usage and in-arrears fees at issue, in-advance "
+                     "fees from deferred revenue by day, credit notes against it.</p>")
+        parts.append(table(
+            ("month", "currency", "at issue", "from deferred", "credit notes", "recognized",
+             "month"),
+            ([text(r["month"]), text(r["currency"]),
+              format_money(r["at_issue"], r["currency"]),
+              format_money(r["from_deferred"], r["currency"]),
+              format_money(r["credit_notes"], r["currency"]),
+              f"<strong>{format_money(r['recognized'], r['currency'])}</strong>",
+              text("over" if r["month_over"] else "in progress")]
+             for r in data.revenue_recognized), numeric=range(2, 6),
+            css="data revenue-recognized"))
+    else:
+        parts.append(nothing_to_report(f"no revenue scheduled up to {data.month}."))
+    parts.append("<h3>Deferred revenue per month</h3>")
+    if data.deferred_revenue:
+        parts.append('<p class="note">From the journal (twelve months up to the report month): '
+                     "deferred by the month's invoices less credit notes, recognized by its "
+                     "revenue recognition entries, and the balance at the month's end.</p>")
+        parts.append(table(
+            ("month", "currency", "account", "deferred", "recognized", "balance at month end"),
+            ([text(r["month"]), text(r["currency"]), text(r["account"]),
+              format_money(r["deferred"], r["currency"]),
+              format_money(r["recognized"], r["currency"]),
+              f"<strong>{format_money(r['balance'], r['currency'])}</strong>"]
+             for r in data.deferred_revenue), numeric=range(3, 6),
+            css="data deferred-revenue"))
+    else:
+        parts.append(nothing_to_report(f"no deferred revenue up to {data.month}."))
+    return "".join(parts)
+
+
+def _percent(value: Decimal | None) -> str:
+    return "" if value is None else f"{Decimal(value).normalize():f} %"
+
+
+def tax_section(data: ReportData) -> str:
+    """finance.tax_report of the month: per jurisdiction, rate and currency, the taxable amount
+    and the tax of issued invoices less credit notes, with a subtotal per currency."""
+    parts = [missing_note(data, ("finance.tax_report",))]
+    if not data.tax_report:
+        parts.append(nothing_to_report(f"no document issued or voided in {data.month}."))
+        return "".join(parts)
+    parts.append('<p class="note">Documents issued (or voided) in the month, UTC: invoices less '
+                 "credit notes; a void is taken back in the month of the void. Jurisdiction and "
+                 "rate are the invoice's; taxable is net of tax (docs/tax.md). No rate: a "
+                 "customer without address, or an EU reverse charge (0 %).</p>")
+    table_rows: list[list[str]] = []
+    by_currency: dict[str, list[Row]] = {}
+    for row in data.tax_report:
+        by_currency.setdefault(row["currency"], []).append(row)
+    for currency, rows in by_currency.items():
+        for r in rows:
+            table_rows.append([text(currency), text(r["country"]), text(r["region"]),
+                               text(r["tax_rate_key"]), _percent(r["tax_rate_percent"]),
+                               text("inclusive" if r["tax_inclusive"] else "exclusive"),
+                               format_money(r["taxable_amount"], currency),
+                               format_money(r["tax_amount"], currency),
+                               count(r["invoices"]), count(r["credit_notes"])])
+        taxable = sum((r["taxable_amount"] for r in rows), Decimal(0))
+        tax = sum((r["tax_amount"] for r in rows), Decimal(0))
+        table_rows.append([
+            text(currency), "<strong>all</strong>", "", "", "", "",
+            f"<strong>{format_money(taxable, currency)}</strong>",
+            f"<strong>{format_money(tax, currency)}</strong>",
+            count(sum(r["invoices"] for r in rows)),
+            count(sum(r["credit_notes"] for r in rows))])
+    parts.append(table(("currency", "country", "region", "rate", "percent", "kind", "taxable",
+                        "tax", "invoices", "credit notes"), table_rows,
+                       numeric=range(4, 10), css="data tax-report"))
     return "".join(parts)
 
 

@@ -4,11 +4,17 @@
 --   gross                 what the customer owes for the invoice: total including tax
 --   credited_before_paid  credit notes (incl. tax) issued, not voided, before it was paid (or
 --                         until now while unpaid): they reduce what is paid (contract section 9)
---   paid_at               its first move to paid (invoice_status_history), if its status is
---                         paid, partially_refunded or refunded now
---   refunded              what the provider shows refunded (sync.provider_invoices through
---                         provider_held); a ledger status refunded without a provider figure
---                         (app none) refunds the whole payment
+--   paid_at               its first move to paid (invoice_status_history: when the pipeline
+--                         applied the provider's payment; providers' own payment instants are
+--                         not read), if its status is paid, partially_refunded or refunded now;
+--                         without such a move (a ledger older than its history): its last
+--                         status change, never before its issue (docs/accounting.md)
+--   refunded_at           its first move to partially_refunded or refunded, if any
+--   provider_refunded     what the provider's primary copy shows refunded (provider_held); a
+--                         ledger status refunded without a provider figure (app none) refunds
+--                         the whole payment
+--   provider_seen_at      when that snapshot was taken: the date of a refund only the provider
+--                         shows (the ledger still says paid), at its first posting
 --   written_off_at        its last move to uncollectible, if it is uncollectible now
 --   voided_at             its move to voided, if voided now
 CREATE OR REPLACE TEMP TABLE journal_invoice_facts AS
@@ -27,7 +33,8 @@ invoices AS (
            i.issued_at, coalesce(i.status_changed_at, i.issued_at) AS status_changed_at,
            coalesce(i.total_including_tax, i.total) AS gross,
            CASE WHEN i.status IN ('paid', 'partially_refunded', 'refunded')
-                THEN coalesce(m.paid_at, i.status_changed_at, i.issued_at) END AS paid_at,
+                THEN coalesce(m.paid_at, greatest(i.status_changed_at, i.issued_at))
+           END AS paid_at,
            m.refunded_at, m.uncollectible_at, m.voided_at
     FROM billing.invoices i
     LEFT JOIN moves m USING (invoice_id)
@@ -46,7 +53,8 @@ credited AS (
 SELECT v.*,
        coalesce(c.before_paid, 0)::DECIMAL(38, 12) AS credited_before_paid,
        coalesce(c.all_credited, 0)::DECIMAL(38, 12) AS credited,
-       coalesce(h.amount_refunded, 0)::DECIMAL(38, 12) AS provider_refunded
+       coalesce(h.amount_refunded, 0)::DECIMAL(38, 12) AS provider_refunded,
+       h.snapshot_at AS provider_seen_at
 FROM invoices v
 LEFT JOIN credited c USING (invoice_id)
 LEFT JOIN provider_held h ON h.provider = v.app AND h.invoice_id = v.invoice_id;

@@ -1,3 +1,4 @@
+-- Needs temp view provider_held (sql/finance/provider_held.sql).
 -- Receivable per customer and currency: the journal's balance of the receivable account
 -- against what the ledger's open documents say is owed (the blocking check
 -- receivable_matches_open_documents, docs/accounting.md). Per issued invoice:
@@ -30,8 +31,9 @@ credits AS (
     GROUP BY n.invoice_id
 ),
 refunds AS (
-    SELECT provider, invoice_id, max(amount_refunded) AS refunded
-    FROM sync.provider_invoices WHERE invoice_id IS NOT NULL GROUP BY ALL
+    -- the refund of the provider's primary copy (the one our sync mapped), as the journal
+    -- posts it: never another copy's (a duplicate made by hand at the provider)
+    SELECT provider, invoice_id, amount_refunded AS refunded FROM provider_held
 ),
 documents AS (
     SELECT i.customer_id, i.currency,

@@ -14,8 +14,8 @@ from pipelines.warehouse import connect_writer, sql
 
 MONTH = "2026-01"
 RECONCILED_AT = datetime(2026, 2, 1, 6, 0, tzinfo=UTC)
-SECTION_IDS = ["summary", "revenue", "corrections", "discrepancies", "sync-health", "aging",
-               "alerts"]
+SECTION_IDS = ["summary", "revenue", "corrections", "journal", "tax", "discrepancies",
+               "sync-health", "aging", "alerts"]
 # sections and how many charts each draws for the seeded warehouse (sync: one per provider)
 CHARTS = {"revenue": 1, "discrepancies": 1, "sync-health": 2, "aging": 1}
 
@@ -115,6 +115,7 @@ def seed_warehouse(path: Path) -> None:
                         {"month": month, "n": n, "id": invoice_id, "status": status,
                          "at": RECONCILED_AT})
         seed_corrections(con)
+        seed_accounting(con)
         aging = [("inv_a", "EUR", "1000.25", 5, "0-30"), ("inv_b", "EUR", "234.25", -3, "0-30"),
                  ("inv_c", "USD", "99.99", 40, "31-60"),
                  ("inv_old", "USD", "1234567.89", 120, "90+"),
@@ -253,6 +254,89 @@ def seed_corrections(con) -> None:
             FROM (SELECT 1) LEFT JOIN billing.credit_notes n ON n.credit_note_id = $id""",
                     {"id": credit_note_id, "external": external_id, "status": status,
                      "detail": detail, "at": RECONCILED_AT})
+
+
+# Journal entries: (entry, posted at, source type, currency, [(account, debit, credit)]).
+# inv_h (December) defers a 100.00 EUR fee of 2025-12-15 .. 2026-03-15 (90 days) with 19.00 tax;
+# its recognition: December round(100 x 17/90) = 18.89, January round(100 x 48/90) - 18.89 =
+# 53.33 - 18.89 = 34.44. January: inv_a issued (1,000.25 at issue), inv_b paid (234.25), the
+# USD inv_c issued (99.99); February's payment must not count in January.
+AR, CASH, TAX, DEFERRED, REVENUE = ("1200 Accounts receivable", "1110 Stripe clearing",
+                                    "2200 Sales tax payable", "2400 Deferred revenue",
+                                    "4000 Revenue")
+JOURNAL = [
+    ("je_h", "2025-12-15 10:00:00+00", "invoice", "EUR",
+     [(AR, "119.00", "0"), (DEFERRED, "0", "100.00"), (TAX, "0", "19.00")]),
+    ("je_h_dec", "2025-12-31 23:59:59+00", "revenue_recognition", "EUR",
+     [(DEFERRED, "18.89", "0"), (REVENUE, "0", "18.89")]),
+    ("je_a", "2026-01-10 09:00:00+00", "invoice", "EUR", [(AR, "1000.25", "0"),
+                                                         (REVENUE, "0", "1000.25")]),
+    ("je_b_paid", "2026-01-20 12:00:00+00", "payment", "EUR", [(CASH, "234.25", "0"),
+                                                               (AR, "0", "234.25")]),
+    ("je_h_jan", "2026-01-31 23:59:59+00", "revenue_recognition", "EUR",
+     [(DEFERRED, "34.44", "0"), (REVENUE, "0", "34.44")]),
+    ("je_c", "2026-01-05 08:00:00+00", "invoice", "USD", [(AR, "99.99", "0"),
+                                                         (REVENUE, "0", "99.99")]),
+    ("je_a_paid", "2026-02-03 08:00:00+00", "payment", "EUR", [(CASH, "1000.25", "0"),
+                                                               (AR, "0", "1000.25")]),
+]
+# Revenue schedule: (line, document type, currency, basis, month, amount, recognized)
+SCHEDULE = [
+    ("line_h1", "invoice", "EUR", "deferred", "2025-12", "18.89", True),
+    ("line_h1", "invoice", "EUR", "deferred", "2026-01", "34.44", True),
+    ("line_h1", "invoice", "EUR", "deferred", "2026-02", "31.11", False),
+    ("line_h1", "invoice", "EUR", "deferred", "2026-03", "15.56", False),
+    ("line_a1", "invoice", "EUR", "at_issue", "2025-12", "1000.25", True),
+    ("cnl_a1", "credit_note", "EUR", "at_issue", "2026-01", "-10.00", True),
+    ("line_c1", "invoice", "USD", "at_issue", "2025-12", "99.99", True),
+]
+# finance.tax_report: (period, country, region, rate, percent, currency, taxable, tax,
+# invoices, credit notes); December's row must not show in January's report
+TAX_REPORT = [
+    ("2026-01", "DE", None, "de_vat", "19", "EUR", "990.25", "188.15", 2, 1),
+    ("2026-01", "FR", None, None, None, "EUR", "100.00", "0", 1, 0),
+    ("2026-01", "US", "CA", "us_ca_sales", "7.25", "USD", "99.99", "7.25", 1, 0),
+    ("2025-12", "DE", None, "de_vat", "19", "EUR", "5000.00", "950.00", 1, 0),
+]
+
+
+def seed_accounting(con) -> None:
+    """The chart's default accounts, the journal, the revenue schedule and the tax report."""
+    con.execute("DELETE FROM billing.accounts")
+    con.executemany("INSERT INTO billing.accounts VALUES (?, NULL, NULL, ?, ?, 'test')",
+                    [("receivable", None, AR), ("cash", "stripe", CASH),
+                     ("tax_payable", None, TAX), ("deferred_revenue", None, DEFERRED),
+                     ("revenue", None, REVENUE)])
+    for entry_id, posted_at, source_type, currency, lines in JOURNAL:
+        con.execute("""
+            INSERT INTO finance.journal_entries VALUES ($id, $at::TIMESTAMPTZ, $type, $id, 0,
+                'posting', NULL, $currency, 'digest', $type, NULL, NULL, $at::TIMESTAMPTZ,
+                'run_1')""", {"id": entry_id, "at": posted_at, "type": source_type,
+                              "currency": currency})
+        for number, (account, debit, credit) in enumerate(lines, start=1):
+            con.execute("""
+                INSERT INTO finance.journal_lines VALUES ($id, $n, $account,
+                    $debit::DECIMAL(38, 12), $credit::DECIMAL(38, 12), 'cust', $currency)""",
+                        {"id": entry_id, "n": number, "account": account, "debit": debit,
+                         "credit": credit, "currency": currency})
+    for line, kind, currency, basis, month, amount, recognized in SCHEDULE:
+        con.execute("""
+            INSERT INTO finance.revenue_schedule VALUES ($kind, 'doc_' || $line, $line, 'cust',
+                $currency, $account, $basis, DATE '2025-12-15', DATE '2026-03-15', $month, 1,
+                $amount::DECIMAL(38, 12), 0, $recognized, $at)""",
+                    {"kind": kind, "line": line, "currency": currency,
+                     "account": REVENUE, "basis": basis, "month": month, "amount": amount,
+                     "recognized": recognized, "at": RECONCILED_AT})
+    for (period, country, region, rate, percent, currency, taxable, tax, invoices,
+         credit_notes) in TAX_REPORT:
+        con.execute("""
+            INSERT INTO finance.tax_report VALUES ($period, $country, $region, $rate,
+                $percent::DECIMAL(38, 12), false, $currency, $taxable::DECIMAL(38, 12),
+                $tax::DECIMAL(38, 12), $invoices, $credit_notes, $at)""",
+                    {"period": period, "country": country, "region": region, "rate": rate,
+                     "percent": percent, "currency": currency, "taxable": taxable, "tax": tax,
+                     "invoices": invoices, "credit_notes": credit_notes,
+                     "at": RECONCILED_AT})
 
 
 class PageParser(HTMLParser):

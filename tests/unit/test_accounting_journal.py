@@ -284,3 +284,61 @@ def test_the_journal_export_has_one_row_per_line_of_the_month(tmp_path: Path) ->
                           warehouse=str(path)).exists()
     with pytest.raises(ValueError):
         export_journal("March", "csv", tmp_path / "x.csv", warehouse=str(path))
+
+
+def test_the_refund_is_the_main_copys_when_the_provider_holds_several(
+        warehouse: duckdb.DuckDBPyConnection) -> None:
+    """A second copy of inv_1 at Stripe (made by hand, its id sorting first) shows 100.00
+    refunded; the copy our sync mapped (in_1) shows 50.00. The journal and the receivable
+    check both take the mapped copy's 50.00, never the largest."""
+    con = warehouse
+    con.execute("""
+        INSERT INTO sync.provider_invoices BY NAME
+        SELECT 'stripe' AS provider, 'in_0_by_hand' AS external_id, 'inv_1' AS invoice_id,
+               'paid' AS status, 'USD' AS currency, 385 AS total, 363 AS amount_paid,
+               0 AS amount_remaining, 100 AS amount_refunded, $at AS snapshot_at""",
+                {"at": NOW})
+    con.execute("INSERT INTO sync.external_ids VALUES ('stripe', 'invoice', 'inv_1', 'in_1', "
+                "$at)", {"at": ISSUED})
+    post_journal(con, now=NOW)
+    assert _lines(con, "refund") == [(A.receivable, Decimal("50"), Decimal("0"), "c1"),
+                                     (CLEARING, Decimal("0"), Decimal("50"), "c1")]
+    # receivable 385 - 22 - 363 + 50 = 50 in the journal and from the documents
+    assert checks.receivable_by_customer(con).rows() == [
+        ("c1", "USD", Decimal("50"), Decimal("50"))]
+    _checks_pass(con)
+
+
+def test_payment_and_refund_dates_without_a_move_in_the_ledger(
+        warehouse: duckdb.DuckDBPyConnection) -> None:
+    """Providers' own payment instants are not read: a payment is dated by the ledger's first
+    move to paid. Without one (a ledger older than its status history), by the invoice's last
+    status change, never before its issue. A refund only the provider's snapshot shows (the
+    ledger still says paid) is dated by that snapshot, never by the payment (docs/accounting.md,
+    "Dates")."""
+    con = warehouse
+    changed = datetime(2026, 3, 26, 8, 0, tzinfo=UTC)
+    snapshot = datetime(2026, 4, 1, 23, 0, tzinfo=UTC)
+    _invoice(con, "inv_4", "paid", customer="c4")          # no 'paid' row in the history
+    con.execute("UPDATE billing.invoices SET status_changed_at = $at WHERE invoice_id = 'inv_4'",
+                {"at": changed})
+    con.execute("""
+        INSERT INTO sync.provider_invoices BY NAME
+        SELECT 'stripe' AS provider, 'in_4' AS external_id, 'inv_4' AS invoice_id,
+               'paid' AS status, 'USD' AS currency, 385 AS total, 385 AS amount_paid,
+               0 AS amount_remaining, 10 AS amount_refunded, $at AS snapshot_at""",
+                {"at": snapshot})
+    _invoice(con, "inv_5", "paid", customer="c5")           # status_changed_at unknown
+    con.execute("UPDATE billing.invoices SET status_changed_at = NULL "
+                "WHERE invoice_id = 'inv_5'")
+    post_journal(con, now=NOW)
+    dates = dict(((t, s), at) for t, s, at in con.execute(
+        "SELECT source_type, source_id, posted_at FROM finance.journal_entries "
+        "WHERE source_id IN ('inv_4', 'inv_5') AND source_type IN ('payment', 'refund')"
+    ).fetchall())
+    assert dates == {("payment", "inv_4"): changed, ("refund", "inv_4"): snapshot,
+                     ("payment", "inv_5"): ISSUED}
+    # the next snapshot is later, but the refund is the same: nothing is posted again
+    con.execute("UPDATE sync.provider_invoices SET snapshot_at = $at", {"at": NOW})
+    assert post_journal(con, now=NOW) == {"schedule_rows": 14}
+    _checks_pass(con)

