@@ -1,4 +1,5 @@
-"""Catalog stage: the YAML catalog, validated, as billing.* tables."""
+"""Catalog stage: the catalog (YAML, bulk tables, the API's customers and subscriptions),
+validated, as billing.* tables."""
 
 
 import dagster as dg
@@ -14,7 +15,9 @@ from pipelines.run_context import catalog_faults_fail_the_step, catalog_or_fail
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "yaml"},
     description="Meters, plans, prices, customers, subscriptions and billing profiles from the "
-                "catalog folder, validated, as billing.* tables finance can query.",
+                "catalog folder (YAML, and the bulk tables it names) and the customers and "
+                "subscriptions put through the integration API, validated, as billing.* tables "
+                "finance can query.",
 )
 def catalog_tables(context: dg.AssetExecutionContext, catalog: CatalogResource,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -6,7 +6,7 @@ Every amount is a `Decimal` parsed from a decimal string; no float ever touches 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -90,6 +90,16 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class SourceVersion:
+    """The version of a customer or subscription put through the integration API (contract
+    section 11): its number, when and by which token it was put."""
+
+    version: int
+    changed_at: datetime
+    changed_by: str
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     name: str
@@ -97,6 +107,7 @@ class Customer:
     billing_profile: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     source_file: str = ""
+    source_version: SourceVersion | None = None     # put through the API: which version
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ class Subscription:
     days_until_due: int | None = None
     discounts: tuple[Discount, ...] = ()
     source_file: str = ""
+    source_version: SourceVersion | None = None     # put through the API: which version
 
     @property
     def anchor_day(self) -> int:

@@ -1,8 +1,10 @@
 """The catalog as warehouse tables (`billing.*`), checked with pandera before they are written.
 
 Finance and engineers query these tables; the rating SQL joins them. They are rebuilt from the
-YAML at every run (delete-then-insert in one transaction), so the warehouse never drifts from
-the catalog users edit.
+catalog's sources at every run (delete-then-insert in one transaction), so the warehouse never
+drifts from the catalog users edit; a customer or subscription put through the integration API
+shows its `source_version`, `changed_at` and `changed_by` (its history: the API's GET
+.../versions).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import polars as pl
 from babel.numbers import get_currency_precision
 
 from pipelines.catalog.loader import CatalogError
-from pipelines.catalog.models import Catalog, Tier
+from pipelines.catalog.models import Catalog, SourceVersion, Tier
 from pipelines.warehouse import transaction
 
 MONEY = pl.Decimal(38, 12)
@@ -103,6 +105,19 @@ def _tiers_json(tiers: tuple[Tier, ...]) -> str | None:
                        for t in tiers])
 
 
+VERSION_SCHEMA = {"source_version": pl.Int64, "changed_at": pl.Datetime("us", "UTC"),
+                  "changed_by": pl.String}
+
+
+def _version_columns(version: SourceVersion | None) -> dict[str, object]:
+    """Which version of an entry put through the integration API the run used (finance sees
+    it beside the entry); all None for the YAML and the bulk tables."""
+    if version is None:
+        return {"source_version": None, "changed_at": None, "changed_by": None}
+    return {"source_version": version.version, "changed_at": version.changed_at,
+            "changed_by": version.changed_by}
+
+
 def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
     """The catalog as one polars frame per billing.* table."""
     meters = pl.DataFrame([{
@@ -139,10 +154,11 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
     customers = pl.DataFrame([{
         "customer_id": c.id, "name": c.name, "email": c.email,
         "billing_profile": c.billing_profile, "metadata": json.dumps(c.metadata, sort_keys=True),
-        "source_file": c.source_file,
+        "source_file": c.source_file, **_version_columns(c.source_version),
     } for c in catalog.customers.values()], schema={
         "customer_id": pl.String, "name": pl.String, "email": pl.String,
-        "billing_profile": pl.String, "metadata": pl.String, "source_file": pl.String})
+        "billing_profile": pl.String, "metadata": pl.String, "source_file": pl.String,
+        **VERSION_SCHEMA})
     subscriptions = pl.DataFrame([{
         "subscription_id": s.id, "customer_id": s.customer, "plan_key": s.plan,
         "start_date": s.start_date, "end_date": s.end_date, "billing_anchor": s.anchor_day,
@@ -151,12 +167,12 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
                                   "percent": None if d.percent is None else str(d.percent),
                                   "amount": None if d.amount is None else str(d.amount),
                                   "periods": d.periods} for d in s.discounts]),
-        "source_file": s.source_file,
+        "source_file": s.source_file, **_version_columns(s.source_version),
     } for s in catalog.subscriptions.values()], schema={
         "subscription_id": pl.String, "customer_id": pl.String, "plan_key": pl.String,
         "start_date": pl.Date, "end_date": pl.Date, "billing_anchor": pl.Int64,
         "collection_method": pl.String, "days_until_due": pl.Int64, "discounts": pl.String,
-        "source_file": pl.String})
+        "source_file": pl.String, **VERSION_SCHEMA})
     profiles = pl.DataFrame([{
         "profile_key": p.key, "app": p.app, "is_default": p.default,
         "grace_period_seconds": int(p.grace_period.total_seconds()),

@@ -9,10 +9,11 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 5      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 6      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
 #                         5: inbox items name their token's id (a name can be reused)
+#                         6: customers and subscriptions put by a CRM, every version kept
 
 INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
                  "request_key", "received_at", "status", "reason", "applied_at")
@@ -46,6 +47,29 @@ PUBLISHED_DOCUMENT_COLUMNS = ("document_type TEXT NOT NULL DEFAULT 'invoice'",
 
 INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
 CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
+
+# Customers and subscriptions a CRM puts (contract section 11), every version kept: the current
+# one is the highest `version` of an entry. `catalog_revision` changes with every write to
+# these rows (a new version, or a rewrite such as an erasure): the catalog loader keys its
+# memo by it.
+CATALOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS catalog_versions (
+    version_id  INTEGER PRIMARY KEY AUTOINCREMENT,   -- store-wide order of changes
+    section     TEXT NOT NULL CHECK (section IN ('customers', 'subscriptions')),
+    entry_id    TEXT NOT NULL,
+    version     INTEGER NOT NULL,                    -- 1, 2, ... per entry
+    fields      TEXT NOT NULL,                       -- canonical JSON of the catalog fields
+    changed_at  TEXT NOT NULL,
+    token_id    INTEGER NOT NULL,                    -- tokens.id: who changed it
+    token_name  TEXT NOT NULL,
+    UNIQUE (section, entry_id, version)
+);
+CREATE TABLE IF NOT EXISTS catalog_revision (
+    only_row    INTEGER PRIMARY KEY CHECK (only_row = 1),
+    revision    INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO catalog_revision (only_row, revision) VALUES (1, 0);
+"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tokens (
@@ -83,7 +107,7 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     settled_through INTEGER NOT NULL DEFAULT 0,  -- last inbox item already decided at publish
     {", ".join(PUBLISHED_DOCUMENT_COLUMNS)}
 );
-"""
+{CATALOG_SCHEMA}"""
 
 
 def set_up(con: sqlite3.Connection) -> None:
@@ -135,6 +159,11 @@ def _migrate(con: sqlite3.Connection) -> None:
             for column in PUBLISHED_DOCUMENT_COLUMNS:
                 if column.split()[0] not in present:
                     con.execute(f"ALTER TABLE published_invoices ADD COLUMN {column}")
+        if version < 6:
+            # 5 -> 6: customers and subscriptions from a CRM
+            for statement in CATALOG_SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
         if version < SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
