@@ -22,7 +22,10 @@ from pipelines.run_context import catalog_faults_fail_the_step, catalog_or_fail
 def catalog_tables(context: dg.AssetExecutionContext, catalog: CatalogResource,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
     loaded = catalog_or_fail(catalog)
+    warnings: list[str] = []
     with warehouse.writer() as con, catalog_faults_fail_the_step():
-        counts = write_catalog_tables(con, loaded)
+        counts = write_catalog_tables(con, loaded, warnings)
+    for warning in warnings:      # an erased customer the user's files still name
+        context.log.warning(warning)
     context.log.info(f"catalog loaded from {catalog.location}: {counts}")
     return dg.MaterializeResult(metadata={f"{table}_rows": n for table, n in counts.items()})

@@ -60,6 +60,10 @@ SECTIONS = (
     "notification_channels",
 )
 ID_FIELD = {"customers": "id", "subscriptions": "id"}
+PERSONAL_PROPERTIES = "personal_properties"
+"""The section naming event properties that hold personal data: a list of property names
+(dotted for nesting), global to every event (contract section 11, erasure)."""
+_PROPERTY_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 
 ALLOWED_KEYS: dict[str, set[str]] = {
     "meters": {"key", "event_name", "aggregation", "value_property", "unique_property", "filters",
@@ -414,7 +418,7 @@ def _gather(reader: _Reader, folder: Path, files: list[tuple[Path, bytes]],
     """Every raw entry of the sources (YAML files, the tables they name, the API store when
     `store_path` is given), the tables declared, the sources' identity and the store entries'
     versions; faults of whole files and rows go to `reader`."""
-    entries: dict[str, list[_Entry]] = {s: [] for s in SECTIONS}
+    entries: dict[str, list[_Entry]] = {s: [] for s in (*SECTIONS, PERSONAL_PROPERTIES)}
     declared = _parse_yaml_files(reader, files, yaml_identity, entries)
     tables = _table_files(reader, folder, declared)
     for section, table in tables:
@@ -474,8 +478,16 @@ def _parse_yaml_files(reader: _Reader, files: list[tuple[Path, bytes]],
                     continue
                 declared.append((str(file), section, items))
                 continue
+            if section == PERSONAL_PROPERTIES:
+                if not isinstance(items, list):
+                    reader.fault(f"{file}: {section}", "must be a list of property names")
+                    continue
+                entries[section].extend(
+                    _Entry(str(file), {"path": item}, f"{file}: {section}[{index}]")
+                    for index, item in enumerate(items))
+                continue
             if section not in SECTIONS:
-                known = ", ".join((*SECTIONS, *TABLE_KEYS))
+                known = ", ".join((*SECTIONS, PERSONAL_PROPERTIES, *TABLE_KEYS))
                 reader.fault(str(file), f"unknown section {section!r} (known: {known})")
                 continue
             if not isinstance(items, list):
@@ -552,8 +564,37 @@ def _build(reader: _Reader, entries: dict[str, list[_Entry]], *,
                      f"({', '.join(p.key for p in defaults)})")
     if check_overlaps:
         _check_overlapping_meters(reader, subscriptions, plans)
+    personal = _personal_properties(reader, entries.get(PERSONAL_PROPERTIES, []), meters)
     return Catalog(meters=meters, plans=plans, customers=customers, subscriptions=subscriptions,
-                   billing_profiles=profiles, notification_channels=channels)
+                   billing_profiles=profiles, notification_channels=channels,
+                   personal_properties=personal)
+
+
+def _personal_properties(reader: _Reader, entries: list[_Entry],
+                         meters: Mapping[str, Meter]) -> tuple[str, ...]:
+    """The personal event properties, each a property name (dotted for nesting) named once.
+    A property a meter sums or filters on cannot be one: pseudonymising its values would
+    change what the meter bills (a unique_count's property can: values stay distinct)."""
+    paths: dict[str, str] = {}
+    for file, item, place in entries:
+        where = place or file
+        path = item.get("path")
+        if not isinstance(path, str) or not _PROPERTY_PATH.match(path):
+            reader.fault(where, f"a personal property must be a property name (dotted for "
+                                f"nesting), got {path!r}")
+            continue
+        if path in paths:
+            reader.fault(where, f"duplicate personal property {path!r} (also at {paths[path]})")
+            continue
+        billed = sorted(m.key for m in meters.values()
+                        if m.value_property == path or path in m.filters)
+        if billed:
+            reader.fault(where, f"personal property {path!r} is what meter(s) "
+                                f"{', '.join(billed)} sum or filter on: its values cannot be "
+                                "pseudonymised without changing what is billed")
+            continue
+        paths[path] = where
+    return tuple(paths)
 
 
 def _meter(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Meter | None:

@@ -177,6 +177,9 @@ class Catalog:
     subscriptions: dict[str, Subscription]
     billing_profiles: dict[str, BillingProfile]
     notification_channels: dict[str, NotificationChannel]
+    personal_properties: tuple[str, ...] = ()
+    """Event properties that hold personal data (dotted for nesting), for every event name:
+    an erasure pseudonymises their values (contract section 11)."""
 
     @property
     def default_profile(self) -> BillingProfile | None:

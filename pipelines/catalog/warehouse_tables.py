@@ -19,6 +19,7 @@ from babel.numbers import get_currency_precision
 
 from pipelines.catalog.loader import CatalogError
 from pipelines.catalog.models import Catalog, SourceVersion, Tier
+from pipelines.erasure.warehouse_erasure import erase_catalog_customers
 from pipelines.warehouse import transaction
 
 MONEY = pl.Decimal(38, 12)
@@ -187,8 +188,11 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
         "draft_sync_hook": pl.Boolean, "issuing_sync_hook": pl.Boolean,
         "corrections": pl.String, "auto_approve_corrections_up_to": pl.Decimal(38, 12),
         "credit_note_refunds": pl.Boolean, "source_file": pl.String})
+    personal = pl.DataFrame([{"property_path": path} for path in catalog.personal_properties],
+                            schema={"property_path": pl.String})
     return {"meters": meters, "plans": plans, "prices": prices, "customers": customers,
-            "subscriptions": subscriptions, "billing_profiles": profiles}
+            "subscriptions": subscriptions, "billing_profiles": profiles,
+            "personal_properties": personal}
 
 
 TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
@@ -223,10 +227,16 @@ def check_catalog_frames(frames: dict[str, pl.DataFrame]) -> None:
         raise CatalogError(faults)
 
 
-def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> dict[str, int]:
-    """Replace the billing.* catalog tables with the catalog, atomically; returns row counts."""
+def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog,
+                         warnings: list[str] | None = None) -> dict[str, int]:
+    """Replace the billing.* catalog tables with the catalog, atomically; returns row counts.
+    An erased customer is written pseudonymised whatever its source says; `warnings` gets a
+    line per erased customer whose source still holds personal fields (section 11)."""
     frames = catalog_frames(catalog)
     check_catalog_frames(frames)
+    frames["customers"], erased_left = erase_catalog_customers(con, frames["customers"])
+    if warnings is not None:
+        warnings.extend(erased_left)
     with transaction(con):
         for table, frame in frames.items():
             columns = [c for c in frame.columns if c != "currency_minor_units"]

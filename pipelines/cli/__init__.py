@@ -12,6 +12,7 @@ from pipelines.cli import (
     billing_run,
     corrections,
     credit_notes,
+    customer,
     ingest,
     invoice,
     notify,
@@ -21,8 +22,8 @@ from pipelines.cli import (
     sync,
 )
 
-COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, sql, sync, reconcile,
-                  report, api, notify)
+COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, customer, sql, sync,
+                  reconcile, report, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

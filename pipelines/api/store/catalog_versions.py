@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pipelines.api.store.calls import canonical_json
 from pipelines.api.store.database import BUSY_TIMEOUT_MS, StoreFile, stored_instant
+from pipelines.erasure.pseudonyms import erased_customer_fields
 
 Section = Literal["customers", "subscriptions"]
 CATALOG_SECTIONS: tuple[Section, ...] = ("customers", "subscriptions")
@@ -76,9 +77,15 @@ class CatalogVersionStore(StoreFile):
     def put_catalog_entry(self, section: Section, entry_id: str, fields: dict[str, Any], *,
                           token_id: int, token_name: str, at: datetime) -> PutResult:
         """Keep `fields` as the entry's next version, unless they are its current ones; the
-        version is on disk (synchronous=FULL) when this returns."""
-        text = canonical_json(fields)    # equal fields, equal text
+        version is on disk (synchronous=FULL) when this returns. An erased customer's personal
+        fields are kept pseudonymised: a CRM syncing its whole state cannot bring them back."""
         with self._write() as con:
+            if section == "customers":
+                erased = con.execute("SELECT salt FROM erased_customers WHERE customer_id = ?",
+                                     (entry_id,)).fetchone()
+                if erased is not None:
+                    fields = erased_customer_fields(fields, entry_id, erased[0])
+            text = canonical_json(fields)    # equal fields, equal text
             row = con.execute(f"SELECT {_COLUMNS} FROM catalog_versions "
                               "WHERE section = ? AND entry_id = ? ORDER BY version DESC LIMIT 1",
                               (section, entry_id)).fetchone()

@@ -9,11 +9,13 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 6      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 7      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
 #                         5: inbox items name their token's id (a name can be reused)
 #                         6: customers and subscriptions put by a CRM, every version kept
+#                         7: erased customers (their pseudonym and salt), so later puts stay
+#                            erased
 
 INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
                  "request_key", "received_at", "status", "reason", "applied_at")
@@ -71,6 +73,18 @@ CREATE TABLE IF NOT EXISTS catalog_revision (
 INSERT OR IGNORE INTO catalog_revision (only_row, revision) VALUES (1, 0);
 """
 
+# Customers erased on request (contract section 11): a CRM's later puts of one are kept with
+# its personal fields pseudonymised (pipelines/erasure/pseudonyms.py), with the same salt the
+# warehouse's billing.erasures record holds.
+ERASURE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS erased_customers (
+    customer_id TEXT PRIMARY KEY,
+    pseudonym   TEXT NOT NULL,
+    salt        TEXT NOT NULL,
+    erased_at   TEXT NOT NULL
+);
+"""
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tokens (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -107,7 +121,8 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     settled_through INTEGER NOT NULL DEFAULT 0,  -- last inbox item already decided at publish
     {", ".join(PUBLISHED_DOCUMENT_COLUMNS)}
 );
-{CATALOG_SCHEMA}"""
+{CATALOG_SCHEMA}
+{ERASURE_SCHEMA}"""
 
 
 def set_up(con: sqlite3.Connection) -> None:
@@ -162,6 +177,11 @@ def _migrate(con: sqlite3.Connection) -> None:
         if version < 6:
             # 5 -> 6: customers and subscriptions from a CRM
             for statement in CATALOG_SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+        if version < 7:
+            # 6 -> 7: erased customers
+            for statement in ERASURE_SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
         if version < SCHEMA_VERSION:
