@@ -39,6 +39,32 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status_code}: {error.get('message') or body}")
 
 
+def call_with_retries(http: httpx.Client, method: str, path: str, *, retries: int,
+                      **request: Any) -> Any:
+    """One API call, retried with backoff after a transport failure or a retried status
+    (RETRIED_STATUSES); the decoded answer, or ApiError with the status and body. Every route
+    the clients call is safe to retry: an Idempotency-Key, an event id or a same-fields PUT."""
+    for attempt in range(retries + 1):
+        try:
+            response = http.request(method, path, **request)
+        except httpx.TransportError:
+            if attempt == retries:
+                raise
+            time.sleep(0.2 * 2 ** attempt)
+            continue
+        if response.status_code in RETRIED_STATUSES and attempt < retries:
+            time.sleep(0.2 * 2 ** attempt)
+            continue
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = response.text
+        if response.is_success:
+            return payload
+        raise ApiError(response.status_code, payload)
+    raise AssertionError("unreachable")
+
+
 class CustomInvoicingClient:
     """Calls the custom invoicing endpoints with a bearer token (scopes `invoices:sync` for
     the sync hooks, `payments:write` for payment status)."""
@@ -64,25 +90,8 @@ class CustomInvoicingClient:
         if method in ("POST", "PATCH") and idempotency_key is None:
             idempotency_key = f"client-{uuid.uuid4()}"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.http.request(method, path, json=body, headers=headers)
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-                time.sleep(0.2 * 2 ** attempt)
-                continue
-            if response.status_code in RETRIED_STATUSES and attempt < self.retries:
-                time.sleep(0.2 * 2 ** attempt)
-                continue
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = response.text
-            if response.is_success:
-                return payload
-            raise ApiError(response.status_code, payload)
-        raise AssertionError("unreachable")
+        return call_with_retries(self.http, method, path, retries=self.retries,
+                                 json=body, headers=headers)
 
     def draft_synchronized(self, invoice_id: str, *, external_id: str,
                            invoice_number: str | None = None,

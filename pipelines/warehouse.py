@@ -25,7 +25,8 @@ SQL_PACKAGE = "sql"
 """The package holding the SQL files: top-level in the checkout, installed beside `pipelines`."""
 # The DDL run at every writer connect, in order (each file idempotent).
 SCHEMA_FILES = ("warehouse_schema", "notify_schema", "reconciliation_schema",
-                "corrections_schema", "adjustments_schema", "accounting_schema")
+                "corrections_schema", "adjustments_schema", "accounting_schema",
+                "erasure_schema")
 
 
 @cache

@@ -211,6 +211,14 @@ ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_inclusive BOOLEAN
 ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS tax_amount DECIMAL(38, 12);
 -- the longest wait in a syncing state before an alert (catalog: billing_profiles[].sync_sla)
 ALTER TABLE billing.billing_profiles ADD COLUMN IF NOT EXISTS sync_sla_seconds BIGINT;
+-- customers and subscriptions put through the integration API (source_file 'api store'): the
+-- version the run used, when and by which API token it was put; NULL for the YAML and tables
+ALTER TABLE billing.customers ADD COLUMN IF NOT EXISTS source_version INTEGER;
+ALTER TABLE billing.customers ADD COLUMN IF NOT EXISTS changed_at TIMESTAMPTZ;
+ALTER TABLE billing.customers ADD COLUMN IF NOT EXISTS changed_by VARCHAR;
+ALTER TABLE billing.subscriptions ADD COLUMN IF NOT EXISTS source_version INTEGER;
+ALTER TABLE billing.subscriptions ADD COLUMN IF NOT EXISTS changed_at TIMESTAMPTZ;
+ALTER TABLE billing.subscriptions ADD COLUMN IF NOT EXISTS changed_by VARCHAR;
 
 -- Sync with payment providers and invoicing integrations (contract section 7).
 -- Our object -> the provider's object (customer, invoice, line, discount, payment).

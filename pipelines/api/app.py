@@ -34,6 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipelines import settings
 from pipelines.api import rules
+from pipelines.api.catalog_routes import CatalogHandlers, PathIdRefused, path_id_refused
+from pipelines.api.events import EventEndpoints
 from pipelines.api.store import (
     Answer,
     ApiStore,
@@ -159,7 +161,7 @@ class ApiHandlers:
         self.body_timeout_s = body_timeout_s
 
     # ------------------------------------------------------------------ helpers
-    async def _token(self, request: Request, needs: tuple[str, ...], *,
+    async def authorize(self, request: Request, needs: tuple[str, ...], *,
                      allow_query: bool = False) -> TokenInfo:
         header = request.headers.get("authorization")
         secret: str | None = None
@@ -188,7 +190,7 @@ class ApiHandlers:
                                    f'Bearer error="insufficient_scope", scope="{needs[0]}"'})
         return token
 
-    async def _raw_body(self, request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    async def read_body(self, request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         """The body, read as it arrives and refused (413) as soon as it passes `limit`, whether
         its length is declared or it comes chunked, or (408) when it has not all arrived
         within the body deadline. Both answers close the connection."""
@@ -214,8 +216,8 @@ class ApiHandlers:
         return b"".join(chunks)
 
     async def _body(self, request: Request, limit: int = MAX_BODY_BYTES) -> DecodedBody:
-        """The body read (`_raw_body`) and decoded off the event loop (`decode_body`)."""
-        return await run_in_threadpool(decode_body, await self._raw_body(request, limit))
+        """The body read (`read_body`) and decoded off the event loop (`decode_body`)."""
+        return await run_in_threadpool(decode_body, await self.read_body(request, limit))
 
     @staticmethod
     def _keys(request: Request, family: str, body: DecodedBody,
@@ -241,7 +243,7 @@ class ApiHandlers:
     async def callback(self, request: Request, kind: str) -> Response:
         """A custom invoicing call (about the invoice in the path, or a statement about all)."""
         family = rules.KIND_SCOPE[kind]
-        token = await self._token(request, (family,))
+        token = await self.authorize(request, (family,))
         body = await self._body(request, BODY_LIMITS.get(kind, MAX_BODY_BYTES))
         key, fingerprint = self._keys(request, family, body, token)
         document_id = (request.path_params.get("credit_note_id")
@@ -274,7 +276,7 @@ class ApiHandlers:
         return await self.callback(request, rules.CREDIT_NOTE_ISSUING_SYNCHRONIZED)
 
     async def credit_note(self, request: Request) -> Response:
-        await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
+        await self.authorize(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
         credit_note_id = request.path_params["credit_note_id"]
         view = await run_in_threadpool(self.store.credit_note_view, credit_note_id)
         if view is None or view["app"] != rules.CUSTOM_INVOICING_APP:
@@ -284,7 +286,7 @@ class ApiHandlers:
         return JSONResponse(view)
 
     async def invoice(self, request: Request) -> Response:
-        await self._token(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
+        await self.authorize(request, (rules.SCOPE_INVOICES_SYNC, rules.SCOPE_PAYMENTS_WRITE))
         invoice_id = request.path_params["invoice_id"]
         view = await run_in_threadpool(self.store.invoice_view, invoice_id)
         if view is None or view["app"] != rules.CUSTOM_INVOICING_APP:
@@ -294,7 +296,7 @@ class ApiHandlers:
         return JSONResponse(view)
 
     async def inbox_item(self, request: Request) -> Response:
-        token = await self._token(request, rules.SCOPES)
+        token = await self.authorize(request, rules.SCOPES)
         item = await run_in_threadpool(self.store.inbox_item, request.path_params["item_id"])
         if item is None or rules.KIND_SCOPE[item.kind] not in token.scopes:
             return _respond(Answer(404, error_body(
@@ -310,13 +312,13 @@ class ApiHandlers:
             "applied_at": item.applied_at.isoformat() if item.applied_at else None})
 
     async def stripe_webhook(self, request: Request) -> Response:
-        token = await self._token(request, (rules.SCOPE_WEBHOOKS_STRIPE,), allow_query=True)
+        token = await self.authorize(request, (rules.SCOPE_WEBHOOKS_STRIPE,), allow_query=True)
         secrets = webhook_secrets()
         if not secrets:
             return _respond(Answer(503, error_body(
                 "webhook_secret_not_configured",
                 f"{STRIPE_SECRET_ENV} is not set: Stripe events cannot be verified")))
-        raw = await self._raw_body(request)
+        raw = await self.read_body(request)
         try:
             payload = raw.decode("utf-8")
             verify_stripe_signature(payload, request.headers.get("stripe-signature"), secrets)
@@ -393,6 +395,8 @@ def create_app(store: ApiStore | None = None, *,
     """The API bound to a store (default: BILLING_API_STORE); a request body must arrive within
     `body_timeout_s`."""
     handlers = ApiHandlers(store or ApiStore(), body_timeout_s)
+    catalog = CatalogHandlers(handlers, handlers.store)    # customers, subscriptions (CRM)
+    events = EventEndpoints(handlers)    # usage events, landed in BILLING_LANDING
     routes = [
         Route(f"{PREFIX}/health", handlers.health, methods=["GET"]),
         Route(f"{CUSTOM}/{{invoice_id}}/draft/synchronized", handlers.draft_synchronized,
@@ -411,8 +415,12 @@ def create_app(store: ApiStore | None = None, *,
         Route(f"{CREDIT_NOTES}/{{credit_note_id}}", handlers.credit_note, methods=["GET"]),
         Route(f"{PREFIX}/inbox-items/{{item_id:int}}", handlers.inbox_item, methods=["GET"]),
         Route(f"{PREFIX}/webhooks/stripe", handlers.stripe_webhook, methods=["POST"]),
+        *catalog.routes(PREFIX),
+        Route(f"{PREFIX}/events", events.event, methods=["POST"]),
+        Route(f"{PREFIX}/events/batch", events.batch, methods=["POST"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(AccessLog)],
+    return Starlette(routes=routes, middleware=[Middleware(AccessLog)], lifespan=events.lifespan,
                      exception_handlers={HTTPException: _http_error, Refused: _refused,
+                                         PathIdRefused: path_id_refused,
                                          sqlite3.OperationalError: _store_error,
                                          Exception: _internal_error})

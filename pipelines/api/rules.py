@@ -22,7 +22,10 @@ from pipelines.settings import parse_instant
 SCOPE_INVOICES_SYNC = "invoices:sync"
 SCOPE_PAYMENTS_WRITE = "payments:write"
 SCOPE_WEBHOOKS_STRIPE = "webhooks:stripe"
-SCOPES = (SCOPE_INVOICES_SYNC, SCOPE_PAYMENTS_WRITE, SCOPE_WEBHOOKS_STRIPE)
+SCOPE_CATALOG_WRITE = "catalog:write"     # customers and subscriptions from a CRM
+SCOPE_EVENTS_WRITE = "events:write"       # usage events over HTTP, into the landing zone
+SCOPES = (SCOPE_INVOICES_SYNC, SCOPE_PAYMENTS_WRITE, SCOPE_WEBHOOKS_STRIPE, SCOPE_CATALOG_WRITE,
+          SCOPE_EVENTS_WRITE)
 
 DRAFT_SYNCHRONIZED = "custom_invoicing.draft_synchronized"
 ISSUING_SYNCHRONIZED = "custom_invoicing.issuing_synchronized"

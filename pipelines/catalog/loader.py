@@ -1,7 +1,11 @@
-"""Load and validate the catalog YAML (contract section 2).
+"""Load and validate the catalog (contract sections 2 and 11): the YAML files, the bulk tables of
+customers and subscriptions they name, and the customers and subscriptions put through the
+integration API (read-only from its store), one definition per id.
 
-An invalid catalog fails with every fault found, each naming the file, the entry and what is
-wrong, e.g. ``catalog/plans.yaml: plans[professional].prices[api_calls]: tiers out of order``.
+An invalid catalog fails with every fault found, each naming the file (or table row, or store
+version), the entry and what is wrong, e.g.
+``catalog/plans.yaml: plans[professional].prices[api_calls]: tiers out of order``. A put through
+the API is checked by the same rules (`check_put_entry`), so it is refused with the same words.
 """
 
 from __future__ import annotations
@@ -9,19 +13,26 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from babel.numbers import list_currencies
 
 from pipelines import settings
 from pipelines.catalog.accounts import parse_accounts
+from pipelines.catalog.bulk_tables import (
+    TABLE_KEYS,
+    TableFile,
+    TableRefused,
+    read_table,
+    table_rows,
+)
 from pipelines.catalog.models import (
     AGGREGATIONS,
     AGGREGATIONS_NEEDING_VALUE,
@@ -37,6 +48,7 @@ from pipelines.catalog.models import (
     Plan,
     Price,
     Seller,
+    SourceVersion,
     Subscription,
     TaxRate,
     Tier,
@@ -56,6 +68,10 @@ SECTIONS = (
 MAPPING_SECTIONS = ("seller", "accounts")
 """Sections that are one mapping, not a list of entries; each may appear in one file only."""
 ID_FIELD = {"customers": "id", "subscriptions": "id"}
+PERSONAL_PROPERTIES = "personal_properties"
+"""The section naming event properties that hold personal data: a list of property names
+(dotted for nesting), global to every event (contract section 11, erasure)."""
+_PROPERTY_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 
 ALLOWED_KEYS: dict[str, set[str]] = {
     "meters": {"key", "event_name", "aggregation", "value_property", "unique_property", "filters",
@@ -107,29 +123,46 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**parts)
 
 
+@dataclass(frozen=True)
+class Fault:
+    """One problem of the catalog: where (file or source, entry), what, and the entry's field
+    it is about when there is one (the integration API answers with it)."""
+
+    where: str
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
 @dataclass
 class _Reader:
-    """Walks raw YAML entries, collecting faults instead of stopping at the first."""
+    """Walks raw YAML entries, collecting faults instead of stopping at the first, and where
+    each identifier was defined first (`places`, by section)."""
 
     faults: list[str] = field(default_factory=list)
+    problems: list[Fault] = field(default_factory=list)
+    places: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def fault(self, where: str, message: str) -> None:
+    def fault(self, where: str, message: str, field: str | None = None) -> None:
         self.faults.append(f"{where}: {message}")
+        self.problems.append(Fault(where, message, field))
 
     def check_keys(self, where: str, entry: dict[str, Any], kind: str) -> None:
         unknown = sorted(set(entry) - ALLOWED_KEYS[kind])
         if unknown:
-            self.fault(where, f"unknown key(s) {', '.join(unknown)}")
+            self.fault(where, f"unknown key(s) {', '.join(unknown)}", unknown[0])
 
     def text(self, where: str, entry: dict[str, Any], name: str,
              required: bool = True) -> str | None:
         value = entry.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                self.fault(where, f"{name} is required")
+                self.fault(where, f"{name} is required", name)
             return None
         if not isinstance(value, str | int) or isinstance(value, bool):
-            self.fault(where, f"{name} must be a string, got {value!r}")
+            self.fault(where, f"{name} must be a string, got {value!r}", name)
             return None
         return str(value)
 
@@ -140,24 +173,25 @@ class _Reader:
         value = entry.get(name)
         if value is None:
             if required:
-                self.fault(where, f"{name} is required")
+                self.fault(where, f"{name} is required", name)
             return None
         if isinstance(value, float | bool):
-            self.fault(where, f"{name} must be a decimal string such as \"{value}\", not a float")
+            self.fault(where, f"{name} must be a decimal string such as \"{value}\", not a float",
+                       name)
             return None
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
-            self.fault(where, f"{name} {value!r} is not a decimal number")
+            self.fault(where, f"{name} {value!r} is not a decimal number", name)
             return None
         if not number.is_finite():
-            self.fault(where, f"{name} {value!r} is not a finite number")
+            self.fault(where, f"{name} {value!r} is not a finite number", name)
             return None
         if positive and number <= 0:
-            self.fault(where, f"{name} must be greater than 0, got {value}")
+            self.fault(where, f"{name} must be greater than 0, got {value}", name)
             return None
         if minimum is not None and number < minimum:
-            self.fault(where, f"{name} must be at least {minimum}, got {value}")
+            self.fault(where, f"{name} must be at least {minimum}, got {value}", name)
             return None
         return number
 
@@ -165,8 +199,8 @@ class _Reader:
                default: str | None = None) -> str | None:
         value = entry.get(name, default)
         options = tuple(options)
-        if value not in options:
-            self.fault(where, f"{name} must be one of {' | '.join(options)}, got {value!r}")
+        if not isinstance(value, str) or value not in options:
+            self.fault(where, f"{name} must be one of {' | '.join(options)}, got {value!r}", name)
             return None
         return value
 
@@ -174,14 +208,14 @@ class _Reader:
         value = entry.get(name)
         if value is None:
             if required:
-                self.fault(where, f"{name} is required")
+                self.fault(where, f"{name} is required", name)
             return None
         if isinstance(value, date):
             return value
         try:
             return date.fromisoformat(str(value))
         except ValueError:
-            self.fault(where, f"{name} {value!r} is not a date (YYYY-MM-DD)")
+            self.fault(where, f"{name} {value!r} is not a date (YYYY-MM-DD)", name)
             return None
 
 
@@ -216,25 +250,225 @@ def parse_yaml(text: str) -> Any:
         return yaml.load(text, Loader=yaml.CSafeLoader)
 
 
-# The last catalog built in this process, by the identity of its files' contents: the steps of a
-# run (and the runs of a long-lived process) share it while no file changes.
-_last_loaded: tuple[tuple[tuple[str, str], ...], Catalog] | None = None
+API_STORE_SOURCE = "api store"
+"""How the customers and subscriptions put through the integration API are named as a source:
+in faults (`api store (version 3): customers[acme]: ...`) and in `billing.*.source_file`."""
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """Read every YAML file of the catalog folder, merge the sections, validate, and build it.
+class _Entry(NamedTuple):
+    """One raw entry of a section: its source (a YAML file, a bulk table, the API store), the
+    mapping, and where faults place it when more precisely than the source (a table's row, a
+    store version)."""
 
-    Files whose bytes are the same as at the last load in this process give the catalog built
-    then (catalogs are immutable), so the steps of one run validate it once.
+    file: str
+    item: dict[str, Any]
+    place: str | None = None
+
+
+@dataclass(frozen=True)
+class _Memo:
+    """Something built from the catalog's sources, and the identity of those sources: the
+    YAML files' and tables' sha256, the API store's revision."""
+
+    yaml_identity: tuple[tuple[str, str], ...]
+    declared: tuple[tuple[str, str, Any], ...]      # (file, *_table key, value) of the YAML
+    identity: tuple[Any, ...]
+    value: Any
+
+
+# The last catalog built in this process, by the identity of its sources: the steps of a run
+# (and the runs of a long-lived process) share it while no file and no API store entry changes.
+_last_loaded: _Memo | None = None
+# The same for the references the integration API checks a put against (the files alone).
+_last_references: _Memo | None = None
+
+
+def load_catalog(path: str | Path, *, api_store: str | None = None) -> Catalog:
+    """Read every YAML file of the catalog folder, the bulk tables they name and the customers
+    and subscriptions put through the integration API (its store at `api_store`, default
+    BILLING_API_STORE: read-only, never blocking it), merge the sections, validate, and build.
+
+    Sources whose identity is the same as at the last load in this process give the catalog
+    built then (catalogs are immutable), so the steps of one run validate it once.
     """
     global _last_loaded
-    files = [(file, file.read_bytes()) for file in _yaml_files(Path(path))]
-    identity = tuple((str(file), hashlib.sha256(content).hexdigest()) for file, content in files)
-    if _last_loaded is not None and _last_loaded[0] == identity:
-        return _last_loaded[1]
+    store_path = api_store or settings.api_store_path()
+    folder, files, yaml_identity = _read_yaml(Path(path))
+    memo = _last_loaded
+    if memo is not None and _current_identity(memo, folder, yaml_identity,
+                                              store_path) == memo.identity:
+        return memo.value
     reader = _Reader()
-    entries: dict[str, list[tuple[str, dict[str, Any]]]] = {
-        s: [] for s in (*SECTIONS, *MAPPING_SECTIONS)}
+    with _collector_paused():
+        entries, declared, identity, versions = _gather(reader, folder, files, yaml_identity,
+                                                        store_path)
+        catalog = _build(reader, entries)
+    if reader.faults:
+        raise CatalogError(reader.faults)
+    for (section, ident), version in versions.items():
+        table: dict[str, Any] = getattr(catalog, section)
+        if ident in table and table[ident].source_file == API_STORE_SOURCE:
+            table[ident] = replace(table[ident], source_version=version)
+    _last_loaded = _Memo(yaml_identity, declared, identity, catalog)
+    return catalog
+
+
+@dataclass(frozen=True)
+class CatalogReferences:
+    """What a customer or subscription put through the integration API is checked against:
+    the catalog built from its files alone (YAML and bulk tables; built as far as it is
+    valid), where each customer and subscription id of the files is defined, and the files'
+    subscriptions by customer (for the overlapping meters rule)."""
+
+    catalog: Catalog
+    places: dict[str, dict[str, str]]
+    subscriptions_by_customer: dict[str, list[Subscription]]
+
+
+def catalog_references(path: str | Path) -> CatalogReferences:
+    """The catalog's files as they are now, as references for a put (cached while no file
+    changes). A CatalogError only when there is no catalog to read at all."""
+    global _last_references
+    folder, files, yaml_identity = _read_yaml(Path(path))
+    memo = _last_references
+    if memo is not None and _current_identity(memo, folder, yaml_identity, None) == memo.identity:
+        return memo.value
+    reader = _Reader()
+    with _collector_paused():
+        entries, declared, identity, _ = _gather(reader, folder, files, yaml_identity, None)
+        catalog = _build(reader, entries, check_overlaps=False)
+    by_customer: dict[str, list[Subscription]] = {}
+    for subscription in catalog.subscriptions.values():
+        by_customer.setdefault(subscription.customer, []).append(subscription)
+    references = CatalogReferences(catalog, reader.places, by_customer)
+    _last_references = _Memo(yaml_identity, declared, identity, references)
+    return references
+
+
+def check_put_entry(section: str, entry_id: str, fields: Any, references: CatalogReferences, *,
+                    customer_known: Callable[[str], bool] = lambda _: False,
+                    siblings: Iterable[dict[str, Any]] = ()) -> tuple[Any, list[Fault]]:
+    """A customer or subscription put through the integration API, validated by the rules the
+    YAML's entries are (the same faults, each with its field): (the entry or None, faults).
+    Its references are checked against the catalog's files now (a subscription's plan, a
+    customer's billing profile) and `customer_known` (customers the API holds); a
+    subscription's overlapping meters against `siblings` (the fields of the customer's other
+    subscriptions the API holds) and the files' subscriptions of the customer."""
+    reader = _Reader()
+    where = f"{API_STORE_SOURCE}: {section}[{entry_id}]"
+    if not isinstance(fields, dict):
+        reader.fault(where, f"the body must be an object of the {section[:-1]}'s fields")
+        return None, reader.problems
+    given = fields.get("id")
+    if given is not None and str(given) != entry_id:
+        reader.fault(where, f"id {given!r} differs from the id in the path {entry_id!r}", "id")
+        return None, reader.problems
+    item = {**fields, "id": entry_id}
+    reader.check_keys(where, item, section)
+    catalog = references.catalog
+    built: Customer | Subscription | None
+    if section == "customers":
+        built = _customer(reader, where, API_STORE_SOURCE, item, catalog.billing_profiles)
+    else:
+        known = _KnownCustomers(catalog.customers, customer_known)
+        built = _subscription(reader, where, API_STORE_SOURCE, item, catalog.plans, known)
+        if built is not None and not reader.faults:
+            held = [_subscription(_Reader(), where, API_STORE_SOURCE, fields, catalog.plans, known)
+                    for fields in siblings]
+            others = [s for s in (*references.subscriptions_by_customer.get(built.customer, ()),
+                                  *held) if s is not None and s.id != entry_id]
+            _check_overlapping_meters(reader, {s.id: s for s in (*others, built)}, catalog.plans)
+    return (None if reader.faults else built), reader.problems
+
+
+def field_of(fault: Fault, entry_where: str) -> str | None:
+    """The JSON path of the field a fault of an entry is about (`discounts[0].percent`), from
+    where the fault is placed under the entry and the field it names."""
+    below = fault.where[len(entry_where):].lstrip(".") if fault.where.startswith(
+        entry_where) else ""
+    parts = [part for part in (below, fault.field) if part]
+    return ".".join(parts) or None
+
+
+class _KnownCustomers:
+    """Customers a put subscription may name: the files' and those `known` says the API has."""
+
+    def __init__(self, files: Mapping[str, Customer], known: Callable[[str], bool]) -> None:
+        self.files = files
+        self.known = known
+
+    def __contains__(self, customer: object) -> bool:
+        return customer in self.files or (isinstance(customer, str) and self.known(customer))
+
+
+def _read_yaml(path: Path) -> tuple[Path, list[tuple[Path, bytes]], tuple[tuple[str, str], ...]]:
+    """The catalog folder, its YAML files' bytes and their identity (path, sha256)."""
+    files = [(file, file.read_bytes()) for file in _yaml_files(path)]
+    identity = tuple((str(file), hashlib.sha256(content).hexdigest()) for file, content in files)
+    return (path if path.is_dir() else path.parent), files, identity
+
+
+def _table_identity(tables: list[tuple[str, TableFile]]) -> tuple[tuple[str, str], ...]:
+    return tuple((table.label, table.digest) for _, table in tables)
+
+
+def _current_identity(memo: _Memo | None, folder: Path, yaml_identity: tuple[tuple[str, str], ...],
+                      store_path: str | None) -> tuple[Any, ...] | None:
+    """The identity of the sources now, when the YAML files are those `memo` was built from
+    (None otherwise: they must be parsed again)."""
+    if memo is None or memo.yaml_identity != yaml_identity:
+        return None
+    tables = _table_files(_Reader(), folder, memo.declared)
+    revision = read_revision(store_path) if store_path else 0
+    return (yaml_identity, _table_identity(tables), store_path, revision)
+
+
+def _gather(reader: _Reader, folder: Path, files: list[tuple[Path, bytes]],
+            yaml_identity: tuple[tuple[str, str], ...], store_path: str | None,
+            ) -> tuple[dict[str, list[_Entry]], tuple[tuple[str, str, Any], ...], tuple[Any, ...],
+                       dict[tuple[str, str], SourceVersion]]:
+    """Every raw entry of the sources (YAML files, the tables they name, the API store when
+    `store_path` is given), the tables declared, the sources' identity and the store entries'
+    versions; faults of whole files and rows go to `reader`."""
+    entries: dict[str, list[_Entry]] = {
+        s: [] for s in (*SECTIONS, *MAPPING_SECTIONS, PERSONAL_PROPERTIES)}
+    declared = _parse_yaml_files(reader, files, yaml_identity, entries)
+    tables = _table_files(reader, folder, declared)
+    for section, table in tables:
+        rows, faults = table_rows(table, ALLOWED_KEYS[section])
+        for message in faults:
+            reader.fault(table.label, message)
+        entries[section].extend(_Entry(table.label, item, f"{table.label}: row {number}")
+                                for number, item in rows)
+    versions: dict[tuple[str, str], SourceVersion] = {}
+    revision = 0
+    if store_path:
+        from pipelines.api.store.catalog_versions import read_current_entries
+
+        store = read_current_entries(store_path)
+        revision = store.revision
+        for entry in store.entries:
+            entries[entry.section].append(_Entry(
+                API_STORE_SOURCE, {**entry.fields, "id": entry.entry_id},
+                f"{API_STORE_SOURCE} (version {entry.version})"))
+            versions[(entry.section, entry.entry_id)] = SourceVersion(
+                entry.version, entry.changed_at, entry.token_name)
+    identity = (yaml_identity, _table_identity(tables), store_path, revision)
+    return entries, declared, identity, versions
+
+
+def read_revision(store_path: str) -> int:
+    """The API store's catalog revision (changes with every put that changes something)."""
+    from pipelines.api.store.catalog_versions import read_revision as store_revision
+
+    return store_revision(store_path)
+
+
+def _parse_yaml_files(reader: _Reader, files: list[tuple[Path, bytes]],
+                      identity: tuple[tuple[str, str], ...],
+                      entries: dict[str, list[_Entry]]) -> tuple[tuple[str, str, Any], ...]:
+    """Each file's sections into `entries`; returns the bulk tables the files declare."""
+    declared: list[tuple[str, str, Any]] = []
     cache = settings.catalog_cache_path()
     for (file, content), (_, digest) in zip(files, identity, strict=True):
         try:
@@ -256,10 +490,27 @@ def load_catalog(path: str | Path) -> Catalog:
                     reader.fault(f"{file}: {section}",
                                  f"defined again (first in {entries[section][0][0]})")
                 else:
-                    entries[section].append((str(file), items))
+                    entries[section].append(_Entry(str(file), items))
+                continue
+            if section in TABLE_KEYS:
+                earlier = [f for f, key, _ in declared if key == section]
+                if earlier:
+                    reader.fault(f"{file}: {section}", f"a second {section} (the first is in "
+                                 f"{earlier[0]}); one table per section")
+                    continue
+                declared.append((str(file), section, items))
+                continue
+            if section == PERSONAL_PROPERTIES:
+                if not isinstance(items, list):
+                    reader.fault(f"{file}: {section}", "must be a list of property names")
+                    continue
+                entries[section].extend(
+                    _Entry(str(file), {"path": item}, f"{file}: {section}[{index}]")
+                    for index, item in enumerate(items))
                 continue
             if section not in SECTIONS:
-                known = ", ".join((*SECTIONS, *MAPPING_SECTIONS))
+                known = ", ".join((*SECTIONS, *MAPPING_SECTIONS, PERSONAL_PROPERTIES,
+                                   *TABLE_KEYS))
                 reader.fault(str(file), f"unknown section {section!r} (known: {known})")
                 continue
             if not isinstance(items, list):
@@ -269,13 +520,23 @@ def load_catalog(path: str | Path) -> Catalog:
                 if not isinstance(item, dict):
                     reader.fault(f"{file}: {section}[{index}]", "each entry must be a mapping")
                     continue
-                entries[section].append((str(file), item))
-    with _collector_paused():
-        catalog = _build(reader, entries)
-    if reader.faults:
-        raise CatalogError(reader.faults)
-    _last_loaded = (identity, catalog)
-    return catalog
+                entries[section].append(_Entry(str(file), item))
+    return tuple(declared)
+
+
+def _table_files(reader: _Reader, folder: Path, declared: tuple[tuple[str, str, Any], ...]
+                 ) -> list[tuple[str, TableFile]]:
+    """The declared bulk tables read (section, table); a refused one is a fault naming the
+    declaring file and why."""
+    tables: list[tuple[str, TableFile]] = []
+    for file, key, value in declared:
+        try:
+            tables.append((TABLE_KEYS[key], read_table(folder, value)))
+        except TableRefused as exc:
+            reader.fault(f"{file}: {key}", str(exc))
+        except OSError as exc:
+            reader.fault(f"{file}: {key}", f"{value!r} cannot be read: {exc}")
+    return tables
 
 
 def _entry_name(section: str, index: int, item: dict[str, Any]) -> str:
@@ -283,26 +544,31 @@ def _entry_name(section: str, index: int, item: dict[str, Any]) -> str:
     return f"{section}[{ident if ident not in (None, '') else index}]"
 
 
-def _keyed(reader: _Reader, section: str, entries: list[tuple[str, dict[str, Any]]],
+def _keyed(reader: _Reader, section: str, entries: list[_Entry],
            build: Callable[[str, str, dict[str, Any]], Any]) -> dict[str, Any]:
-    """Build each entry of a section, checking its identifier is present and unique."""
+    """Build each entry of a section, checking its identifier is present and defined once:
+    a second definition is a fault naming both places."""
     result: dict[str, Any] = {}
+    places = reader.places.setdefault(section, {})
     id_field = ID_FIELD.get(section, "key")
-    for index, (file, item) in enumerate(entries):
-        where = f"{file}: {_entry_name(section, index, item)}"
+    for index, (file, item, place) in enumerate(entries):
+        where = f"{place or file}: {_entry_name(section, index, item)}"
         reader.check_keys(where, item, section)
         ident = reader.text(where, item, id_field)
         built = build(where, file, item)
         if ident is None or built is None:
             continue
         if ident in result:
-            reader.fault(where, f"duplicate {id_field} {ident!r}")
+            reader.fault(where, f"duplicate {id_field} {ident!r} (also defined at "
+                         f"{places[ident]})", id_field)
             continue
         result[ident] = built
+        places[ident] = where
     return result
 
 
-def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]) -> Catalog:
+def _build(reader: _Reader, entries: dict[str, list[_Entry]], *,
+           check_overlaps: bool = True) -> Catalog:
     meters = _keyed(reader, "meters", entries["meters"], lambda w, f, i: _meter(reader, w, f, i))
     profiles = _keyed(reader, "billing_profiles", entries["billing_profiles"],
                       lambda w, f, i: _profile(reader, w, f, i))
@@ -318,7 +584,7 @@ def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]
                        lambda w, f, i: _tax_rate(reader, w, f, i))
     _check_tax_jurisdictions(reader, tax_rates)
     seller = None
-    for file, item in entries["seller"]:
+    for file, item, _ in entries["seller"]:
         seller = _seller(reader, f"{file}: seller", file, item)
     if tax_rates and not entries["seller"]:
         first = next(iter(tax_rates.values()))
@@ -329,11 +595,42 @@ def _build(reader: _Reader, entries: dict[str, list[tuple[str, dict[str, Any]]]]
         reader.fault(defaults[1].source_file,
                      "billing_profiles: more than one default "
                      f"({', '.join(p.key for p in defaults)})")
-    _check_overlapping_meters(reader, subscriptions, plans)
+    if check_overlaps:
+        _check_overlapping_meters(reader, subscriptions, plans)
+    personal = _personal_properties(reader, entries.get(PERSONAL_PROPERTIES, []), meters)
     return Catalog(meters=meters, plans=plans, customers=customers, subscriptions=subscriptions,
                    billing_profiles=profiles, notification_channels=channels,
                    tax_rates=tax_rates, seller=seller,
-                   accounts=parse_accounts(reader, entries["accounts"], plans))
+                   accounts=parse_accounts(reader, [(e.file, e.item) for e in entries["accounts"]],
+                                           plans),
+                   personal_properties=personal)
+
+
+def _personal_properties(reader: _Reader, entries: list[_Entry],
+                         meters: Mapping[str, Meter]) -> tuple[str, ...]:
+    """The personal event properties, each a property name (dotted for nesting) named once.
+    A property a meter sums or filters on cannot be one: pseudonymising its values would
+    change what the meter bills (a unique_count's property can: values stay distinct)."""
+    paths: dict[str, str] = {}
+    for file, item, place in entries:
+        where = place or file
+        path = item.get("path")
+        if not isinstance(path, str) or not _PROPERTY_PATH.match(path):
+            reader.fault(where, f"a personal property must be a property name (dotted for "
+                                f"nesting), got {path!r}")
+            continue
+        if path in paths:
+            reader.fault(where, f"duplicate personal property {path!r} (also at {paths[path]})")
+            continue
+        billed = sorted(m.key for m in meters.values()
+                        if m.value_property == path or path in m.filters)
+        if billed:
+            reader.fault(where, f"personal property {path!r} is what meter(s) "
+                                f"{', '.join(billed)} sum or filter on: its values cannot be "
+                                "pseudonymised without changing what is billed")
+            continue
+        paths[path] = where
+    return tuple(paths)
 
 
 def _meter(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Meter | None:
@@ -461,21 +758,22 @@ def _plan(reader: _Reader, where: str, file: str, item: dict[str, Any],
 
 
 def _customer(reader: _Reader, where: str, file: str, item: dict[str, Any],
-              profiles: dict[str, BillingProfile]) -> Customer | None:
+              profiles: Mapping[str, BillingProfile]) -> Customer | None:
     ident = reader.text(where, item, "id")
     name = reader.text(where, item, "name", required=False) or ident
+    email = reader.text(where, item, "email", required=False)
     profile = reader.text(where, item, "billing_profile", required=False)
     if profile and profile not in profiles:
-        reader.fault(where, f"unknown billing_profile {profile!r}")
+        reader.fault(where, f"unknown billing_profile {profile!r}", "billing_profile")
     metadata = item.get("metadata") or {}
     if not isinstance(metadata, dict):
-        reader.fault(where, "metadata must be a mapping")
+        reader.fault(where, "metadata must be a mapping", "metadata")
         metadata = {}
     address = _address(reader, f"{where}.address", item.get("address"))
     tax_id = reader.text(where, item, "tax_id", required=False)
     if not ident:
         return None
-    return Customer(id=ident, name=name or ident, email=item.get("email"), billing_profile=profile,
+    return Customer(id=ident, name=name or ident, email=email, billing_profile=profile,
                     metadata={str(k): str(v) for k, v in metadata.items()}, source_file=file,
                     address=address, tax_id=tax_id)
 
@@ -559,7 +857,7 @@ def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        reader.fault(where, "discounts must be a list")
+        reader.fault(where, "discounts must be a list", "discounts")
         return ()
     result: list[Discount] = []
     for index, item in enumerate(raw):
@@ -570,14 +868,16 @@ def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:
         reader.check_keys(d_where, item, "discount")
         kind = reader.choice(d_where, item, "type", ("percentage", "fixed"))
         periods = item.get("periods")
-        if periods is not None and (not isinstance(periods, int) or periods < 1):
+        if periods is not None and (not isinstance(periods, int) or isinstance(periods, bool)
+                                    or periods < 1):
             reader.fault(d_where,
-                         f"periods must be a positive whole number or null, got {periods!r}")
+                         f"periods must be a positive whole number or null, got {periods!r}",
+                         "periods")
             continue
         if kind == "percentage":
             percent = reader.decimal(d_where, item, "percent", required=True)
             if percent is not None and percent > 100:
-                reader.fault(d_where, f"percent must be at most 100, got {percent}")
+                reader.fault(d_where, f"percent must be at most 100, got {percent}", "percent")
                 continue
             if percent is not None:
                 result.append(Discount(type="percentage", percent=percent, periods=periods))
@@ -589,32 +889,36 @@ def _discounts(reader: _Reader, where: str, raw: Any) -> tuple[Discount, ...]:
 
 
 def _subscription(reader: _Reader, where: str, file: str, item: dict[str, Any],
-                  plans: dict[str, Plan], customers: dict[str, Customer]) -> Subscription | None:
+                  plans: Mapping[str, Plan], customers: Container[str]) -> Subscription | None:
     ident = reader.text(where, item, "id")
     customer = reader.text(where, item, "customer")
     plan = reader.text(where, item, "plan")
     if customer and customer not in customers:
-        reader.fault(where, f"unknown customer {customer!r}")
+        reader.fault(where, f"unknown customer {customer!r}", "customer")
     if plan and plan not in plans:
-        reader.fault(where, f"unknown plan {plan!r}")
+        reader.fault(where, f"unknown plan {plan!r}", "plan")
     start = reader.day(where, item, "start_date", required=True)
     end = reader.day(where, item, "end_date", required=False)
     if start and end and end <= start:
-        reader.fault(where, f"end_date {end} must be after start_date {start}")
+        reader.fault(where, f"end_date {end} must be after start_date {start}", "end_date")
     anchor = item.get("billing_anchor")
     if anchor is not None and (not isinstance(anchor, int) or isinstance(anchor, bool)
                                or not 1 <= anchor <= 31):
-        reader.fault(where, f"billing_anchor must be a day of month 1-31, got {anchor!r}")
+        reader.fault(where, f"billing_anchor must be a day of month 1-31, got {anchor!r}",
+                     "billing_anchor")
         anchor = None
     method = reader.choice(where, item, "collection_method",
                            ("charge_automatically", "send_invoice"), default="charge_automatically")
     days_due = item.get("days_until_due")
     if method == "send_invoice":
         days_due = 30 if days_due is None else days_due
-        if not isinstance(days_due, int) or days_due < 0:
-            reader.fault(where, f"days_until_due must be a whole number of days, got {days_due!r}")
+        if not isinstance(days_due, int) or isinstance(days_due, bool) or days_due < 0:
+            reader.fault(where, f"days_until_due must be a whole number of days, got {days_due!r}",
+                         "days_until_due")
+            days_due = None
     elif days_due is not None:
-        reader.fault(where, "days_until_due applies to send_invoice subscriptions only")
+        reader.fault(where, "days_until_due applies to send_invoice subscriptions only",
+                     "days_until_due")
         days_due = None
     discounts = _discounts(reader, where, item.get("discounts"))
     if not (ident and customer and plan and start and method):
@@ -660,7 +964,7 @@ def _profile(reader: _Reader, where: str, file: str, item: dict[str, Any]) -> Bi
 
 
 def _channel(reader: _Reader, where: str, file: str, item: dict[str, Any],
-             customers: dict[str, Customer]) -> NotificationChannel | None:
+             customers: Container[str]) -> NotificationChannel | None:
     key = reader.text(where, item, "key")
     url = reader.text(where, item, "url")
     problem = url_problem(url) if url else None
@@ -702,5 +1006,5 @@ def _check_overlapping_meters(reader: _Reader, subscriptions: dict[str, Subscrip
                     reader.fault(
                         f"{second.source_file}: subscriptions[{second.id}]",
                         f"overlaps subscription {first.id!r} of customer {first.customer!r} "
-                        f"and both bill meter(s) {', '.join(sorted(shared))}",
+                        f"and both bill meter(s) {', '.join(sorted(shared))}", "plan",
                     )

@@ -6,7 +6,7 @@ Every amount is a `Decimal` parsed from a decimal string; no float ever touches 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -102,6 +102,16 @@ class Address:
 
 
 @dataclass(frozen=True)
+class SourceVersion:
+    """The version of a customer or subscription put through the integration API (contract
+    section 11): its number, when and by which token it was put."""
+
+    version: int
+    changed_at: datetime
+    changed_by: str
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     name: str
@@ -111,6 +121,7 @@ class Customer:
     source_file: str = ""
     address: Address | None = None   # None: no tax is applied (docs/tax.md)
     tax_id: str | None = None        # a VAT/GST number: a business customer (B2B)
+    source_version: SourceVersion | None = None     # put through the API: which version
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ class Subscription:
     days_until_due: int | None = None
     discounts: tuple[Discount, ...] = ()
     source_file: str = ""
+    source_version: SourceVersion | None = None     # put through the API: which version
 
     @property
     def anchor_day(self) -> int:
@@ -239,6 +251,9 @@ class Catalog:
     tax_rates: dict[str, TaxRate] = field(default_factory=dict)
     seller: Seller | None = None
     accounts: Accounts = field(default_factory=Accounts)
+    personal_properties: tuple[str, ...] = ()
+    """Event properties that hold personal data (dotted for nesting), for every event name:
+    an erasure pseudonymises their values (contract section 11)."""
 
     @property
     def default_profile(self) -> BillingProfile | None:

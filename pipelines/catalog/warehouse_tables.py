@@ -1,8 +1,10 @@
 """The catalog as warehouse tables (`billing.*`), checked with pandera before they are written.
 
 Finance and engineers query these tables; the rating SQL joins them. They are rebuilt from the
-YAML at every run (delete-then-insert in one transaction), so the warehouse never drifts from
-the catalog users edit.
+catalog's sources at every run (delete-then-insert in one transaction), so the warehouse never
+drifts from the catalog users edit; a customer or subscription put through the integration API
+shows its `source_version`, `changed_at` and `changed_by` (its history: the API's GET
+.../versions).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from babel.numbers import get_currency_precision
 
 from pipelines.catalog.accounts import account_rows
 from pipelines.catalog.loader import CatalogError
-from pipelines.catalog.models import Catalog, Tier
+from pipelines.catalog.models import Catalog, SourceVersion, Tier
+from pipelines.erasure.warehouse_erasure import erase_catalog_customers
 from pipelines.warehouse import transaction
 
 MONEY = pl.Decimal(38, 12)
@@ -119,6 +122,19 @@ def _tiers_json(tiers: tuple[Tier, ...]) -> str | None:
                        for t in tiers])
 
 
+VERSION_SCHEMA = {"source_version": pl.Int64, "changed_at": pl.Datetime("us", "UTC"),
+                  "changed_by": pl.String}
+
+
+def _version_columns(version: SourceVersion | None) -> dict[str, object]:
+    """Which version of an entry put through the integration API the run used (finance sees
+    it beside the entry); all None for the YAML and the bulk tables."""
+    if version is None:
+        return {"source_version": None, "changed_at": None, "changed_by": None}
+    return {"source_version": version.version, "changed_at": version.changed_at,
+            "changed_by": version.changed_by}
+
+
 def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
     """The catalog as one polars frame per billing.* table."""
     meters = pl.DataFrame([{
@@ -155,10 +171,11 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
     customers = pl.DataFrame([{
         "customer_id": c.id, "name": c.name, "email": c.email,
         "billing_profile": c.billing_profile, "metadata": json.dumps(c.metadata, sort_keys=True),
-        "source_file": c.source_file,
+        "source_file": c.source_file, **_version_columns(c.source_version),
     } for c in catalog.customers.values()], schema={
         "customer_id": pl.String, "name": pl.String, "email": pl.String,
-        "billing_profile": pl.String, "metadata": pl.String, "source_file": pl.String})
+        "billing_profile": pl.String, "metadata": pl.String, "source_file": pl.String,
+        **VERSION_SCHEMA})
     subscriptions = pl.DataFrame([{
         "subscription_id": s.id, "customer_id": s.customer, "plan_key": s.plan,
         "start_date": s.start_date, "end_date": s.end_date, "billing_anchor": s.anchor_day,
@@ -167,12 +184,12 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
                                   "percent": None if d.percent is None else str(d.percent),
                                   "amount": None if d.amount is None else str(d.amount),
                                   "periods": d.periods} for d in s.discounts]),
-        "source_file": s.source_file,
+        "source_file": s.source_file, **_version_columns(s.source_version),
     } for s in catalog.subscriptions.values()], schema={
         "subscription_id": pl.String, "customer_id": pl.String, "plan_key": pl.String,
         "start_date": pl.Date, "end_date": pl.Date, "billing_anchor": pl.Int64,
         "collection_method": pl.String, "days_until_due": pl.Int64, "discounts": pl.String,
-        "source_file": pl.String})
+        "source_file": pl.String, **VERSION_SCHEMA})
     profiles = pl.DataFrame([{
         "profile_key": p.key, "app": p.app, "is_default": p.default,
         "grace_period_seconds": int(p.grace_period.total_seconds()),
@@ -190,9 +207,11 @@ def catalog_frames(catalog: Catalog) -> dict[str, pl.DataFrame]:
     accounts = pl.DataFrame(account_rows(catalog.accounts), schema={
         "role": pl.String, "plan_key": pl.String, "price_key": pl.String,
         "provider": pl.String, "account": pl.String, "source_file": pl.String})
+    personal = pl.DataFrame([{"property_path": path} for path in catalog.personal_properties],
+                            schema={"property_path": pl.String})
     return {"meters": meters, "plans": plans, "prices": prices, "customers": customers,
             "subscriptions": subscriptions, "billing_profiles": profiles,
-            "accounts": accounts}
+            "accounts": accounts, "personal_properties": personal}
 
 
 TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
@@ -228,10 +247,16 @@ def check_catalog_frames(frames: dict[str, pl.DataFrame]) -> None:
         raise CatalogError(faults)
 
 
-def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> dict[str, int]:
-    """Replace the billing.* catalog tables with the catalog, atomically; returns row counts."""
+def write_catalog_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog,
+                         warnings: list[str] | None = None) -> dict[str, int]:
+    """Replace the billing.* catalog tables with the catalog, atomically; returns row counts.
+    An erased customer is written pseudonymised whatever its source says; `warnings` gets a
+    line per erased customer whose source still holds personal fields (section 11)."""
     frames = catalog_frames(catalog)
     check_catalog_frames(frames)
+    frames["customers"], erased_left = erase_catalog_customers(con, frames["customers"])
+    if warnings is not None:
+        warnings.extend(erased_left)
     with transaction(con):
         for table, frame in frames.items():
             columns = [c for c in frame.columns if c != "currency_minor_units"]

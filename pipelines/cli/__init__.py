@@ -12,6 +12,7 @@ from pipelines.cli import (
     billing_run,
     corrections,
     credit_notes,
+    customer,
     export,
     ingest,
     invoice,
@@ -22,8 +23,8 @@ from pipelines.cli import (
     sync,
 )
 
-COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, sql, sync, reconcile,
-                  report, export, api, notify)
+COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, customer, sql, sync,
+                  reconcile, report, export, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

@@ -2,7 +2,9 @@
 
 Only regular files inside the landing folder are ever read: a symbolic link (to a file or a
 folder) or a path resolving outside the folder is refused with its reason, so a link planted in
-the landing zone cannot make ingestion copy another file's lines into the warehouse.
+the landing zone cannot make ingestion copy another file's lines into the warehouse. The
+integration API lands the events it receives as segment files (`pipelines.api.event_segments`),
+read once sealed; looking at the landing zone seals those whose API died.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pipelines.api.event_segments import seal_orphaned_segments, segment_folder
 
 FORMATS: dict[str, str] = {
     ".jsonl": "jsonl",
@@ -85,12 +89,18 @@ def refusal(root: str | Path, path: str | Path) -> str | None:
 
 def scan_landing(landing: str | Path) -> LandingScan:
     """Every event file in the landing zone (recursively, not following links), in a stable
-    order, and the event-file names refused."""
+    order, and the event-file names refused. Segments of the integration API that died while
+    writing them are sealed first, so the events it acknowledged are among the files."""
     root = Path(landing)
     if not root.exists():
         return LandingScan([])
     found: list[LandedFile] = []
     refused: dict[str, str] = {}
+    try:
+        seal_orphaned_segments(root)
+    except OSError as exc:
+        refused[str(segment_folder(root))] = (f"segments of a stopped integration API could "
+                                              f"not be sealed: {exc}")
     for folder, dirs, names in os.walk(root, followlinks=False):
         for name in dirs:
             if (Path(folder) / name).is_symlink():

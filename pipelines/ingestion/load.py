@@ -14,6 +14,7 @@ from datetime import datetime
 
 import duckdb
 
+from pipelines.erasure.warehouse_erasure import pseudonymise_new_rows
 from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.landing import LandedFile, exact_path_pattern
 from pipelines.warehouse import run_sql, sql, transaction
@@ -191,6 +192,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
             con.execute(sql("raw/events_examined"), {"file_id": file_id, "ingested_at": now})
             _keep_conflicting_lines(con, file_format)
             con.execute(sql("raw/rejected_events"), {"file_id": file_id, "rejected_at": now})
+            # erased customers' personal properties never reach a table as sent (section 11)
+            pseudonymise_new_rows(con, "file_id = $file_id", {"file_id": file_id})
             con.execute(sql("raw/ingestion_log"), {
                 "file_id": file_id, "path": path, "format": file_format, "bytes": size,
                 "mtime_ns": mtime_ns, "ingested_at": now, "run_id": run_id,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import duckdb
 
+from pipelines.erasure.warehouse_erasure import pseudonymise_new_rows
 from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.load import drop_staging
 from pipelines.warehouse import run_sql, sql, transaction
@@ -49,6 +50,8 @@ def reprocess_rejected(con: duckdb.DuckDBPyConnection, *, now: datetime,
             con.execute(sql("raw/rejected_events_conflicts"), {"rejected_at": now})
             con.execute(sql("raw/rejected_events_resolved"), {"resolved_at": now})
             con.execute(sql("raw/reprocessing_log"), {"reprocessed_at": now, "run_id": run_id})
+            pseudonymise_new_rows(con, "origin = 'reprocessed' AND ingested_at = $now",
+                                  {"now": now}, "rejected_at = $now")
             row = con.execute("""
                 SELECT candidates, accepted, duplicates, conflicts, still_rejected
                 FROM raw.reprocessing_log WHERE reprocessed_at = $now

@@ -28,7 +28,7 @@ ROUTES = sorted((method, route.path)
                 for route in create_app(cast(ApiStore, object())).routes
                 if isinstance(route, Route) for method in route.methods or ()
                 if method != "HEAD")
-BODY_ROUTES = [(method, path) for method, path in ROUTES if method in ("POST", "PATCH")]
+BODY_ROUTES = [(method, path) for method, path in ROUTES if method in ("POST", "PATCH", "PUT")]
 LINES = (PublishedLine("ln_usage", "usage"), PublishedLine("ln_disc", "discount"),
          PublishedLine("ln_adj", "adjustment"))
 # a published document in the state each call needs, so bodies reach validation
@@ -41,7 +41,11 @@ FIELD_NAMES = ("invoicing", "payment", "trigger", "invoice_number", "external_id
                "remove", "description", "amount", "quantity", "unit_price", "as_of", "invoices",
                "credit_notes", "invoice_id", "external_customer_id", "currency", "total",
                "status", "amount_paid", "amount_refunded", "lines", "credit_note_id",
-               "external_invoice_id", "id", "type")
+               "external_invoice_id", "id", "type",
+               # customers and subscriptions (docs/crm.md)
+               "name", "email", "billing_profile", "metadata", "customer", "plan",
+               "start_date", "end_date", "billing_anchor", "collection_method",
+               "days_until_due", "discounts", "percent", "periods")
 YEAR_ONE = "0001-01-01T00:00:00+01:00"
 
 
@@ -70,10 +74,11 @@ def _send(api: RunningApi, method: str, path: str, content: bytes | None) -> htt
 
 
 def _fill(path: str, *, invoice_id: str = "inv_fz_pay", credit_note_id: str = "cn_fz_dsync",
-          item_id: int = 1) -> str:
+          item_id: int = 1, entry_id: str = "crm_fz") -> str:
     return (path.replace("{invoice_id}", quote(invoice_id, safe=""))
             .replace("{credit_note_id}", quote(credit_note_id, safe=""))
-            .replace("{item_id:int}", str(item_id)))
+            .replace("{item_id:int}", str(item_id))
+            .replace("{entry_id}", quote(entry_id, safe="")))
 
 
 def _assert_clear_refusal(response: httpx.Response, field: str | None = None) -> None:
@@ -156,8 +161,9 @@ _document_ids = st.sampled_from([*DOCUMENTS, *CREDIT_NOTES, "inv_unknown"]) | st
        item_id=st.integers(min_value=0, max_value=10 ** 30))
 def test_no_json_gets_a_5xx_from_any_route(fuzzed: RunningApi, method: str, path: str,
                                            body: Any, document_id: str, item_id: int) -> None:
-    content = json.dumps(body).encode() if method in ("POST", "PATCH") else None
-    filled = _fill(path, invoice_id=document_id, credit_note_id=document_id, item_id=item_id)
+    content = json.dumps(body).encode() if method in ("POST", "PATCH", "PUT") else None
+    filled = _fill(path, invoice_id=document_id, credit_note_id=document_id, item_id=item_id,
+                   entry_id=document_id)
     _assert_clear_refusal(_send(fuzzed, method, filled, content))
 
 

@@ -47,9 +47,11 @@ class ApiProcess:
 def start_api(store_path: Path, log: Path, *,
               settings: dict[str, str] | None = None) -> ApiProcess:
     """`billing api` on a free port over the store at `store_path`, once it answers health;
-    `settings` are more environment variables (limits, say)."""
+    `settings` are more environment variables (limits, say). Events it receives land in a
+    `landing` folder beside the store unless `settings` name BILLING_LANDING."""
     port = free_port()
     env = {**os.environ, "BILLING_API_STORE": str(store_path), "BILLING_NOW": API_NOW,
+           "BILLING_LANDING": str(store_path.parent / "landing"),
            "STRIPE_WEBHOOK_SECRET": ", ".join(WEBHOOK_SECRETS), **(settings or {})}
     env.pop("DAGSTER_HOME", None)
     with log.open("ab") as out:

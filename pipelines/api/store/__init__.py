@@ -9,7 +9,8 @@ sent for an item already committed.
 Modules: `schema` (tables, migration), `database` (the file, created 0600, and its
 connections), `tokens`, `publication` (published invoices, their projected state), `calls`
 (accepting a call, idempotent replay), `inbox` (what the pipeline reads a page at a time,
-decides, and prunes after the retention period). `ApiStore` is all of them over one file.
+decides, and prunes after the retention period), `catalog_versions` (customers and
+subscriptions a CRM puts, every version kept). `ApiStore` is all of them over one file.
 """
 
 from pipelines.api.store.calls import (
@@ -20,13 +21,18 @@ from pipelines.api.store.calls import (
     error_body,
     sha256_hex,
 )
+from pipelines.api.store.catalog_versions import (
+    CatalogVersionStore,
+    EntryVersion,
+    PutResult,
+)
 from pipelines.api.store.inbox import InboxItem, InboxStore, Pruned
 from pipelines.api.store.publication import PublicationStore, PublishedInvoice, PublishedLine
 from pipelines.api.store.schema import SCHEMA, SCHEMA_VERSION
 from pipelines.api.store.tokens import TokenInfo, TokenStore, hash_token
 
 
-class ApiStore(TokenStore, PublicationStore, CallAcceptance, InboxStore):
+class ApiStore(TokenStore, PublicationStore, CallAcceptance, InboxStore, CatalogVersionStore):
     """The store at `path` (created on first use). Cheap to construct; holds no connection."""
 
 
@@ -36,10 +42,12 @@ __all__ = [
     "Answer",
     "ApiStore",
     "Call",
+    "EntryVersion",
     "InboxItem",
     "Pruned",
     "PublishedInvoice",
     "PublishedLine",
+    "PutResult",
     "TokenInfo",
     "canonical_json",
     "error_body",

@@ -9,11 +9,14 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 6      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 8      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
 #                         5: inbox items name their token's id (a name can be reused)
 #                         6: published documents carry their tax (docs/tax.md)
+#                         7: customers and subscriptions put by a CRM, every version kept
+#                         8: erased customers (their pseudonym and salt), so later puts stay
+#                            erased
 
 INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
                  "request_key", "received_at", "status", "reason", "applied_at")
@@ -50,6 +53,41 @@ PUBLISHED_TAX_COLUMNS = ("tax_total TEXT", "total_including_tax TEXT", "tax_note
 
 INBOX_INDEXES = """CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, item_id);
 CREATE INDEX IF NOT EXISTS inbox_invoice ON inbox (invoice_id, item_id);"""
+
+# Customers and subscriptions a CRM puts (contract section 11), every version kept: the current
+# one is the highest `version` of an entry. `catalog_revision` changes with every write to
+# these rows (a new version, or a rewrite such as an erasure): the catalog loader keys its
+# memo by it.
+CATALOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS catalog_versions (
+    version_id  INTEGER PRIMARY KEY AUTOINCREMENT,   -- store-wide order of changes
+    section     TEXT NOT NULL CHECK (section IN ('customers', 'subscriptions')),
+    entry_id    TEXT NOT NULL,
+    version     INTEGER NOT NULL,                    -- 1, 2, ... per entry
+    fields      TEXT NOT NULL,                       -- canonical JSON of the catalog fields
+    changed_at  TEXT NOT NULL,
+    token_id    INTEGER NOT NULL,                    -- tokens.id: who changed it
+    token_name  TEXT NOT NULL,
+    UNIQUE (section, entry_id, version)
+);
+CREATE TABLE IF NOT EXISTS catalog_revision (
+    only_row    INTEGER PRIMARY KEY CHECK (only_row = 1),
+    revision    INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO catalog_revision (only_row, revision) VALUES (1, 0);
+"""
+
+# Customers erased on request (contract section 11): a CRM's later puts of one are kept with
+# its personal fields pseudonymised (pipelines/erasure/pseudonyms.py), with the same salt the
+# warehouse's billing.erasures record holds.
+ERASURE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS erased_customers (
+    customer_id TEXT PRIMARY KEY,
+    pseudonym   TEXT NOT NULL,
+    salt        TEXT NOT NULL,
+    erased_at   TEXT NOT NULL
+);
+"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tokens (
@@ -89,7 +127,8 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     settled_through INTEGER NOT NULL DEFAULT 0,  -- last inbox item already decided at publish
     {", ".join((*PUBLISHED_DOCUMENT_COLUMNS, *PUBLISHED_TAX_COLUMNS))}
 );
-"""
+{CATALOG_SCHEMA}
+{ERASURE_SCHEMA}"""
 
 
 def set_up(con: sqlite3.Connection) -> None:
@@ -141,6 +180,16 @@ def _migrate(con: sqlite3.Connection) -> None:
             for column in (*PUBLISHED_DOCUMENT_COLUMNS, *PUBLISHED_TAX_COLUMNS):
                 if column.split()[0] not in present:
                     con.execute(f"ALTER TABLE published_invoices ADD COLUMN {column}")
+        if version < 7:
+            # 6 -> 7: customers and subscriptions from a CRM
+            for statement in CATALOG_SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+        if version < 8:
+            # 7 -> 8: erased customers
+            for statement in ERASURE_SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
         if version < SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
