@@ -6,8 +6,8 @@ same mapping a YAML entry is, so the loader validates it with the same rules and
 the file, the row (1 is the first row under the header) and the field.
 
 CSV cells are text: whole numbers in `billing_anchor` and `days_until_due` are read as numbers,
-and `metadata` and `discounts` are JSON (an object, a list of objects). Parquet columns keep
-their types; `metadata` and `discounts` may be a struct / list of structs or JSON text.
+and `metadata`, `address` and `discounts` are JSON (an object, a list of objects). Parquet
+columns keep their types; those three may be a struct / list of structs or JSON text.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TABLE_KEYS = {"customers_table": "customers", "subscriptions_table": "subscripti
 """The top-level catalog keys naming a bulk table, and the section its rows belong to."""
 TABLE_SUFFIXES = (".csv", ".parquet")
 WHOLE_NUMBER_COLUMNS = ("billing_anchor", "days_until_due")
-JSON_COLUMNS = ("metadata", "discounts")
+JSON_COLUMNS = ("metadata", "discounts", "address")
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 

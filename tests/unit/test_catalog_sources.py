@@ -209,6 +209,25 @@ def test_customers_and_subscriptions_load_from_csv_and_parquet_tables(
     assert (subscription.anchor_day, subscription.days_until_due) == (1, 15)
 
 
+def test_a_table_customer_carries_its_address_and_tax_id_for_tax(
+        folder: Path, tmp_path: Path) -> None:
+    """A CRM table's customer is taxed like a YAML one: `address` is JSON in a CSV cell."""
+    write_table(folder, "crm_customers.csv", "id,name,address,tax_id\n"
+                'crm_de,De GmbH,"{""country"": ""DE"", ""postal_code"": ""10115""}",DE123\n'
+                'crm_bad,Bad,"{""country"": ""Germany""}",\n')
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(folder, api_store=str(tmp_path / "none.sqlite"))
+    assert caught.value.faults == [
+        f"{folder / 'crm_customers.csv'}: row 2: customers[crm_bad].address: country 'Germany' "
+        "is not an ISO 3166-1 alpha-2 code such as DE"]
+    write_table(folder, "crm_customers.csv", "id,name,address,tax_id\n"
+                'crm_de,De GmbH,"{""country"": ""DE"", ""postal_code"": ""10115""}",DE123\n')
+    customer = load_catalog(folder, api_store=str(tmp_path / "none.sqlite")).customers["crm_de"]
+    assert customer.address is not None
+    assert (customer.address.country, customer.address.postal_code, customer.tax_id) == (
+        "DE", "10115", "DE123")
+
+
 def test_a_bad_row_is_named_by_file_row_and_field(folder: Path, tmp_path: Path) -> None:
     write_table(folder, "crm_subscriptions.csv",
                 "id,customer,plan,start_date,billing_anchor\n"
@@ -265,7 +284,7 @@ def test_unknown_columns_are_named_once_for_the_table(folder: Path, tmp_path: Pa
     with pytest.raises(CatalogError) as caught:
         load_catalog(folder, api_store=str(tmp_path / "none.sqlite"))
     assert caught.value.faults == [f"{folder / 'crm_customers.csv'}: unknown column(s) phone "
-                                   "(known: billing_profile, email, id, metadata, name)"]
+                                   "(known: address, billing_profile, email, id, metadata, name, tax_id)"]
 
 
 def test_a_store_from_before_the_crm_is_read_as_empty_then_migrated(

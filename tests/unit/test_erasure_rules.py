@@ -57,6 +57,19 @@ def test_customer_fields_are_erased_and_what_is_left_is_named():
     assert personal_fields_left({"name": "acme"}, "acme", "s") == []   # the id as name
 
 
+def test_the_tax_id_and_postal_code_are_erased_while_the_tax_jurisdiction_stays():
+    fields = {"id": "globex", "name": "Globex", "tax_id": "DE123456789",
+              "address": {"country": "DE", "region": "BE", "postal_code": "10115"}}
+    erased = erased_customer_fields(fields, "globex", "s")
+    assert erased["tax_id"] == value_pseudonym("globex", "s", "DE123456789")
+    assert erased["address"] == {"country": "DE", "region": "BE",
+                                 "postal_code": value_pseudonym("globex", "s", "10115")}
+    assert personal_fields_left(fields, "globex", "s") == ["name", "tax_id", "address"]
+    assert personal_fields_left(erased, "globex", "s") == []
+    # a customer without address or tax id keeps having none (no reverse charge appears)
+    assert "tax_id" not in erased_customer_fields({"name": "X"}, "x", "s")
+
+
 def test_stored_copies_are_found_in_any_case_and_json_escaped():
     assert sweep_terms(["Acme", "Acme Corporation", "ab", "acme", None], "acme") == [
         "Acme Corporation", "Acme"]
