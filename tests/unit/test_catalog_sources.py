@@ -284,7 +284,8 @@ def test_unknown_columns_are_named_once_for_the_table(folder: Path, tmp_path: Pa
     with pytest.raises(CatalogError) as caught:
         load_catalog(folder, api_store=str(tmp_path / "none.sqlite"))
     assert caught.value.faults == [f"{folder / 'crm_customers.csv'}: unknown column(s) phone "
-                                   "(known: address, billing_profile, email, id, metadata, name, tax_id)"]
+                                   "(known: address, billing_profile, email, id, metadata, "
+                                   "name, tax_id)"]
 
 
 def test_a_store_from_before_the_crm_is_read_as_empty_then_migrated(
