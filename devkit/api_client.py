@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -65,9 +65,9 @@ def call_with_retries(http: httpx.Client, method: str, path: str, *, retries: in
     raise AssertionError("unreachable")
 
 
-class CustomInvoicingClient:
-    """Calls the custom invoicing endpoints with a bearer token (scopes `invoices:sync` for
-    the sync hooks, `payments:write` for payment status)."""
+class BearerClient:
+    """An HTTP client of the integration API holding one bearer token, retrying as
+    `call_with_retries` does; usable as a context manager."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 15.0,
                  retries: int = 3) -> None:
@@ -78,11 +78,16 @@ class CustomInvoicingClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> CustomInvoicingClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CustomInvoicingClient(BearerClient):
+    """Calls the custom invoicing endpoints with a bearer token (scopes `invoices:sync` for
+    the sync hooks, `payments:write` for payment status)."""
 
     def _request(self, method: str, path: str, body: Any = None, *,
                  idempotency_key: str | None = None) -> dict[str, Any]:

@@ -20,9 +20,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from devkit.api_client import call_with_retries
+from devkit.api_client import BearerClient, call_with_retries
 
 EVENTS = "/api/v1/events"
 EVENTS_BATCH = "/api/v1/events/batch"
@@ -66,25 +64,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
 
 
-class EventsClient:
+class EventsClient(BearerClient):
     """Sends events with a bearer token of scope `events:write`. A 202 means the events are
     on disk in the landing zone; the next ingestion accepts, deduplicates or rejects each one
     (see `raw.ingestion_log` and `raw.rejected_events` for the file named in the answer)."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
                  retries: int = 3) -> None:
-        self.retries = retries
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"})
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> EventsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url, token, timeout=timeout, retries=retries)
 
     def send(self, event: Mapping[str, Any], *, cloudevent: bool = False) -> dict[str, Any]:
         """One event (native, or a CloudEvent in structured mode with `cloudevent`)."""
