@@ -27,13 +27,13 @@ def _request(files: list[str], run_key: str) -> dg.RunRequest:
                        "and launches again files whose ingestion run failed.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext,
                         landing: LandingZoneResource) -> dg.SensorResult:
-    """The cursor remembers each file's size and mtime, and the runs launched and not yet
-    succeeded. Content identity (sha256) is decided by the ingestion itself, so a file renamed or
-    touched is launched but ingested only once."""
+    """The cursor remembers each file's stamp (size and mtime, an object's ETag too) and the
+    runs launched and not yet succeeded. Content identity (sha256) is decided by the ingestion
+    itself, so a file renamed or touched is launched but ingested only once."""
     cursor = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, list[int]] = cursor.get("seen", {})
+    seen: dict[str, list[int | str]] = cursor.get("seen", {})
     launched: dict[str, dict] = cursor.get("launched", {})
-    current = {f.path: [f.size, f.mtime_ns] for f in landed_files(landing.location)}
+    current = {f.path: f.stamp for f in landed_files(landing.location)}
 
     requests: list[dg.RunRequest] = []
     for run_key, launch in sorted(launched.items()):

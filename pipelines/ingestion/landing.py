@@ -5,6 +5,9 @@ folder) or a path resolving outside the folder is refused with its reason, so a 
 the landing zone cannot make ingestion copy another file's lines into the warehouse. The
 integration API lands the events it receives as segment files (`pipelines.api.event_segments`),
 read once sealed; looking at the landing zone seals those whose API died.
+
+The landing zone may also be a bucket (`s3://bucket/prefix`): `pipelines.ingestion.object_store`
+lists it and copies each object a run reads to a local staging folder first (`readable_copies`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.api.event_segments import seal_orphaned_segments, segment_folder
+from pipelines.settings import is_object_store
 
 FORMATS: dict[str, str] = {
     ".jsonl": "jsonl",
@@ -32,16 +38,32 @@ IN_PROGRESS_MARKERS = (".tmp", ".part", ".partial", ".crdownload")
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A file in the landing zone, identified by the hash of its bytes."""
+    """A file in the landing zone, identified by the hash of its bytes. On object storage,
+    `path` is the object's `s3://` URL, `version` its ETag, and once staged `local_copy` is
+    the local file DuckDB reads and `sha256` its identity, computed while copying."""
 
     path: str
     format: str
     size: int
     mtime_ns: int
+    version: str | None = None
+    local_copy: str | None = None
+    sha256: str | None = None
+
+    @property
+    def readable_path(self) -> str:
+        """The local file DuckDB reads: the file itself, or an object's staged copy."""
+        return self.local_copy or self.path
 
     @property
     def file_id(self) -> str:
-        return file_sha256(self.path)
+        return self.sha256 or file_sha256(self.readable_path)
+
+    @property
+    def stamp(self) -> list[int | str]:
+        """What tells the landing sensor a file changed: size and mtime, and an object's ETag
+        (object storage keeps times to the second only)."""
+        return [self.size, self.mtime_ns, *([self.version] if self.version else [])]
 
 
 def file_format(path: str | Path) -> str | None:
@@ -91,6 +113,10 @@ def scan_landing(landing: str | Path) -> LandingScan:
     """Every event file in the landing zone (recursively, not following links), in a stable
     order, and the event-file names refused. Segments of the integration API that died while
     writing them are sealed first, so the events it acknowledged are among the files."""
+    if is_object_store(landing):
+        from pipelines.ingestion.object_store import scan_objects
+
+        return scan_objects(str(landing))
     root = Path(landing)
     if not root.exists():
         return LandingScan([])
@@ -130,6 +156,10 @@ def selected_files(root: str | Path, files: list[str] | None) -> LandingScan:
     the landing zone is refused with its reason."""
     if files is None:
         return scan_landing(root)
+    if is_object_store(root):
+        from pipelines.ingestion.object_store import select_objects
+
+        return select_objects(str(root), files)
     selected = []
     refused: dict[str, str] = {}
     for path in files:
@@ -142,6 +172,22 @@ def selected_files(root: str | Path, files: list[str] | None) -> LandingScan:
         stat = Path(path).stat()
         selected.append(LandedFile(path, fmt, stat.st_size, stat.st_mtime_ns))
     return LandingScan(selected, refused)
+
+
+@contextmanager
+def readable_copies(location: str | Path,
+                    files: list[LandedFile]) -> Iterator[tuple[list[LandedFile], dict[str, str]]]:
+    """The files as DuckDB can read them, and those that could not be fetched (path -> error):
+    local files as they are; objects of an s3 landing zone copied to a local staging folder
+    (removed on exit). Call it before taking the warehouse's writer: the copying waits on the
+    network."""
+    if not is_object_store(location):
+        yield files, {}
+        return
+    from pipelines.ingestion.object_store import staged_objects
+
+    with staged_objects(files) as staged:
+        yield staged
 
 
 _GLOB_CHARACTERS = re.compile(r"([*?\[])")
