@@ -13,7 +13,7 @@ from pipelines.ingestion import (
     reprocess_rejected,
 )
 from pipelines.ingestion.event_count_checks import IngestionLogTable
-from pipelines.ingestion.landing import selected_files
+from pipelines.ingestion.landing import readable_copies, selected_files
 from pipelines.progress import log_progress
 from pipelines.resources import (
     WAREHOUSE_POOL,
@@ -49,12 +49,18 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     scan = selected_files(landing.location, config.files)
     for path, reason in scan.refused.items():
         context.log.warning(f"{path}: refused, not read: {reason}")
-    with warehouse.writer() as con:
+    # an s3 landing zone's objects are copied locally first: never hold the writer on the network
+    with (readable_copies(landing.location, scan.files) as (files, unfetched),
+          warehouse.writer() as con):
         prepare_session(con, customers, now)
-        result = ingest_landed_files(con, scan.files, now=now, run_id=context.run.run_id,
-                                     progress=lambda line: log_progress(context.log, line))
+        shard = warehouse.shard
+        result = ingest_landed_files(con, files, now=now, run_id=context.run.run_id,
+                                     progress=lambda line: log_progress(context.log, line),
+                                     shard=None if shard is None
+                                     else (shard, settings.shard_count()))
         reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
                        if config.reprocess_rejected else None)
+    failed = {**unfetched, **result.failed}
     for counts in result.ingested:
         context.log.info(
             f"{counts.path}: received {counts.received} = accepted {counts.accepted} + "
@@ -65,7 +71,7 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     metadata: dict[str, object] = {
         "files_ingested": len(result.ingested),
         "files_skipped": len(result.skipped),
-        "files_failed": len(result.failed),
+        "files_failed": len(failed),
         "files_refused": len(scan.refused),
         "refused_files": dg.MetadataValue.json(scan.refused),
         **result.totals,
@@ -73,10 +79,10 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     if reprocessed is not None:
         metadata["reprocessed_candidates"] = reprocessed.candidates
         metadata["reprocessed_accepted"] = reprocessed.accepted
-    if result.failed:
+    if failed:
         # the good files are committed; the bad ones stay in the landing zone for the next run
         raise dg.Failure(description="files that could not be read:\n" +
-                         "\n".join(result.failed.values()), metadata=metadata)
+                         "\n".join(failed.values()), metadata=metadata)
     return dg.MaterializeResult(metadata=metadata)
 
 

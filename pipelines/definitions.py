@@ -28,6 +28,7 @@ from pipelines.resources import (
     LandingZoneResource,
     WarehouseResource,
 )
+from pipelines.run_context import SHARDS, shard_partitions
 from pipelines.schedules import daily_billing_schedule, reconcile_schedule, sync_schedule
 from pipelines.sensors import api_inbox_sensor, landing_zone_sensor
 
@@ -37,8 +38,20 @@ ASSET_MODULES_IN_STAGE_ORDER = [
 ]
 """Every module of `assets/`, in the order a month's data flows through them."""
 
+
+
+def by_shard(assets: list) -> list:
+    """With customer shards (BILLING_SHARDS > 1), every asset partitioned by shard: monthly ones
+    by month x shard, the others by shard; one warehouse keeps the assets as declared."""
+    if SHARDS is None:
+        return assets
+    return [asset.map_asset_specs(lambda spec: spec.replace_attributes(
+                partitions_def=shard_partitions(spec.partitions_def)))
+            if isinstance(asset, dg.AssetsDefinition) else asset for asset in assets]
+
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
+    assets=by_shard(list(dg.load_assets_from_modules(ASSET_MODULES_IN_STAGE_ORDER))),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
     jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job],
     schedules=[daily_billing_schedule, sync_schedule, reconcile_schedule],

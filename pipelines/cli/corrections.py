@@ -9,7 +9,7 @@ import getpass
 from pipelines import settings
 from pipelines.cli.output import print_table
 from pipelines.rating.money import quantum
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -18,7 +18,7 @@ def _actor(args: argparse.Namespace) -> str:
 
 def cmd_corrections_list(args: argparse.Namespace) -> None:
     status = None if args.all else "pending_approval"
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         rows = con.execute("""
             SELECT c.correction_id, coalesce(i.invoice_number, c.invoice_id) AS invoice,
                    c.customer_id, c.description, c.delta, c.currency, c.document_type,

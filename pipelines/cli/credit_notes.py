@@ -9,7 +9,7 @@ import getpass
 
 from pipelines import settings
 from pipelines.cli.output import print_table
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -45,7 +45,7 @@ def cmd_credit_note_create(args: argparse.Namespace) -> None:
 
 
 def cmd_credit_note_list(args: argparse.Namespace) -> None:
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         rows = con.execute("""
             SELECT coalesce(n.credit_note_number, n.credit_note_id) AS credit_note,
                    coalesce(i.invoice_number, n.invoice_id) AS invoice, n.customer_id,

@@ -5,40 +5,42 @@ from __future__ import annotations
 import argparse
 import os
 
-import dagster as dg
-
 from pipelines import settings
-from pipelines.cli.launch import run_job
+from pipelines.cli.launch import ShardRun, run_every_shard
 from pipelines.cli.output import print_table
 from pipelines.jobs import INGEST_JOB, ingest_run_config
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
-def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
-    """The files a run ingested and the warehouse's totals, as a small table."""
-    run_id = result.run_id
-    materialized = {e.asset_key: e.materialization.metadata
-                    for e in result.get_asset_materialization_events() if e.asset_key}
-    raw_meta = materialized.get(dg.AssetKey(["raw", "events"]), {})
-    skipped = raw_meta.get("files_skipped")
-    refused = raw_meta.get("refused_files")
-    with connect_reader(settings.warehouse_path()) as con:
+def print_ingestion_summary(runs: list[ShardRun]) -> None:
+    """The files the run (one per customer shard) ingested and the warehouse's totals, as a
+    small table; with shards a file's counts are summed over its shards."""
+    run_ids = [run.run_id for run in runs]
+    raw_meta = [run.metadata.get("raw/events", {}) for run in runs]
+    skipped = max((meta.get("files_skipped", 0) for meta in raw_meta), default=0)
+    refused: dict[str, str] = {}
+    for meta in raw_meta:
+        refused.update(meta.get("refused_files") or {})
+    with connect_finance_reader() as con:
         files = con.execute("""
-            SELECT path, received, accepted, duplicates, rejected, conflicts
-            FROM raw.ingestion_log WHERE run_id = $run_id ORDER BY path""",
-            {"run_id": run_id}).fetchall()
+            SELECT path, sum(received), sum(accepted), sum(duplicates), sum(rejected),
+                   sum(conflicts)
+            FROM raw.ingestion_log WHERE list_contains($run_ids, run_id)
+            GROUP BY path ORDER BY path""", {"run_ids": run_ids}).fetchall()
         reasons = con.execute("""
             SELECT reason, count(*) FROM raw.rejected_events r
-            JOIN raw.ingestion_log l USING (file_id)
-            WHERE l.run_id = $run_id AND r.origin = 'file'
-            GROUP BY reason ORDER BY count(*) DESC, reason""", {"run_id": run_id}).fetchall()
+            WHERE r.origin = 'file' AND r.file_id IN (
+                SELECT file_id FROM raw.ingestion_log WHERE list_contains($run_ids, run_id))
+            GROUP BY reason ORDER BY count(*) DESC, reason""", {"run_ids": run_ids}).fetchall()
         reprocessed = con.execute("""
-            SELECT candidates, accepted, duplicates, conflicts, still_rejected
-            FROM raw.reprocessing_log WHERE run_id = $run_id""", {"run_id": run_id}).fetchall()
+            SELECT sum(candidates), sum(accepted), sum(duplicates), sum(conflicts),
+                   sum(still_rejected)
+            FROM raw.reprocessing_log WHERE list_contains($run_ids, run_id)
+            HAVING count(*) > 0""", {"run_ids": run_ids}).fetchall()
         totals = con.execute("""
             SELECT (SELECT count(*) FROM raw.events),
                    (SELECT count(*) FROM raw.rejected_events WHERE resolved_at IS NULL),
-                   (SELECT count(*) FROM raw.ingestion_log)""").fetchall()[0]
+                   (SELECT count(DISTINCT file_id) FROM raw.ingestion_log)""").fetchall()[0]
     if not files:
         print("no new files to ingest")
     else:
@@ -46,9 +48,9 @@ def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
         rows.append(("total", *(sum(f[i] for f in files) for i in range(1, 6))))
         print_table(("file", "received", "accepted", "duplicates", "rejected", "conflicts"),
                     rows)
-    if skipped is not None and skipped.value:
-        print(f"{skipped.value} file(s) skipped: the same content was ingested before")
-    for path, reason in (refused.value if refused is not None else {}).items():
+    if skipped:
+        print(f"{skipped} file(s) skipped: the same content was ingested before")
+    for path, reason in refused.items():
         print(f"refused, not read: {path}: {reason}")
     if reasons:
         print("rejected by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
@@ -61,9 +63,8 @@ def print_ingestion_summary(result: dg.ExecuteInProcessResult) -> None:
 
 
 def _ingest(files: list[str] | None, reprocess_rejected: bool) -> None:
-    result = run_job(INGEST_JOB,
-                     ingest_run_config(files=files, reprocess_rejected=reprocess_rejected))
-    print_ingestion_summary(result)
+    print_ingestion_summary(run_every_shard(
+        INGEST_JOB, ingest_run_config(files=files, reprocess_rejected=reprocess_rejected)))
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:

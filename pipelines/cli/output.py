@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from pipelines import settings
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -41,7 +40,7 @@ def print_steps(result: dg.ExecuteInProcessResult) -> None:
 
 def print_open_alerts() -> None:
     """The open alerts, most severe first (at most 20 shown)."""
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         alerts = con.execute("""
             SELECT severity, alert_key, detail FROM health.alerts
             ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,

@@ -11,7 +11,7 @@ from pipelines.cli.launch import run_job
 from pipelines.cli.output import print_open_alerts, print_steps, print_table
 from pipelines.jobs import SYNC_JOB
 from pipelines.run_context import now_tags
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
@@ -23,7 +23,7 @@ def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
     """What each step of the sync did, then invoices by provider app and status, and the open
     alerts."""
     print_steps(result)
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         statuses = con.execute("""
             SELECT app, status, count(*) FROM billing.invoices
             WHERE app <> 'none' AND status <> 'discarded'

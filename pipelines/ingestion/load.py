@@ -17,6 +17,7 @@ import duckdb
 from pipelines.erasure.warehouse_erasure import pseudonymise_new_rows
 from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.landing import LandedFile, exact_path_pattern
+from pipelines.sharding import shard_of_sql
 from pipelines.warehouse import run_sql, sql, transaction
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
@@ -139,10 +140,32 @@ def validate_staged(con: duckdb.DuckDBPyConnection, file_format: str, *,
     run_sql(con, "staging/validated_events")
 
 
-def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
+Shard = tuple[int, int]
+"""(shard, of how many): the customer shard a run ingests, with BILLING_SHARDS > 1."""
+
+
+def route_to_shard(con: duckdb.DuckDBPyConnection, file_format: str, shard: Shard) -> None:
+    """Keep, of the staged file, only the lines of this customer shard, with their line numbers
+    (set-based: the customer id is read by the ingestion's own normalizing SQL, the shard is
+    `sharding.shard_of_sql`). Lines without a customer id belong to shard 0, which rejects them
+    as one warehouse would; so over all shards each line is received exactly once, and any
+    worker can route any file."""
+    number, shards = shard
+    staged = NORMALIZERS[file_format][0]
+    validate_staged(con, file_format)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE shard_staged AS
+        SELECT * FROM {staged} WHERE line_number IN (
+            SELECT line_number FROM incoming
+            WHERE NOT is_blank AND {shard_of_sql('customer_id', shards)} = {int(number)})""")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT * FROM shard_staged")
+
+
+def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str,
+                            shard: Shard | None = None) -> None:
     """Records the CSV parser refused (known once the file was read): each is one received
-    line, rejected as malformed."""
-    if file_format != "csv":
+    line, rejected as malformed (in shard 0: such a line has no customer)."""
+    if file_format != "csv" or (shard is not None and shard[0] != 0):
         con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
                     "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
         return
@@ -164,7 +187,8 @@ def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
 
 def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, file_id: str,
                 size: int, now: datetime, run_id: str | None,
-                mtime_ns: int | None = None) -> FileCounts | None:
+                mtime_ns: int | None = None, shard: Shard | None = None,
+                source: str | None = None) -> FileCounts | None:
     """Ingest one file; None when this content was ingested before.
 
     The file's identities are read first, to set aside the lines that may be duplicates or
@@ -173,16 +197,20 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
     go in, are then validated alone and deduplicated exactly. All writes (events, rejects, log
     row) commit together or not at all. The caller holds the warehouse's single writer, so
     history cannot change between dedup and commit. `prepare_session` must have run on the
-    connection (customers and clock).
+    connection (customers and clock). With a `shard`, only that customer shard's lines are
+    ingested (`route_to_shard`), keeping the file's id and line numbers. `source` is the local
+    file DuckDB reads when it is not `path` (an object's staged copy; `path` is logged).
     """
     if already_ingested(con, file_id):
         return None
     try:
         # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
         # order only once committed, and rowid + 1 is the line number every table keeps.
-        STAGERS[file_format](con, path)
+        STAGERS[file_format](con, source or path)
+        if shard is not None:
+            route_to_shard(con, file_format, shard)
         validate_staged(con, file_format)
-        _collect_parser_rejects(con, file_format)
+        _collect_parser_rejects(con, file_format, shard)
         with transaction(con):
             run_sql(con, "staging/suspect_lines")
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
@@ -236,7 +264,7 @@ def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS {view}")
     for table in ("event_outcomes", "parser_rejects", "conflict_lines", "incoming_rows",
                   "file_keys", "stored_matches", "suspect_lines", "examined_lines",
-                  "examined_rows"):
+                  "examined_rows", "shard_staged"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -279,12 +307,15 @@ class LandingIngestion:
 
 def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
                         now: datetime, run_id: str | None,
-                        progress: Callable[[str], None] | None = None) -> LandingIngestion:
+                        progress: Callable[[str], None] | None = None,
+                        shard: Shard | None = None) -> LandingIngestion:
     """Ingest each file once; a file that cannot be read is reported, not half-loaded.
 
-    A path logged with the same size and mtime is skipped without reading it; any other file is
-    identified by the sha256 of its bytes, so a copy or a touched file is still skipped.
+    A local path logged with the same size and mtime is skipped without reading it; any other
+    file (an object-store file always: its time is to the second) is identified by the sha256
+    of its bytes, so a copy or a touched file is still skipped.
     `progress` gets a line per file: its counts, time and rate, and the files and rows so far.
+    With a `shard` (BILLING_SHARDS > 1), only that customer shard's lines of each file.
     """
     files = list(files)
     started = time.monotonic()
@@ -296,14 +327,15 @@ def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFi
         "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
     ).fetchall()}
     for number, landed in enumerate(files, start=1):
-        if (landed.path, landed.size, landed.mtime_ns) in unchanged:
+        if landed.local_copy is None and (landed.path, landed.size, landed.mtime_ns) in unchanged:
             skipped.append(landed.path)
             continue
         file_started = time.monotonic()
         try:
             counts = ingest_file(con, path=landed.path, file_format=landed.format,
                                  file_id=landed.file_id, size=landed.size, now=now,
-                                 run_id=run_id, mtime_ns=landed.mtime_ns)
+                                 run_id=run_id, mtime_ns=landed.mtime_ns, shard=shard,
+                                 source=landed.local_copy)
         except (duckdb.Error, OSError) as exc:
             failed[landed.path] = f"{landed.path}: {type(exc).__name__}: {exc}".splitlines()[0]
             continue
