@@ -7,6 +7,7 @@ import argparse
 import getpass
 
 from pipelines import settings
+from pipelines.cli.document_shard import UnknownDocument, document_warehouse
 from pipelines.cli.output import print_table
 from pipelines.rating.money import quantum
 from pipelines.sharding import connect_finance_reader
@@ -49,10 +50,11 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> None:
     except CatalogError as exc:
         raise SystemExit(f"billing corrections {verb}: {exc}") from None
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("correction", args.correction_id)) as con, \
+                transaction(con):
             document = decide(con, catalog, args.correction_id, approve=approve,
                               actor=_actor(args), reason=args.reason, now=settings.now())
-    except CorrectionError as exc:
+    except (CorrectionError, UnknownDocument) as exc:
         raise SystemExit(f"billing corrections {verb}: {exc}") from None
     if approve:
         made = f"; made {document}" if document else ""

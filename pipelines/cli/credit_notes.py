@@ -8,6 +8,7 @@ import argparse
 import getpass
 
 from pipelines import settings
+from pipelines.cli.document_shard import UnknownDocument, document_warehouse
 from pipelines.cli.output import print_table
 from pipelines.sharding import connect_finance_reader
 
@@ -30,11 +31,12 @@ def cmd_credit_note_create(args: argparse.Namespace) -> None:
     except CatalogError as exc:
         raise SystemExit(f"billing credit-note create: {exc}") from None
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("invoice", args.invoice)) as con, \
+                transaction(con):
             note = create_manual_credit_note(con, catalog, args.invoice, args.amount,
                                              reason=args.reason, actor=_actor(args),
                                              now=settings.now())
-    except ManualDocumentError as exc:
+    except (ManualDocumentError, UnknownDocument) as exc:
         raise SystemExit(f"billing credit-note create: {exc}") from None
     print(f"credit note {note.credit_note_id} (draft) credits "
           f"{round_money(note.amount, note.currency)} {note.currency} on invoice "

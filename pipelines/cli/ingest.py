@@ -63,8 +63,17 @@ def print_ingestion_summary(runs: list[ShardRun]) -> None:
 
 
 def _ingest(files: list[str] | None, reprocess_rejected: bool) -> None:
-    print_ingestion_summary(run_every_shard(
-        INGEST_JOB, ingest_run_config(files=files, reprocess_rejected=reprocess_rejected)))
+    from pipelines.ingestion.shard_conflicts import reject_later_copies
+
+    runs = run_every_shard(
+        INGEST_JOB, ingest_run_config(files=files, reprocess_rejected=reprocess_rejected))
+    # with shards, identity is then checked across them (one warehouse checked it already)
+    moved = (reject_later_copies(settings.now(), new_runs=[run.run_id for run in runs])
+             if settings.shard_count() > 1 else 0)
+    print_ingestion_summary(runs)
+    if moved:
+        print(f"{moved} event(s) rejected as conflicts: their (source, event_id) was accepted "
+              "first for a customer of another shard")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:

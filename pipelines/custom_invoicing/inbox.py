@@ -13,6 +13,14 @@ One item never holds up the others: an item whose applying fails (an error of th
 or of DuckDB) is rolled back alone, recorded and marked rejected with the error as its reason,
 and the run goes on with the next item. Only a warehouse that is itself unwell (I/O, memory, an
 interrupt) or an unexpected error fails the run, leaving the item pending for the next one.
+
+With customer shards (BILLING_SHARDS = N > 1) each shard's run applies the items about its own
+documents (`item_shard`): the invoice or credit note an item names is looked up among the
+documents published to the API's store (integrations act only on published documents), whose
+customer gives the shard; an item naming a document no shard published goes to shard 0, which
+rejects it as unknown as one warehouse does. Statements (a view of every document) and Stripe
+webhook events (matched to invoices by the shard's own Stripe mapping) are not routed yet: with
+N > 1 they stay pending, neither applied nor lost (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from pipelines.custom_invoicing.callbacks import (
 from pipelines.custom_invoicing.invoice_updates import apply_update_invoice
 from pipelines.custom_invoicing.statement import STATEMENT, apply_statement, complete_record
 from pipelines.providers.stripe_sync.inbound import record_provider_events
+from pipelines.sharding import shard_of
 from pipelines.warehouse import transaction
 
 STRIPE_EVENT = "stripe.event"
@@ -151,18 +160,39 @@ def _apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetim
     return result
 
 
+UNROUTED_KINDS = (STATEMENT, STRIPE_EVENT)
+"""Inbox items that concern no one document, not routed to a shard yet (they wait with N > 1)."""
+
+
+def item_shard(store: ApiStore, item: InboxItem, shards: int) -> int | None:
+    """The shard whose run applies `item`: its document's customer's shard (the document as
+    published to the API's store); shard 0 for a document no shard published (it is rejected
+    there as unknown); None for an item routed to no shard yet (`UNROUTED_KINDS`). One
+    warehouse: 0 for every item."""
+    if shards == 1:
+        return 0
+    if item.kind in UNROUTED_KINDS:
+        return None
+    published = store.published_invoice(item.invoice_id) if item.invoice_id else None
+    return shard_of(published.customer_id, shards) if published is not None else 0
+
+
 def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime,
-                catalog: CatalogLoader | None = None) -> InboxUpdate:
+                catalog: CatalogLoader | None = None, shard: int | None = None,
+                shards: int = 1) -> InboxUpdate:
     """Apply every pending inbox item in arrival order, read a page at a time; returns the
     counts. An item that fails to apply is rejected with its reason and the run goes on with
     the next (`apply_item`). `catalog` loads the catalog, once, if an item needs it (default:
-    BILLING_CATALOG). Then the store forgets decided items and stored answers older than the
-    retention period (BILLING_API_RETENTION_DAYS)."""
+    BILLING_CATALOG). With customer shards, `shard`'s run applies only the items routed to it
+    (`item_shard`); the others stay pending for their shard. Then the store forgets decided items
+    and stored answers older than the retention period (BILLING_API_RETENTION_DAYS)."""
     from pipelines import settings
 
     applied = rejected = stripe_events = 0
     load_catalog_once = cache(catalog or _settings_catalog)
     for item in store.each_pending():
+        if shard is not None and shards > 1 and item_shard(store, item, shards) != shard:
+            continue
         result = apply_item(con, item, now=now, catalog=load_catalog_once)
         status = "applied" if result.outcome == "applied" else "rejected"
         store.mark_item(item.item_id, status, result.reason, now)
