@@ -13,6 +13,7 @@ from assets import catalog as catalog_assets
 from assets import custom_invoicing as custom_invoicing_assets
 from assets import ingestion as ingestion_assets
 from assets import notifications as notification_assets
+from assets import numbering
 from assets import reconciliation as reconciliation_assets
 from assets import stripe_sync as stripe_sync_assets
 from pipelines.jobs import (
@@ -50,12 +51,19 @@ def by_shard(assets: list) -> list:
             if isinstance(asset, dg.AssetsDefinition) else asset for asset in assets]
 
 
+NUMBERING_JOBS = [] if SHARDS is None else [numbering.numbering_job]
+NUMBERING_SENSORS = [] if SHARDS is None else [numbering.numbering_after_shard_runs]
+"""With customer shards, the job that numbers what the shards issued, and its sensor; one
+warehouse numbers each document as it is issued."""
+
+
 defs = dg.Definitions(
     assets=by_shard(list(dg.load_assets_from_modules(ASSET_MODULES_IN_STAGE_ORDER))),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
-    jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job],
+    jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job,
+          *NUMBERING_JOBS],
     schedules=[daily_billing_schedule, sync_schedule, reconcile_schedule],
-    sensors=[landing_zone_sensor, api_inbox_sensor],
+    sensors=[landing_zone_sensor, api_inbox_sensor, *NUMBERING_SENSORS],
     resources={
         "warehouse": WarehouseResource(),
         "catalog": CatalogResource(),

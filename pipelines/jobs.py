@@ -48,3 +48,7 @@ reconcile_run_job = dg.define_asset_job(
                 "journal and revenue recognition, open and close alerts, and announce them to "
                 "the finance and operations channels.",
 )
+
+NUMBERING_JOB = "number_documents"
+"""Customer shards only: numbers the documents the shards issued (assets/numbering.py: an op
+job, not an asset job, since it works on every shard at once)."""
