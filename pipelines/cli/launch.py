@@ -88,6 +88,11 @@ def run_every_shard(job_name: str, run_config: dict[str, Any] | None = None, *,
         futures = [pool.submit(_run_one, job_name, run_config, shard, month, tags or {})
                    for shard in shards]
         outcomes = [future.exception() for future in futures]
-    if any(outcomes):
+    failed = [(shard, error) for shard, error in zip(shards, outcomes, strict=True) if error]
+    for shard, error in failed:
+        # a worker's SystemExit carries no message of its own: its run already printed why
+        if not isinstance(error, SystemExit):
+            print(f"shard {shard}: {type(error).__name__}: {error}", file=sys.stderr)
+    if failed:
         raise SystemExit(1)
     return [future.result() for future in futures]
