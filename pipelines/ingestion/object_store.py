@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines import settings
-from pipelines.ingestion.landing import FORMATS, LandedFile, LandingScan, file_format
+from pipelines.ingestion.file_identity import FORMATS, LandedFile, LandingScan, file_format
 
 if TYPE_CHECKING:
     import s3fs
