@@ -5,7 +5,8 @@ customers, `--events` events over January and February 2026 in one Parquet file)
 billed with `billing ingest` and `billing run --month 2026-02`, each a fresh process, first with
 one warehouse (BILLING_SHARDS=1), then with two shards (BILLING_SHARDS=2: each command runs the
 two shards' Dagster runs in two worker processes, one per core, then `billing run` numbers the
-documents). Prints each command's seconds, the speed-up, and each shard run's own wall time and
+documents; each landed file is routed by shard once, by one of the shards' workers). Prints each
+command's seconds, the routing's seconds, the speed-up, and each shard run's own wall time and
 events (read from the Dagster runs the commands stored in a fresh instance), the figures
 docs/scaling.md projects a cluster from.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -77,7 +79,12 @@ def one_setting(work: Path, source: Path, catalog: Path, shards: int) -> dict[st
     run: Timed = timed([billing, "run", "--month", MONTH], env)
     print(f"\n[N={shards}] $ billing ingest\n{ingest.output.rstrip()}\n"
           f"[N={shards}] $ billing run --month {MONTH}\n{run.output.rstrip()}", flush=True)
+    # each shard's routing pass (its own routing plus waiting for files others routed), as
+    # `billing ingest` reports it
+    routing = [float(seconds) for seconds in
+               re.findall(r"shard \d+ routed \d+ file\(s\), ([\d.]+) s", ingest.output)]
     return {"shards": shards, "ingest_s": ingest.seconds, "run_s": run.seconds,
+            "routing_s": max(routing, default=0.0),
             "ingest_peak_rss": ingest.peak_rss, "run_peak_rss": run.peak_rss,
             "runs": shard_runs(home), "events": shard_events(root / "warehouse.duckdb", shards)}
 
@@ -108,13 +115,15 @@ def main() -> None:
 
     results = [one_setting(work, source, catalog, shards) for shards in args.shards]
     base = results[0]
-    print("\n| shards | `billing ingest` | `billing run --month` | together | speed-up |")
-    print("|---:|---:|---:|---:|---:|")
+    print("\n| shards | `billing ingest` | of it routing | `billing run --month` | together "
+          "| speed-up |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for result in results:
         together = result["ingest_s"] + result["run_s"]
         speed_up = (base["ingest_s"] + base["run_s"]) / together
         print(f"| {result['shards']} | {result['ingest_s']:.1f} s "
               f"(peak {result['ingest_peak_rss'] / GIB:.2f} GiB) "
+              f"| {result['routing_s']:.1f} s "
               f"| {result['run_s']:.1f} s (peak {result['run_peak_rss'] / GIB:.2f} GiB) "
               f"| {together:.1f} s | {speed_up:.2f}x |")
     print("\n| shards | job | shard | events in shard | run wall time |")

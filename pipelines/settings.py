@@ -71,6 +71,16 @@ def landing_staging_path() -> str:
     return str(Path(warehouse_path()).expanduser().parent / "landing_staging")
 
 
+def routing_path() -> str:
+    """Where landed files are split by customer shard before each shard ingests its part
+    (`BILLING_ROUTING`; default a `routing` folder beside the warehouse). With N > 1 shards every
+    worker that ingests must see the same folder (on a cluster: a shared volume)."""
+    explicit = os.environ.get("BILLING_ROUTING")
+    if explicit:
+        return explicit
+    return str(Path(warehouse_path()).expanduser().parent / "routing")
+
+
 def catalog_path() -> str:
     """The folder (or single YAML file) holding meters, plans, customers and subscriptions."""
     return os.environ.get("BILLING_CATALOG") or DEFAULT_CATALOG

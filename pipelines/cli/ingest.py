@@ -6,9 +6,10 @@ import argparse
 import os
 
 from pipelines import settings
-from pipelines.cli.launch import ShardRun, run_every_shard
+from pipelines.cli.launch import ShardRun, run_every_shard, run_job
 from pipelines.cli.output import print_table
-from pipelines.jobs import INGEST_JOB, ingest_run_config
+from pipelines.jobs import IDENTITY_JOB, INGEST_JOB, ingest_run_config
+from pipelines.run_context import now_tags
 from pipelines.sharding import connect_finance_reader
 
 
@@ -48,6 +49,11 @@ def print_ingestion_summary(runs: list[ShardRun]) -> None:
         rows.append(("total", *(sum(f[i] for f in files) for i in range(1, 6))))
         print_table(("file", "received", "accepted", "duplicates", "rejected", "conflicts"),
                     rows)
+    routed = [(k, meta) for k, meta in enumerate(raw_meta) if "routing_seconds" in meta]
+    if any(meta.get("files_routed_here") for _, meta in routed):
+        print("routing by shard: " + ", ".join(
+            f"shard {k} routed {meta['files_routed_here']} file(s), "
+            f"{float(meta['routing_seconds']):.1f} s" for k, meta in routed))
     if skipped:
         print(f"{skipped} file(s) skipped: the same content was ingested before")
     for path, reason in refused.items():
@@ -63,17 +69,29 @@ def print_ingestion_summary(runs: list[ShardRun]) -> None:
 
 
 def _ingest(files: list[str] | None, reprocess_rejected: bool) -> None:
-    from pipelines.ingestion.shard_conflicts import reject_later_copies
-
     runs = run_every_shard(
         INGEST_JOB, ingest_run_config(files=files, reprocess_rejected=reprocess_rejected))
-    # with shards, identity is then checked across them (one warehouse checked it already)
-    moved = (reject_later_copies(settings.now(), new_runs=[run.run_id for run in runs])
-             if settings.shard_count() > 1 else 0)
+    moved = 0
+    if settings.shard_count() > 1:
+        from pipelines.ingestion.routing import remove_finished_parts
+
+        # every shard has logged the files it was given: their routed parts can go
+        remove_finished_parts(settings.shard_count())
+        # identity is then checked across the shards (one warehouse checked it already)
+        # (the check_event_identity job, as after the landing sensor's ingestion runs)
+        moved = _identity_check()
     print_ingestion_summary(runs)
     if moved:
         print(f"{moved} event(s) rejected as conflicts: their (source, event_id) was accepted "
               "first for a customer of another shard")
+
+
+def _identity_check() -> int:
+    """Run the event identity check across the shards (the `check_event_identity` job); how
+    many later copies it rejected as conflicts."""
+    result = run_job(IDENTITY_JOB, tags=now_tags(settings.now()))
+    return sum(int(event.event_specific_data.metadata["conflicts_rejected"].value)
+               for event in result.all_events if event.event_type_value == "STEP_OUTPUT")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:

@@ -8,17 +8,20 @@ and the log row (keyed by the file's sha256) makes landing the same file again a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from pipelines.erasure.warehouse_erasure import pseudonymise_new_rows
 from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.landing import LandedFile, exact_path_pattern
-from pipelines.sharding import shard_of_sql
 from pipelines.warehouse import run_sql, sql, transaction
+
+if TYPE_CHECKING:
+    from pipelines.ingestion.routing import RoutedPart
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
 RECORD_COLUMNS = (
@@ -140,32 +143,10 @@ def validate_staged(con: duckdb.DuckDBPyConnection, file_format: str, *,
     run_sql(con, "staging/validated_events")
 
 
-Shard = tuple[int, int]
-"""(shard, of how many): the customer shard a run ingests, with BILLING_SHARDS > 1."""
-
-
-def route_to_shard(con: duckdb.DuckDBPyConnection, file_format: str, shard: Shard) -> None:
-    """Keep, of the staged file, only the lines of this customer shard, with their line numbers
-    (set-based: the customer id is read by the ingestion's own normalizing SQL, the shard is
-    `sharding.shard_of_sql`). Lines without a customer id belong to shard 0, which rejects them
-    as one warehouse would; so over all shards each line is received exactly once, and any
-    worker can route any file."""
-    number, shards = shard
-    staged = NORMALIZERS[file_format][0]
-    validate_staged(con, file_format)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE shard_staged AS
-        SELECT * FROM {staged} WHERE line_number IN (
-            SELECT line_number FROM incoming
-            WHERE NOT is_blank AND {shard_of_sql('customer_id', shards)} = {int(number)})""")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT * FROM shard_staged")
-
-
-def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str,
-                            shard: Shard | None = None) -> None:
-    """Records the CSV parser refused (known once the file was read): each is one received
-    line, rejected as malformed (in shard 0: such a line has no customer)."""
-    if file_format != "csv" or (shard is not None and shard[0] != 0):
+def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
+    """Records the CSV parser refused (known once the file was read, or from shard 0's routed
+    part: such a line has no customer): each is one received line, rejected as malformed."""
+    if file_format != "csv":
         con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
                     "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
         return
@@ -180,6 +161,14 @@ def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str,
 STAGERS = {"jsonl": _stage_json_lines, "csv": _stage_csv, "parquet": _stage_parquet}
 
 
+def unchanged_stamps(con: duckdb.DuckDBPyConnection) -> set[tuple[str, int, int]]:
+    """(path, bytes, mtime_ns) of the local files logged: such a file, unchanged, is skipped
+    without being read."""
+    return {(path, size, mtime) for path, size, mtime in con.execute(
+        "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
+    ).fetchall()}
+
+
 def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
     return con.execute("SELECT count(*) FROM raw.ingestion_log WHERE file_id = $file_id",
                        {"file_id": file_id}).fetchall()[0][0] > 0
@@ -187,7 +176,7 @@ def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
 
 def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, file_id: str,
                 size: int, now: datetime, run_id: str | None,
-                mtime_ns: int | None = None, shard: Shard | None = None,
+                mtime_ns: int | None = None, part: RoutedPart | None = None,
                 source: str | None = None) -> FileCounts | None:
     """Ingest one file; None when this content was ingested before.
 
@@ -197,20 +186,22 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
     go in, are then validated alone and deduplicated exactly. All writes (events, rejects, log
     row) commit together or not at all. The caller holds the warehouse's single writer, so
     history cannot change between dedup and commit. `prepare_session` must have run on the
-    connection (customers and clock). With a `shard`, only that customer shard's lines are
-    ingested (`route_to_shard`), keeping the file's id and line numbers. `source` is the local
-    file DuckDB reads when it is not `path` (an object's staged copy; `path` is logged).
+    connection (customers and clock). With a routed `part` (BILLING_SHARDS > 1), only that
+    customer shard's lines are read, from its part (`pipelines.ingestion.routing`), with the
+    file's id and line numbers. `source` is the local file DuckDB reads when it is not `path`
+    (an object's staged copy; `path` is logged).
     """
     if already_ingested(con, file_id):
         return None
     try:
         # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
         # order only once committed, and rowid + 1 is the line number every table keeps.
-        STAGERS[file_format](con, source or path)
-        if shard is not None:
-            route_to_shard(con, file_format, shard)
+        if part is None:
+            STAGERS[file_format](con, source or path)
+        else:
+            part.stage(con)
         validate_staged(con, file_format)
-        _collect_parser_rejects(con, file_format, shard)
+        _collect_parser_rejects(con, file_format)
         with transaction(con):
             run_sql(con, "staging/suspect_lines")
             con.execute(sql("raw/events"), {"file_id": file_id, "ingested_at": now})
@@ -264,7 +255,7 @@ def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS {view}")
     for table in ("event_outcomes", "parser_rejects", "conflict_lines", "incoming_rows",
                   "file_keys", "stored_matches", "suspect_lines", "examined_lines",
-                  "examined_rows", "shard_staged"):
+                  "examined_rows"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -308,14 +299,16 @@ class LandingIngestion:
 def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
                         now: datetime, run_id: str | None,
                         progress: Callable[[str], None] | None = None,
-                        shard: Shard | None = None) -> LandingIngestion:
+                        parts: Mapping[str, RoutedPart] | None = None) -> LandingIngestion:
     """Ingest each file once; a file that cannot be read is reported, not half-loaded.
 
     A local path logged with the same size and mtime is skipped without reading it; any other
     file (an object-store file always: its time is to the second) is identified by the sha256
     of its bytes, so a copy or a touched file is still skipped.
     `progress` gets a line per file: its counts, time and rate, and the files and rows so far.
-    With a `shard` (BILLING_SHARDS > 1), only that customer shard's lines of each file.
+    With `parts` (BILLING_SHARDS > 1: each file's routed part for this shard, by path), only
+    that customer shard's lines of each file are read; a file without a part was not routed
+    (this shard had logged it, or routing failed and reported it) and is not read.
     """
     files = list(files)
     started = time.monotonic()
@@ -323,22 +316,29 @@ def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFi
     ingested: list[FileCounts] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
-    unchanged = {(path, size, mtime) for path, size, mtime in con.execute(
-        "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
-    ).fetchall()}
+    unchanged = unchanged_stamps(con)
     for number, landed in enumerate(files, start=1):
         if landed.local_copy is None and (landed.path, landed.size, landed.mtime_ns) in unchanged:
             skipped.append(landed.path)
+            continue
+        part = None if parts is None else parts.get(landed.path)
+        if parts is not None and part is None:
+            if already_ingested(con, landed.file_id):
+                skipped.append(landed.path)
+            else:
+                failed[landed.path] = f"{landed.path}: not routed to this shard"
             continue
         file_started = time.monotonic()
         try:
             counts = ingest_file(con, path=landed.path, file_format=landed.format,
                                  file_id=landed.file_id, size=landed.size, now=now,
-                                 run_id=run_id, mtime_ns=landed.mtime_ns, shard=shard,
+                                 run_id=run_id, mtime_ns=landed.mtime_ns, part=part,
                                  source=landed.local_copy)
         except (duckdb.Error, OSError) as exc:
             failed[landed.path] = f"{landed.path}: {type(exc).__name__}: {exc}".splitlines()[0]
             continue
+        if part is not None:
+            part.mark_logged()      # committed (or logged before): its part may go
         if counts is None:
             skipped.append(landed.path)
             continue

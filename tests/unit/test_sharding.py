@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.ingestion import ingest_landed_files, landed_files, prepare_session
+from pipelines.ingestion.routing import route_file
 from pipelines.sharding import shard_of, shard_of_sql, shard_warehouse_path
 from pipelines.warehouse import connect_writer
 from tests.support.environment import NOW
@@ -39,17 +40,24 @@ def test_routing_keeps_every_line_once_with_its_number(billing_env):
     write_lines(billing_env["landing"] / "mixed.jsonl", lines)
     [landed] = landed_files(billing_env["landing"])
 
-    def ingest(path: str, shard: tuple[int, int] | None):
+    routed = route_file(landed, 4, billing_env["warehouse"].parent / "routing")
+    assert routed is not None and routed.routed_here
+    # every received line in exactly one part (the blank line in none)
+    assert sum(routed.lines) == len(lines) - 1
+
+    def ingest(path: str, shard: int | None):
+        parts = None if shard is None else {landed.path: routed.part(shard)}
         with connect_writer(path) as con:
             prepare_session(con, customers, NOW)
-            [counts] = ingest_landed_files(con, [landed], now=NOW, run_id="t", shard=shard).ingested
+            [counts] = ingest_landed_files(con, [landed], now=NOW, run_id="t",
+                                           parts=parts).ingested
             events = con.execute("SELECT event_id, customer_id, line_number, file_id "
                                  "FROM raw.events").fetchall()
             rejects = con.execute("SELECT line_number, reason FROM raw.rejected_events").fetchall()
         return counts, events, rejects
 
     one = ingest(str(billing_env["warehouse"]), None)
-    parts = [ingest(shard_warehouse_path(str(billing_env["warehouse"]), k, 4), (k, 4))
+    parts = [ingest(shard_warehouse_path(str(billing_env["warehouse"]), k, 4), k)
              for k in range(4)]
     for field in ("received", "accepted", "duplicates", "rejected"):
         assert sum(getattr(p[0], field) for p in parts) == getattr(one[0], field), field
