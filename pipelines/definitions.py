@@ -11,9 +11,9 @@ from assets import accounting as accounting_assets
 from assets import billing as billing_assets
 from assets import catalog as catalog_assets
 from assets import custom_invoicing as custom_invoicing_assets
+from assets import event_identity, numbering
 from assets import ingestion as ingestion_assets
 from assets import notifications as notification_assets
-from assets import numbering
 from assets import reconciliation as reconciliation_assets
 from assets import stripe_sync as stripe_sync_assets
 from pipelines.jobs import (
@@ -56,14 +56,19 @@ NUMBERING_SENSORS = [] if SHARDS is None else [numbering.numbering_after_shard_r
 """With customer shards, the job that numbers what the shards issued, and its sensor; one
 warehouse numbers each document as it is issued."""
 
+IDENTITY_JOBS = [] if SHARDS is None else [event_identity.identity_job]
+IDENTITY_SENSORS = [] if SHARDS is None else [event_identity.identity_check_after_ingestion]
+"""With customer shards, the job that checks event identities across the shards after their
+ingestion, and its sensor; one warehouse checks identity as it ingests."""
+
 
 defs = dg.Definitions(
     assets=by_shard(list(dg.load_assets_from_modules(ASSET_MODULES_IN_STAGE_ORDER))),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES_IN_STAGE_ORDER),
     jobs=[ingest_events_job, billing_run_job, sync_run_job, reconcile_run_job,
-          *NUMBERING_JOBS],
+          *NUMBERING_JOBS, *IDENTITY_JOBS],
     schedules=[daily_billing_schedule, sync_schedule, reconcile_schedule],
-    sensors=[landing_zone_sensor, api_inbox_sensor, *NUMBERING_SENSORS],
+    sensors=[landing_zone_sensor, api_inbox_sensor, *NUMBERING_SENSORS, *IDENTITY_SENSORS],
     resources={
         "warehouse": WarehouseResource(),
         "catalog": CatalogResource(),

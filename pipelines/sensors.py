@@ -13,7 +13,7 @@ import dagster as dg
 from pipelines import settings
 from pipelines.api.store import ApiStore
 from pipelines.api.store.inbox import PENDING_PAGE
-from pipelines.custom_invoicing.inbox import item_shard
+from pipelines.custom_invoicing.inbox import item_shards
 from pipelines.ingestion.landing import landed_files
 from pipelines.jobs import INGEST_JOB, SYNC_JOB, ingest_run_config
 from pipelines.resources import ApiStoreResource, LandingZoneResource
@@ -99,7 +99,7 @@ def api_inbox_sensor(context: dg.SensorEvaluationContext,
     """One run per first pending item: while a run applies the inbox the same key is not
     launched again; a run that failed is launched again up to MAX_ATTEMPTS times, after that the
     15-minute sync schedule keeps trying. With customer shards, the same per shard for the
-    items routed to it (`item_shard`)."""
+    items routed to it or whose share it has not taken (`item_shards`)."""
     store = api_store.open()
     shards = settings.shard_count()
     if shards > 1:
@@ -130,11 +130,11 @@ def _inbox_request(context: dg.SensorEvaluationContext, first: int,
 def _inbox_runs_by_shard(context: dg.SensorEvaluationContext, store: ApiStore,
                          shards: int) -> dg.SensorResult | dg.SkipReason:
     """With customer shards: a run for each shard that has items waiting (the first page of
-    pending items, routed by their document), keyed by that shard's first item."""
+    pending items, routed by their document; a statement or Stripe event to every shard that
+    has not taken its share), keyed by that shard's first item."""
     first_by_shard: dict[int, int] = {}
     for item in store.pending_items(limit=PENDING_PAGE):
-        shard = item_shard(store, item, shards)
-        if shard is not None:
+        for shard in item_shards(store, item, shards):
             first_by_shard.setdefault(shard, item.item_id)
     if not first_by_shard:
         return dg.SkipReason("no item of the integration API's inbox is routed to a shard")

@@ -236,6 +236,7 @@ def sensors_and_inbox(root: str) -> None:
         assert len({r.run_key for r in requests}) == 2
         for request in requests:
             launch(INGEST_JOB, request)
+        check_identity(instance, defs)
         for shard, customer in ((0, A), (1, B)):
             assert read(shard_file(warehouse, shard),
                         "SELECT DISTINCT customer_id FROM raw.events") == [(customer,)]
@@ -282,9 +283,115 @@ def sensors_and_inbox(root: str) -> None:
         assert read(shard_file(warehouse, 0), "SELECT status FROM billing.invoices "
                                               "WHERE invoice_id = $i", {"i": invoice_of[A]}) \
             == [("paid",)]
-        # a statement is routed to no shard yet: it waits, and launches nothing
-        assert store.inbox_item(statement).status == "pending"
+        # the statement was offered to both shards: each took its share with its items
+        assert store.inbox_item(statement).status == "applied"
+        assert sorted(store.item_shares(statement, 2)) == [0, 1]
         assert inbox_requests() == []
+
+
+def check_identity(instance, defs) -> list[str]:
+    """The identity check sensor evaluated for every successful ingestion run, and the job it
+    asks for launched once per distinct run key; the keys."""
+    import dagster as dg
+
+    from pipelines.jobs import IDENTITY_JOB, INGEST_JOB
+
+    sensor = defs.get_sensor_def("identity_check_after_ingestion")
+    keys: list[str] = []
+    for run in instance.get_runs(dg.RunsFilter(job_name=INGEST_JOB,
+                                               statuses=[dg.DagsterRunStatus.SUCCESS])):
+        success = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)[0]
+        request = sensor(dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=success.dagster_event,
+            dagster_instance=instance, dagster_run=run,
+            repository_def=defs.get_repository_def()))
+        assert request is not None and request.run_key not in keys
+        keys.append(request.run_key)
+        assert defs.resolve_job_def(IDENTITY_JOB).execute_in_process(
+            instance=instance, tags={"dagster/run_key": request.run_key}).success
+    return keys
+
+
+def sensor_identity(root: str) -> None:
+    """Run in a process with BILLING_SHARDS=2: the landing sensor's ingestion runs accept
+    `shared_1` and `shared_2` in both shards; billing a shard refuses until the identity check
+    the run-status sensor asks for has run; then the later copies are conflicts."""
+    import json
+
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.jobs import BILLING_JOB, INGEST_JOB
+    from pipelines.resources import LandingZoneResource
+    from pipelines.run_context import NOW_TAG, billing_partition_key, shard_tags
+    from pipelines.sensors import landing_zone_sensor
+
+    warehouse = Path(root)
+    with dg.instance_for_test() as instance:
+        def launch(job: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+            return defs.resolve_job_def(job).execute_in_process(
+                run_config=request.run_config, partition_key=request.partition_key,
+                tags={**request.tags, NOW_TAG: "2026-02-03T00:00:00Z",
+                      "dagster/run_key": request.run_key},
+                instance=instance, raise_on_error=False)
+
+        landing = landing_zone_sensor(dg.build_sensor_context(
+            instance=instance, resources={"landing": LandingZoneResource()}))
+        for request in landing.run_requests:
+            assert launch(INGEST_JOB, request).success
+        before = union(warehouse, EVENTS)
+        billed = launch(BILLING_JOB, dg.RunRequest(
+            run_key="bill-0", partition_key=billing_partition_key("2026-02", 0),
+            tags=shard_tags(0)))
+        refusal = [str(getattr(getattr(e.event_specific_data, "error", None), "message", None)
+                       or e.message) for e in billed.all_events if e.is_step_failure]
+        keys = check_identity(instance, defs)
+        again = check_identity(instance, defs)      # asked again: the same keys, nothing moved
+        billed_after = launch(BILLING_JOB, dg.RunRequest(
+            run_key="bill-0-again", partition_key=billing_partition_key("2026-02", 0),
+            tags=shard_tags(0)))
+        print(json.dumps({
+            "accepted_before": len(before), "billing_refused": not billed.success,
+            "refusal": refusal, "keys": keys, "again": again,
+            "billed_after": billed_after.success,
+            "events": union(warehouse, EVENTS), "rejects": union(warehouse, REJECTS),
+            "log": read_log_summed(warehouse)}, default=str))
+
+
+def test_a_reused_event_id_ingested_by_sensor_runs_is_a_conflict_once_checked(tmp_path):
+    """The landing sensor's per-shard runs, then the identity check job launched by its
+    run-status sensor: the same events, rejects and per-file counts as one warehouse."""
+    import json
+
+    one = tmp_path / "one"
+    env = setup(one, 1)
+    write_lines(one / "landing" / "january.jsonl", january())
+    billing(env, "ingest")
+    expected = [read(one / "warehouse.duckdb", q) for q in (EVENTS, REJECTS, LOG)]
+
+    two = tmp_path / "two"
+    env = setup(two, 2)
+    write_lines(two / "landing" / "january.jsonl", january())
+    done = subprocess.run(
+        [sys.executable, "-c", "from tests.integration.test_shard_routing import "
+                               f"sensor_identity; sensor_identity({str(two)!r})"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    # before the check both shards accepted shared_1 and shared_2: billing refused to run
+    assert seen["accepted_before"] == len(expected[0]) + 2
+    assert seen["billing_refused"]
+    assert any("not yet checked for event ids reused across customer shards" in m
+               for m in seen["refusal"]), seen["refusal"]
+    assert len(seen["keys"]) == 2 and all(k.startswith("identity-after-") for k in seen["keys"])
+    assert seen["again"] == seen["keys"]
+    assert seen["billed_after"]
+    as_lists = json.loads(json.dumps(expected, default=str))
+    assert seen["events"] == sorted(as_lists[0], key=repr)
+    assert seen["rejects"] == sorted(as_lists[1], key=repr)
+    conflicts = sorted([r[4], r[5], r[6]] for r in seen["rejects"] if r[2] == "conflict")
+    assert conflicts == [["gateway-eu", "shared_1", B], ["gateway-eu", "shared_2", A]]
+    assert seen["log"] == as_lists[2]
 
 
 def test_sensors_launch_a_run_per_shard_and_the_inbox_reaches_the_documents_shard(tmp_path):
