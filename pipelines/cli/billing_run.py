@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 
 from pipelines import settings
-from pipelines.cli.launch import run_every_shard
+from pipelines.cli.launch import run_every_shard_numbered
 from pipelines.cli.output import print_table
-from pipelines.invoicing.shard_numbering import number_documents, numbering_deferred
 from pipelines.jobs import BILLING_JOB
 from pipelines.run_context import now_tags
-from pipelines.sharding import connect_finance_reader, warehouse_paths
+from pipelines.sharding import connect_finance_reader
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -37,9 +36,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise SystemExit(f"billing run: {exc}") from None
     for month in months_between(args.month, args.to or args.month):
-        runs = run_every_shard(BILLING_JOB, month=month, tags=now_tags(now))
-        if numbering_deferred():
-            number_documents(warehouse_paths())
+        runs = run_every_shard_numbered(BILLING_JOB, month=month, tags=now_tags(now))
         print_invoice_summary(month, [run.metadata.get("billing/invoices", {}) for run in runs],
                               every_invoice=args.invoices)
 

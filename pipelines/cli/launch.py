@@ -96,3 +96,18 @@ def run_every_shard(job_name: str, run_config: dict[str, Any] | None = None, *,
     if failed:
         raise SystemExit(1)
     return [future.result() for future in futures]
+
+
+def run_every_shard_numbered(job_name: str, run_config: dict[str, Any] | None = None, *,
+                             month: str | None = None,
+                             tags: dict[str, str] | None = None) -> list[ShardRun]:
+    """`run_every_shard`, then, with shards, the numbering step: the documents the runs issued
+    (invoices of a billing run, provider documents of a sync, correction documents of a
+    reconciliation) get their gap-free numbers before the command prints them."""
+    from pipelines.invoicing.shard_numbering import number_documents, numbering_deferred
+    from pipelines.sharding import warehouse_paths
+
+    runs = run_every_shard(job_name, run_config, month=month, tags=tags)
+    if numbering_deferred():
+        number_documents(warehouse_paths())
+    return runs

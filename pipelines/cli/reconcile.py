@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines import settings
-from pipelines.cli.launch import run_job
+from pipelines.cli.launch import run_every_shard_numbered
 from pipelines.cli.output import print_open_alerts, print_steps, print_table
 from pipelines.jobs import RECONCILE_JOB
 from pipelines.run_context import now_tags
@@ -14,9 +14,9 @@ from pipelines.sharding import connect_finance_reader
 
 
 def cmd_reconcile(args: argparse.Namespace) -> None:
-    result = run_job(RECONCILE_JOB, tags=now_tags(settings.now()))
+    runs = run_every_shard_numbered(RECONCILE_JOB, tags=now_tags(settings.now()))
     if args.verbose:
-        print_steps(result)
+        print_steps(runs)
     print_reconciliation_summary()
 
 

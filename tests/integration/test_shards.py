@@ -35,6 +35,8 @@ TABLES = {
     "billing.corrections": "SELECT * EXCLUDE (run_id) FROM billing.corrections",
     "billing.credit_notes": "SELECT * FROM billing.credit_notes",
     "billing.credit_note_lines": "SELECT * FROM billing.credit_note_lines",
+    "finance.usage_reconciliation": "SELECT * EXCLUDE (reconciled_at) "
+                                    "FROM finance.usage_reconciliation",
 }
 
 
@@ -89,6 +91,10 @@ def golden_month(root: Path, shards: int) -> dict[str, list[tuple]]:
     billing(env, "run", "--month", "2026-02")
     env["BILLING_NOW"] = "2026-02-06T00:00:00Z"
     billing(env, "run", "--month", "2026-02")
+    # sync and reconciliation run every shard too (one run each, in parallel), then number
+    synced = billing(env, "sync")
+    assert ("shard 3: " in synced) == (shards > 1), synced
+    billing(env, "reconcile", "--verbose")
     os.environ["BILLING_SHARDS"] = str(shards)
     try:
         with connect_finance_reader(str(root / "warehouse.duckdb")) as con:
