@@ -114,7 +114,12 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
     # Parquet numbers its rows itself, so the file is read straight into validation
-    reader = f"read_parquet({_literal(path)}, file_row_number = true)"
+    stage_parquet_records(con, f"read_parquet({_literal(path)}, file_row_number = true)")
+
+
+def stage_parquet_records(con: duckdb.DuckDBPyConnection, reader: str) -> None:
+    """Stage Parquet rows as `file_records`: the known columns as text, numbered by their
+    `file_row_number` column (the reader's own, or the one a routed part kept)."""
     described = [(n, t) for n, t in _describe(con, reader) if n != "file_row_number"]
     con.execute(f"CREATE OR REPLACE TEMP VIEW file_records AS SELECT "
                 f"file_row_number + 1 AS line_number, {_record_projection(described)} "

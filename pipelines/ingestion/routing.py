@@ -5,8 +5,9 @@ One worker routes a file once: it stages it with the ingestion's own stager and 
 (the same line numbers, customer ids and blank-line rule as one warehouse's ingestion), computes
 the shard of each DISTINCT customer id (`sharding.shard_of_sql`, sha256 on distinct ids only,
 joined back to the lines) and writes, per shard, a Parquet part holding exactly that shard's
-lines with their ORIGINAL line numbers (JSON Lines: `line_number, raw`; CSV and Parquet:
-`line_number` and the record columns as text), the CSV parser's rejects with shard 0's part, and
+lines with their ORIGINAL line numbers (JSON Lines: `line_number, raw`; CSV: `line_number`
+and the record columns as text; Parquet: the file's own columns and types with its
+`file_row_number`), the CSV parser's rejects with shard 0's part, and
 a manifest. Lines without a customer id go to shard 0, which rejects them as one warehouse does;
 blank lines go nowhere (they are not received lines). Routing uses an in-memory DuckDB, never a
 warehouse.
@@ -43,7 +44,12 @@ import duckdb
 from pipelines import settings
 from pipelines.ingestion.file_identity import LandedFile, file_sha256
 from pipelines.ingestion.landing import exact_path_pattern
-from pipelines.ingestion.load import NORMALIZERS, STAGERS, unchanged_stamps
+from pipelines.ingestion.load import (
+    NORMALIZERS,
+    STAGERS,
+    stage_parquet_records,
+    unchanged_stamps,
+)
 from pipelines.sharding import shard_of_sql
 from pipelines.warehouse import _configure, run_sql, sql
 
@@ -94,7 +100,11 @@ class RoutedPart:
         files = _literal(exact_path_pattern(str(self.routed.folder / f"shard-{self.shard}"))
                          + "/*.parquet")
         # read in place, as a landed Parquet file is: every line carries its own number
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT * FROM read_parquet({files})")
+        if self.routed.format == "parquet":
+            stage_parquet_records(con, f"read_parquet({files})")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS "
+                        f"SELECT * FROM read_parquet({files})")
         if self.routed.format == "csv":
             rejects = (f"SELECT * FROM read_parquet("
                        f"{_literal(exact_path_pattern(str(self.routed.folder / REJECTS)))})"
@@ -240,8 +250,17 @@ def _write_part_set(landed: LandedFile, shards: int, folder: Path) -> None:
         con.execute("DROP TABLE line_customers")
         lines = dict(con.execute("SELECT shard, count(*) FROM line_shards GROUP BY shard")
                      .fetchall())
+        # a Parquet file's part keeps its own columns and types (and its row numbers): writing
+        # them as they are costs half of writing them cast to text
+        if landed.format == "parquet":
+            source = (f"read_parquet({_literal(exact_path_pattern(landed.readable_path))}, "
+                      "file_row_number = true)")
+            numbered = "(s.file_row_number + 1)"
+        else:
+            source, numbered = staged, "s.line_number"
         con.execute(f"""
-            COPY (SELECT s.*, r.shard FROM {staged} s JOIN line_shards r USING (line_number))
+            COPY (SELECT s.*, r.shard FROM {source} s
+                  JOIN line_shards r ON r.line_number = {numbered})
             TO {_literal(str(folder))} ({PART_FORMAT}, PARTITION_BY (shard),
                                        OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part_{{i}}')""")
         for shard in range(shards):
@@ -249,7 +268,7 @@ def _write_part_set(landed: LandedFile, shards: int, folder: Path) -> None:
             target = folder / f"shard={shard}"
             if not target.exists():
                 target.mkdir()
-                con.execute(f"COPY (SELECT * FROM {staged} LIMIT 0) "
+                con.execute(f"COPY (SELECT * FROM {source} s LIMIT 0) "
                             f"TO {_literal(str(target / 'part_0.parquet'))} ({PART_FORMAT})")
             target.rename(folder / f"shard-{shard}")
         parser_rejects = 0
