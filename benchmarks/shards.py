@@ -27,7 +27,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.commands import GIB, Timed, timed, write_events  # noqa: E402
+from benchmarks.commands import (  # noqa: E402
+    BARE_GROUP_BY,
+    BARE_LOAD,
+    GIB,
+    Timed,
+    bare_bounds,
+    timed,
+    write_events,
+)
 
 MONTH = "2026-02"
 
@@ -113,11 +121,20 @@ def main() -> None:
           f"{source.stat().st_size / 2**20:,.0f} MiB of Parquet, made in "
           f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} cores", flush=True)
 
+    # bare DuckDB on the same file in the same run: the load and the billed aggregates
+    bare_db = work / "bare.duckdb"
+    bare_load = timed([sys.executable, "-c", BARE_LOAD, str(bare_db), str(source), "create"])
+    bare_group = timed([sys.executable, "-c", BARE_GROUP_BY, str(bare_db), *bare_bounds(0)])
+    bare_db.unlink()
+    bare_total = bare_load.seconds + bare_group.seconds
+    print(f"bare DuckDB: load {bare_load.seconds:.1f} s, GROUP BY {bare_group.seconds:.1f} s, "
+          f"together {bare_total:.1f} s", flush=True)
+
     results = [one_setting(work, source, catalog, shards) for shards in args.shards]
     base = results[0]
     print("\n| shards | `billing ingest` | of it routing | `billing run --month` | together "
-          "| speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|")
+          "| vs bare DuckDB | speed-up |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for result in results:
         together = result["ingest_s"] + result["run_s"]
         speed_up = (base["ingest_s"] + base["run_s"]) / together
@@ -125,7 +142,7 @@ def main() -> None:
               f"(peak {result['ingest_peak_rss'] / GIB:.2f} GiB) "
               f"| {result['routing_s']:.1f} s "
               f"| {result['run_s']:.1f} s (peak {result['run_peak_rss'] / GIB:.2f} GiB) "
-              f"| {together:.1f} s | {speed_up:.2f}x |")
+              f"| {together:.1f} s | {together / bare_total:.1f}x | {speed_up:.2f}x |")
     print("\n| shards | job | shard | events in shard | run wall time |")
     print("|---:|---|---:|---:|---:|")
     for result in results:
@@ -136,6 +153,7 @@ def main() -> None:
             print(f"| {result['shards']} | {run['job']} | {shard} | {events:,} "
                   f"| {run['seconds']:.1f} s |")
     print(json.dumps({"events": args.events, "customers": args.customers, "cores": os.cpu_count(),
+                      "bare_load_s": bare_load.seconds, "bare_group_by_s": bare_group.seconds,
                       "results": results}))
     if not args.keep:
         shutil.rmtree(work)
