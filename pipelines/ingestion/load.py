@@ -77,24 +77,26 @@ def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
                 "SELECT rowid + 1 AS line_number, raw FROM incoming_rows")
 
 
+def record_column_text(described: list[tuple[str, str]], column: str) -> str:
+    """A known column of a CSV or Parquet file as VARCHAR (NULL when absent; nested → JSON
+    text), from the file's described columns."""
+    by_name = {name.lower(): (name, typ) for name, typ in described}
+    if column not in by_name:
+        return "CAST(NULL AS VARCHAR)"
+    name, typ = by_name[column]
+    quoted = '"' + name.replace('"', '""') + '"'
+    if typ.startswith(("STRUCT", "MAP", "UNION")) or typ.endswith("]"):
+        return f"CAST(to_json({quoted}) AS VARCHAR)"
+    return f"CAST({quoted} AS VARCHAR)"
+
+
 def _record_projection(described: list[tuple[str, str]]) -> str:
     """SELECT list giving every known column as VARCHAR (NULL when absent); nested → JSON text."""
-    by_name = {name.lower(): (name, typ) for name, typ in described}
-    parts = []
-    for column in RECORD_COLUMNS:
-        if column not in by_name:
-            parts.append(f'CAST(NULL AS VARCHAR) AS "{column}"')
-            continue
-        name, typ = by_name[column]
-        quoted = '"' + name.replace('"', '""') + '"'
-        if typ.startswith(("STRUCT", "MAP", "UNION")) or typ.endswith("]"):
-            parts.append(f'CAST(to_json({quoted}) AS VARCHAR) AS "{column}"')
-        else:
-            parts.append(f'CAST({quoted} AS VARCHAR) AS "{column}"')
-    return ", ".join(parts)
+    return ", ".join(f'{record_column_text(described, column)} AS "{column}"'
+                     for column in RECORD_COLUMNS)
 
 
-def _describe(con: duckdb.DuckDBPyConnection, reader: str) -> list[tuple[str, str]]:
+def describe_columns(con: duckdb.DuckDBPyConnection, reader: str) -> list[tuple[str, str]]:
     return [(row[0], row[1])
             for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
 
@@ -105,7 +107,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
     reader = (f"read_csv({_literal(path)}, header = true, all_varchar = true, delim = ',', "
               f"quote = '\"', escape = '\"', store_rejects = true, rejects_table = 'csv_rejects', "
               f"rejects_scan = 'csv_reject_scans', max_line_size = {MAX_LINE_BYTES})")
-    projection = _record_projection(_describe(con, reader))
+    projection = _record_projection(describe_columns(con, reader))
     # materialized in file order: rowid + 1 is the record number (header excluded)
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming_rows AS SELECT {projection} FROM {reader}")
     con.execute("CREATE OR REPLACE TEMP VIEW file_records AS "
@@ -120,7 +122,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
 def stage_parquet_records(con: duckdb.DuckDBPyConnection, reader: str) -> None:
     """Stage Parquet rows as `file_records`: the known columns as text, numbered by their
     `file_row_number` column (the reader's own, or the one a routed part kept)."""
-    described = [(n, t) for n, t in _describe(con, reader) if n != "file_row_number"]
+    described = [(n, t) for n, t in describe_columns(con, reader) if n != "file_row_number"]
     con.execute(f"CREATE OR REPLACE TEMP VIEW file_records AS SELECT "
                 f"file_row_number + 1 AS line_number, {_record_projection(described)} "
                 f"FROM {reader}")

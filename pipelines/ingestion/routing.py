@@ -47,6 +47,8 @@ from pipelines.ingestion.landing import exact_path_pattern
 from pipelines.ingestion.load import (
     NORMALIZERS,
     STAGERS,
+    describe_columns,
+    record_column_text,
     stage_parquet_records,
     unchanged_stamps,
 )
@@ -235,42 +237,10 @@ def _write_part_set(landed: LandedFile, shards: int, folder: Path) -> None:
         STAGERS[landed.format](con, landed.readable_path)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM {staged}")
         con.execute("CREATE OR REPLACE TEMP VIEW incoming AS " + sql(normalizer))
-        # each received line's customer; its shard computed once per distinct customer id
-        con.execute("CREATE TEMP TABLE line_customers AS "
-                    "SELECT line_number, customer_id FROM incoming WHERE NOT is_blank")
-        con.execute(f"""
-            CREATE TEMP TABLE customer_shards AS
-            SELECT customer_id, {shard_of_sql('customer_id', shards)} AS shard
-            FROM (SELECT DISTINCT customer_id FROM line_customers WHERE customer_id IS NOT NULL)
-        """)
-        con.execute("""
-            CREATE TEMP TABLE line_shards AS
-            SELECT l.line_number, coalesce(c.shard, 0)::USMALLINT AS shard
-            FROM line_customers l LEFT JOIN customer_shards c USING (customer_id)""")
-        con.execute("DROP TABLE line_customers")
-        lines = dict(con.execute("SELECT shard, count(*) FROM line_shards GROUP BY shard")
-                     .fetchall())
-        # a Parquet file's part keeps its own columns and types (and its row numbers): writing
-        # them as they are costs half of writing them cast to text
-        if landed.format == "parquet":
-            source = (f"read_parquet({_literal(exact_path_pattern(landed.readable_path))}, "
-                      "file_row_number = true)")
-            numbered = "(s.file_row_number + 1)"
+        if landed.format == "jsonl":
+            lines = _write_json_line_parts(con, staged, shards, folder)
         else:
-            source, numbered = staged, "s.line_number"
-        con.execute(f"""
-            COPY (SELECT s.*, r.shard FROM {source} s
-                  JOIN line_shards r ON r.line_number = {numbered})
-            TO {_literal(str(folder))} ({PART_FORMAT}, PARTITION_BY (shard),
-                                       OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part_{{i}}')""")
-        for shard in range(shards):
-            # a shard with no line of the file still gets its (empty) part
-            target = folder / f"shard={shard}"
-            if not target.exists():
-                target.mkdir()
-                con.execute(f"COPY (SELECT * FROM {source} s LIMIT 0) "
-                            f"TO {_literal(str(target / 'part_0.parquet'))} ({PART_FORMAT})")
-            target.rename(folder / f"shard-{shard}")
+            lines = _write_record_parts(con, landed, shards, folder)
         parser_rejects = 0
         if landed.format == "csv":
             con.execute(f"COPY (SELECT line, csv_line, error_message FROM csv_rejects) "
@@ -284,6 +254,81 @@ def _write_part_set(landed: LandedFile, shards: int, folder: Path) -> None:
                 "shards": shards, "lines": [int(lines.get(k, 0)) for k in range(shards)],
                 "parser_rejects": int(parser_rejects)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _write_json_line_parts(con: duckdb.DuckDBPyConnection, staged: str, shards: int,
+                           folder: Path) -> dict[int, int]:
+    """JSON Lines: each received line's customer by the normalizer (one JSON parse per line),
+    its shard computed once per distinct customer id, the lines written with their numbers."""
+    con.execute("CREATE TEMP TABLE line_customers AS "
+                "SELECT line_number, customer_id FROM incoming WHERE NOT is_blank")
+    con.execute(f"""
+        CREATE TEMP TABLE customer_shards AS
+        SELECT customer_id, {shard_of_sql('customer_id', shards)} AS shard
+        FROM (SELECT DISTINCT customer_id FROM line_customers WHERE customer_id IS NOT NULL)
+    """)
+    con.execute("""
+        CREATE TEMP TABLE line_shards AS
+        SELECT l.line_number, coalesce(c.shard, 0)::USMALLINT AS shard
+        FROM line_customers l LEFT JOIN customer_shards c USING (customer_id)""")
+    con.execute("DROP TABLE line_customers")
+    _copy_parts(con, f"SELECT s.*, r.shard FROM {staged} s JOIN line_shards r USING (line_number)",
+                f"SELECT * FROM {staged} LIMIT 0", shards, folder)
+    return _part_lines(con, shards, folder)
+
+
+def _write_record_parts(con: duckdb.DuckDBPyConnection, landed: LandedFile, shards: int,
+                        folder: Path) -> dict[int, int]:
+    """CSV and Parquet: a record's customer is three of its columns (`record_customer_id`, as
+    the normalizer reads it), so the file is written in one pass joined with the shard of each
+    distinct customer (a small table), never with a table of every line. A Parquet file's part
+    keeps the file's own columns and types and its row numbers (cheaper to write than text)."""
+    if landed.format == "parquet":
+        source = (f"read_parquet({_literal(exact_path_pattern(landed.readable_path))}, "
+                  "file_row_number = true)")
+        described = describe_columns(con, source)
+        specversion, subject, customer = (record_column_text(described, column) for column in
+                                          ("specversion", "subject", "customer_id"))
+        customer_of = f"record_customer_id({specversion}, {subject}, {customer})"
+    else:
+        source = NORMALIZERS["csv"][0]
+        customer_of = "record_customer_id(specversion, subject, customer_id)"
+    con.execute(f"""
+        CREATE TEMP TABLE customer_shards AS
+        SELECT customer_id, {shard_of_sql('customer_id', shards)} AS shard
+        FROM (SELECT DISTINCT {customer_of} AS customer_id FROM {source})
+        WHERE customer_id IS NOT NULL""")
+    _copy_parts(con, f"""
+        SELECT s.* EXCLUDE (routed_customer), coalesce(c.shard, 0)::USMALLINT AS shard
+        FROM (SELECT *, {customer_of} AS routed_customer FROM {source}) s
+        LEFT JOIN customer_shards c ON c.customer_id = s.routed_customer""",
+                f"SELECT * FROM {source} LIMIT 0", shards, folder)
+    return _part_lines(con, shards, folder)
+
+
+def _copy_parts(con: duckdb.DuckDBPyConnection, rows: str, empty: str, shards: int,
+                folder: Path) -> None:
+    """Write `rows` (with a `shard` column) into `shard-K/` folders, one per shard, a shard
+    without rows getting an empty part of the same columns."""
+    con.execute(f"""
+        COPY ({rows}) TO {_literal(str(folder))}
+        ({PART_FORMAT}, PARTITION_BY (shard), OVERWRITE_OR_IGNORE,
+         FILENAME_PATTERN 'part_{{i}}')""")
+    for shard in range(shards):
+        target = folder / f"shard={shard}"
+        if not target.exists():
+            target.mkdir()
+            con.execute(f"COPY ({empty}) TO {_literal(str(target / 'part_0.parquet'))} "
+                        f"({PART_FORMAT})")
+        target.rename(folder / f"shard-{shard}")
+
+
+def _part_lines(con: duckdb.DuckDBPyConnection, shards: int, folder: Path) -> dict[int, int]:
+    """Lines per shard, read from the parts' Parquet metadata."""
+    return {shard: con.execute(
+        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata("
+        f"{_literal(exact_path_pattern(str(folder / f'shard-{shard}')) + '/*.parquet')})"
+    ).fetchall()[0][0] for shard in range(shards)}
 
 
 def with_identity(landed: LandedFile) -> LandedFile:
