@@ -64,6 +64,7 @@ bench: $(SYNCED)
 	$(VENV)/bin/python benchmarks/catalog.py
 	$(VENV)/bin/python benchmarks/stripe_sync.py
 	$(VENV)/bin/python benchmarks/reconcile.py
+	$(VENV)/bin/python benchmarks/shards.py --events 10000000
 
 clean:
 	rm -rf data/demo .dagster_home

@@ -9,6 +9,7 @@ the API's store.
 
 import dagster as dg
 
+from pipelines import settings
 from pipelines.custom_invoicing.api_publication import publish_to_api_store
 from pipelines.custom_invoicing.inbox import apply_inbox
 from pipelines.custom_invoicing.invoice_progress import advance_invoices
@@ -38,7 +39,8 @@ def api_inbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     store = api_store.open()
     with warehouse.writer() as con:
         # the catalog is loaded only if a draft adjustment needs pricing
-        update = apply_inbox(con, store, now=now, catalog=lambda: catalog_or_fail(catalog))
+        update = apply_inbox(con, store, now=now, catalog=lambda: catalog_or_fail(catalog),
+                             shard=warehouse.shard, shards=settings.shard_count())
     context.log.info(f"inbox: {update}")
     return dg.MaterializeResult(metadata={
         "items_applied": update.applied, "items_rejected": update.rejected,
@@ -63,7 +65,8 @@ def custom_invoicing(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.writer() as con:
         with transaction(con):
             update = advance_invoices(con, now=now)
-        published = publish_to_api_store(con, store)
+        published = publish_to_api_store(con, store, shard=warehouse.shard,
+                                         shards=settings.shard_count())
     context.log.info(f"custom invoicing: {update}")
     notes = update.credit_notes
     return dg.MaterializeResult(metadata={

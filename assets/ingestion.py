@@ -13,7 +13,8 @@ from pipelines.ingestion import (
     reprocess_rejected,
 )
 from pipelines.ingestion.event_count_checks import IngestionLogTable
-from pipelines.ingestion.landing import selected_files
+from pipelines.ingestion.landing import readable_copies, selected_files
+from pipelines.ingestion.routing import logged_files, route_landed_files
 from pipelines.progress import log_progress
 from pipelines.resources import (
     WAREHOUSE_POOL,
@@ -49,12 +50,30 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     scan = selected_files(landing.location, config.files)
     for path, reason in scan.refused.items():
         context.log.warning(f"{path}: refused, not read: {reason}")
-    with warehouse.writer() as con:
-        prepare_session(con, customers, now)
-        result = ingest_landed_files(con, scan.files, now=now, run_id=context.run.run_id,
-                                     progress=lambda line: log_progress(context.log, line))
-        reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
-                       if config.reprocess_rejected else None)
+
+    def progress(line: str) -> None:
+        log_progress(context.log, line)
+
+    shard = warehouse.shard
+    routing = None
+    # an s3 landing zone's objects are copied locally first: never hold the writer on the network
+    with readable_copies(landing.location, scan.files) as (files, unfetched):
+        if shard is not None:
+            # with shards, each file is split by shard once (by whichever shard's worker gets
+            # to it first) and this shard reads only its part; no warehouse is held meanwhile
+            with warehouse.reader() as con:
+                logged = logged_files(con)
+            routing = route_landed_files(files, shard, settings.shard_count(), logged,
+                                         progress=progress)
+            files = routing.files
+        with warehouse.writer() as con:
+            prepare_session(con, customers, now)
+            result = ingest_landed_files(con, files, now=now, run_id=context.run.run_id,
+                                         progress=progress,
+                                         parts=None if routing is None else routing.parts)
+            reprocessed = (reprocess_rejected(con, now=now, run_id=context.run.run_id)
+                           if config.reprocess_rejected else None)
+    failed = {**unfetched, **(routing.failed if routing else {}), **result.failed}
     for counts in result.ingested:
         context.log.info(
             f"{counts.path}: received {counts.received} = accepted {counts.accepted} + "
@@ -65,18 +84,21 @@ def raw_events(context: dg.AssetExecutionContext, config: IngestConfig,
     metadata: dict[str, object] = {
         "files_ingested": len(result.ingested),
         "files_skipped": len(result.skipped),
-        "files_failed": len(result.failed),
+        "files_failed": len(failed),
         "files_refused": len(scan.refused),
         "refused_files": dg.MetadataValue.json(scan.refused),
         **result.totals,
     }
+    if routing is not None:
+        metadata["routing_seconds"] = round(routing.seconds, 3)
+        metadata["files_routed_here"] = routing.routed_here
     if reprocessed is not None:
         metadata["reprocessed_candidates"] = reprocessed.candidates
         metadata["reprocessed_accepted"] = reprocessed.accepted
-    if result.failed:
+    if failed:
         # the good files are committed; the bad ones stay in the landing zone for the next run
         raise dg.Failure(description="files that could not be read:\n" +
-                         "\n".join(result.failed.values()), metadata=metadata)
+                         "\n".join(failed.values()), metadata=metadata)
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -12,6 +12,7 @@ the warehouse while Stripe answers (`pipelines/providers/stripe_sync/recording.p
 
 import dagster as dg
 
+from pipelines import settings
 from pipelines.providers.stripe_sync.correction_outbound import run_corrections
 from pipelines.providers.stripe_sync.event_poll import sync_events
 from pipelines.providers.stripe_sync.outbound import run_outbound
@@ -21,7 +22,7 @@ from pipelines.providers.stripe_sync.snapshot import refresh_snapshots
 from pipelines.resources import WarehouseResource
 from pipelines.run_context import run_now
 
-STRIPE_POOL = "stripe"
+STRIPE_POOL = "stripe" if settings.shard_count() == 1 else None
 """The Stripe steps' concurrency pool (dagster.yaml: one step at a time), so two runs never
 sync the same invoices at once. They are not in the warehouse pool: they wait on Stripe, and a
 warehouse slot held meanwhile would hold back every other warehouse step. They take the writer

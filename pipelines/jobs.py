@@ -48,3 +48,11 @@ reconcile_run_job = dg.define_asset_job(
                 "journal and revenue recognition, open and close alerts, and announce them to "
                 "the finance and operations channels.",
 )
+
+NUMBERING_JOB = "number_documents"
+"""Customer shards only: numbers the documents the shards issued (assets/numbering.py: an op
+job, not an asset job, since it works on every shard at once)."""
+
+IDENTITY_JOB = "check_event_identity"
+"""Customer shards only: rejects as conflicts the later copies of an event identity accepted in
+two shards (assets/event_identity.py: an op job, since it reads every shard at once)."""

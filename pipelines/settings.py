@@ -20,9 +20,65 @@ def warehouse_path() -> str:
     return os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
 
 
+def shard_count() -> int:
+    """How many customer shards the warehouse is split into (`BILLING_SHARDS`, default 1: one
+    file, today's wiring). Read when the code location loads: partitions depend on it."""
+    text = os.environ.get("BILLING_SHARDS") or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"BILLING_SHARDS={text!r} is not a positive whole number")
+    return int(text)
+
+
 def landing_path() -> str:
     """The folder where usage event files land."""
     return os.environ.get("BILLING_LANDING") or DEFAULT_LANDING
+
+
+def is_object_store(location: str | os.PathLike[str]) -> bool:
+    """Whether a landing location names object storage (`s3://bucket/prefix`) rather than a
+    local folder; any other `scheme://` is refused by name (a ValueError)."""
+    text = str(location)
+    if "://" not in text:
+        return False
+    scheme = text.split("://", 1)[0].lower()
+    if scheme != "s3":
+        raise ValueError(f"BILLING_LANDING: {scheme}:// is not supported; the landing zone is "
+                         f"a local folder or s3://bucket/prefix")
+    return True
+
+
+S3_REQUIRED_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+"""What an s3:// landing zone needs in the environment (with `AWS_SESSION_TOKEN` for temporary
+credentials, `AWS_REGION` or `AWS_DEFAULT_REGION`); read when used, never logged."""
+
+
+def s3_endpoint_url() -> str | None:
+    """The S3-compatible server of an s3:// landing zone (`BILLING_S3_ENDPOINT_URL`, else the
+    AWS SDK's `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`); None means AWS itself."""
+    for name in ("BILLING_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def landing_staging_path() -> str:
+    """Where a run copies the objects of an s3:// landing zone before DuckDB reads them
+    (`BILLING_LANDING_STAGING`; default a `landing_staging` folder beside the warehouse); each
+    run's copies are removed when it is done."""
+    explicit = os.environ.get("BILLING_LANDING_STAGING")
+    if explicit:
+        return explicit
+    return str(Path(warehouse_path()).expanduser().parent / "landing_staging")
+
+
+def routing_path() -> str:
+    """Where landed files are split by customer shard before each shard ingests its part
+    (`BILLING_ROUTING`; default a `routing` folder beside the warehouse). With N > 1 shards every
+    worker that ingests must see the same folder (on a cluster: a shared volume)."""
+    explicit = os.environ.get("BILLING_ROUTING")
+    if explicit:
+        return explicit
+    return str(Path(warehouse_path()).expanduser().parent / "routing")
 
 
 def catalog_path() -> str:

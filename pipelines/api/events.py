@@ -279,6 +279,11 @@ class EventEndpoints:
         self._limits = limits
         self._commit: GroupCommit | None = None
 
+    def landing_on_object_store(self) -> bool:
+        """Whether BILLING_LANDING is a bucket: the API lands events only in a local folder
+        (segments are appended and fsynced in place), so it then refuses them."""
+        return settings.is_object_store(self._landing or settings.landing_path())
+
     @property
     def commit(self) -> GroupCommit:
         """The group commit into the landing zone, set up on first use (reading the
@@ -291,6 +296,11 @@ class EventEndpoints:
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """The app's lifespan: seal dead APIs' segments at start, this one's when stopping."""
+        if self.landing_on_object_store():
+            log.error("BILLING_LANDING is object storage: POST /api/v1/events answers 501; "
+                      "events over HTTP land only in a local landing zone")
+            yield
+            return
         await self.commit.start()
         try:
             yield
@@ -309,6 +319,11 @@ class EventEndpoints:
 
     async def _land(self, request: Request, *, batch: bool) -> Response:
         await self.handlers.authorize(request, (rules.SCOPE_EVENTS_WRITE,))
+        if self.landing_on_object_store():
+            return JSONResponse(error_body(
+                "landing_not_local", "this API's landing zone is object storage (s3://); events "
+                "over HTTP land only in a local landing zone: upload event files to the bucket "
+                "instead"), status_code=501)
         raw = await self.handlers.read_body(request,
                                             MAX_BATCH_BODY_BYTES if batch else MAX_EVENT_BYTES)
         try:

@@ -19,12 +19,13 @@ from pipelines.cli import (
     notify,
     reconcile,
     report,
+    reshard,
     sql,
     sync,
 )
 
 COMMAND_GROUPS = (ingest, billing_run, corrections, invoice, credit_notes, customer, sql, sync,
-                  reconcile, report, export, api, notify)
+                  reconcile, report, export, reshard, api, notify)
 """Each module adds its subcommands to the parser, in the order `billing --help` lists them."""
 
 

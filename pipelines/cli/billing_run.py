@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-import dagster as dg
-
 from pipelines import settings
-from pipelines.cli.launch import run_job
+from pipelines.cli.launch import run_every_shard_numbered
 from pipelines.cli.output import print_table
 from pipelines.jobs import BILLING_JOB
-from pipelines.run_context import month_partition, now_tags
-from pipelines.warehouse import connect_reader
+from pipelines.run_context import now_tags
+from pipelines.sharding import connect_finance_reader
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -38,19 +36,21 @@ def cmd_run(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise SystemExit(f"billing run: {exc}") from None
     for month in months_between(args.month, args.to or args.month):
-        result = run_job(BILLING_JOB, partition_key=month_partition(month), tags=now_tags(now))
-        print_invoice_summary(month, result, every_invoice=args.invoices)
+        runs = run_every_shard_numbered(BILLING_JOB, month=month, tags=now_tags(now))
+        print_invoice_summary(month, [run.metadata.get("billing/invoices", {}) for run in runs],
+                              every_invoice=args.invoices)
 
 
-def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult, *,
+def print_invoice_summary(month: str, shard_metadata: list[dict[str, object]], *,
                           every_invoice: bool = False) -> None:
-    """What the run did to the month, and the month's invoices by status and currency (every
-    invoice only on request: a 10,000-customer month is 10,000 rows)."""
+    """What the run (one per shard) did to the month, and the month's invoices by status and
+    currency (every invoice only on request: a 10,000-customer month is 10,000 rows)."""
     from pipelines.rating.money import quantum
 
-    meta = next((e.materialization.metadata for e in result.get_asset_materialization_events()
-                 if e.asset_key == dg.AssetKey(["billing", "invoices"])), {})
-    done = {k: v.value for k, v in meta.items()}
+    done: dict[str, object] = {}
+    for meta in shard_metadata:
+        for key, value in meta.items():
+            done[key] = done.get(key, 0) + value if isinstance(value, int) else value
     print(f"{month}: rated {done.get('invoices_rated', 0)} invoice(s): "
           f"{done.get('drafts_written', 0)} draft(s) written, "
           f"{done.get('left_draft', 0)} left draft (grace period over), "
@@ -62,7 +62,7 @@ def print_invoice_summary(month: str, result: dg.ExecuteInProcessResult, *,
               f"new ({done.get('corrections_pending_approval', 0)} waiting for approval: "
               f"billing corrections list), {done.get('correction_documents', 0)} document(s) "
               f"made, {done.get('credit_notes_issued', 0)} credit note(s) issued")
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         summary = con.sql("""
             SELECT status, currency, count(*) AS invoices, sum(total) AS total
             FROM billing.invoices WHERE billing_month = $month

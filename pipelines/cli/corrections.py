@@ -7,9 +7,10 @@ import argparse
 import getpass
 
 from pipelines import settings
+from pipelines.cli.document_shard import UnknownDocument, document_warehouse
 from pipelines.cli.output import print_table
 from pipelines.rating.money import quantum
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -18,7 +19,7 @@ def _actor(args: argparse.Namespace) -> str:
 
 def cmd_corrections_list(args: argparse.Namespace) -> None:
     status = None if args.all else "pending_approval"
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         rows = con.execute("""
             SELECT c.correction_id, coalesce(i.invoice_number, c.invoice_id) AS invoice,
                    c.customer_id, c.description, c.delta, c.currency, c.document_type,
@@ -49,10 +50,11 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> None:
     except CatalogError as exc:
         raise SystemExit(f"billing corrections {verb}: {exc}") from None
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("correction", args.correction_id)) as con, \
+                transaction(con):
             document = decide(con, catalog, args.correction_id, approve=approve,
                               actor=_actor(args), reason=args.reason, now=settings.now())
-    except CorrectionError as exc:
+    except (CorrectionError, UnknownDocument) as exc:
         raise SystemExit(f"billing corrections {verb}: {exc}") from None
     if approve:
         made = f"; made {document}" if document else ""

@@ -8,8 +8,9 @@ import argparse
 import getpass
 
 from pipelines import settings
+from pipelines.cli.document_shard import UnknownDocument, document_warehouse
 from pipelines.cli.output import print_table
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -30,11 +31,12 @@ def cmd_credit_note_create(args: argparse.Namespace) -> None:
     except CatalogError as exc:
         raise SystemExit(f"billing credit-note create: {exc}") from None
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("invoice", args.invoice)) as con, \
+                transaction(con):
             note = create_manual_credit_note(con, catalog, args.invoice, args.amount,
                                              reason=args.reason, actor=_actor(args),
                                              now=settings.now())
-    except ManualDocumentError as exc:
+    except (ManualDocumentError, UnknownDocument) as exc:
         raise SystemExit(f"billing credit-note create: {exc}") from None
     print(f"credit note {note.credit_note_id} (draft) credits "
           f"{round_money(note.amount, note.currency)} {note.currency} on invoice "
@@ -45,7 +47,7 @@ def cmd_credit_note_create(args: argparse.Namespace) -> None:
 
 
 def cmd_credit_note_list(args: argparse.Namespace) -> None:
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         rows = con.execute("""
             SELECT coalesce(n.credit_note_number, n.credit_note_id) AS credit_note,
                    coalesce(i.invoice_number, n.invoice_id) AS invoice, n.customer_id,

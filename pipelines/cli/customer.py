@@ -7,6 +7,7 @@ import argparse
 import getpass
 
 from pipelines import settings
+from pipelines.cli.document_shard import customer_warehouse
 from pipelines.cli.output import print_table
 
 
@@ -27,7 +28,7 @@ def cmd_customer_erase(args: argparse.Namespace) -> None:
     try:
         report = erase_customer(catalog, args.customer_id, reason=args.reason,
                                 actor=args.actor or f"cli:{getpass.getuser()}",
-                                now=settings.now(), warehouse=settings.warehouse_path(),
+                                now=settings.now(), warehouse=customer_warehouse(args.customer_id),
                                 api_store=settings.api_store_path(),
                                 make_stripe_gateway=StripeResource().gateway)
     except ErasureRefused as exc:

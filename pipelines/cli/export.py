@@ -7,8 +7,6 @@ import argparse
 import os
 from pathlib import Path
 
-from pipelines import settings
-
 
 def export_journal(month: str, fmt: str, out: str | Path | None = None,
                    warehouse: str | None = None) -> Path:
@@ -16,14 +14,15 @@ def export_journal(month: str, fmt: str, out: str | Path | None = None,
     CSV through `spreadsheet_safe`, Parquet with exact DECIMAL amounts."""
     from pipelines.reporting import parse_month
     from pipelines.reporting.exports import EXPORT_FORMATS, spreadsheet_safe
-    from pipelines.warehouse import connect_reader, sql
+    from pipelines.sharding import connect_finance_reader
+    from pipelines.warehouse import sql
 
     parse_month(month)  # YYYY-MM or ValueError: the month is inlined below only once valid
     target = Path(out or f"journal-{month}.{fmt}")
     partial = target.with_name(f".{target.name}.partial")
     query = "\n".join(line for line in sql("reporting/journal_export").splitlines()
                       if not line.strip().startswith("--")).replace("$month", f"'{month}'")
-    with connect_reader(warehouse or settings.warehouse_path()) as con:
+    with connect_finance_reader(warehouse) as con:
         rows = spreadsheet_safe(con, query) if fmt == "csv" else query
         con.execute(f"COPY ({rows}) TO $path {EXPORT_FORMATS[fmt]}", {"path": str(partial)})
     os.replace(partial, target)

@@ -15,6 +15,7 @@ import getpass
 from decimal import Decimal, InvalidOperation
 
 from pipelines import settings
+from pipelines.cli.document_shard import UnknownDocument, document_warehouse
 from pipelines.cli.output import print_table
 
 
@@ -62,11 +63,12 @@ def cmd_invoice_adjust(args: argparse.Namespace) -> None:
     except CatalogError as exc:
         raise refuse(str(exc)) from None
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("invoice", args.invoice_id)) as con, \
+                transaction(con):
             outcome = adjust_invoice(con, catalog, args.invoice_id, add=add,
                                      remove=args.remove or [], source="cli",
                                      actor=_actor(args), now=settings.now())
-    except AdjustmentError as exc:
+    except (AdjustmentError, UnknownDocument) as exc:
         raise refuse(str(exc)) from None
     currency = outcome.currency
     for line in outcome.added:
@@ -87,10 +89,11 @@ def cmd_invoice_void(args: argparse.Namespace) -> None:
     from pipelines.warehouse import connect_writer, transaction
 
     try:
-        with connect_writer(settings.warehouse_path()) as con, transaction(con):
+        with connect_writer(document_warehouse("invoice", args.invoice_id)) as con, \
+                transaction(con):
             voided = void_invoice(con, args.invoice_id, reason=args.reason,
                                   actor=_actor(args), now=settings.now())
-    except ManualDocumentError as exc:
+    except (ManualDocumentError, UnknownDocument) as exc:
         raise SystemExit(f"billing invoice void: {exc}") from None
     withdrawn = (f"; {voided.withdrawn_corrections} correction(s) of it withdrawn"
                  if voided.withdrawn_corrections else "")

@@ -1,4 +1,8 @@
-"""`billing notify ...`: check a notification channel by hand, and enable it again after a 410."""
+"""`billing notify ...`: check a notification channel by hand, and enable it again after a 410.
+
+Channels are the catalog's, shared by every customer shard; each shard's runs deliver (and, on a
+410, disable) them in its own file. So `enable` enables the channel again in every shard's file,
+and `test` records its attempt in the first shard's (the finance view shows it either way)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 from functools import partial
 
 from pipelines import settings
+from pipelines.sharding import warehouse_paths
 
 
 def cmd_notify_test(args: argparse.Namespace) -> None:
@@ -22,7 +27,7 @@ def cmd_notify_test(args: argparse.Namespace) -> None:
         known = ", ".join(sorted(catalog.notification_channels)) or "none"
         raise SystemExit(f"billing notify test: --channel {args.channel!r} is not a notification "
                          f"channel of the catalog (known: {known})")
-    attempt = send_test(partial(connect_writer, settings.warehouse_path()), channel,
+    attempt = send_test(partial(connect_writer, warehouse_paths()[0]), channel,
                         now=settings.now())
     status = attempt.http_status if attempt.http_status is not None else "no response"
     print(f"channel {channel.key} ({channel.url}): HTTP {status}, {attempt.outcome}, "
@@ -37,8 +42,10 @@ def cmd_notify_enable(args: argparse.Namespace) -> None:
     from pipelines.notifications.delivery import enable_channel
     from pipelines.warehouse import connect_writer, transaction
 
-    with connect_writer(settings.warehouse_path()) as con, transaction(con):
-        changed = enable_channel(con, args.channel, now=settings.now())
+    changed = False
+    for path in warehouse_paths():
+        with connect_writer(path) as con, transaction(con):
+            changed = enable_channel(con, args.channel, now=settings.now()) or changed
     print(f"channel {args.channel}: " + ("enabled again" if changed else "was not disabled"))
 
 

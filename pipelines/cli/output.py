@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import dagster as dg
+from pipelines.sharding import connect_finance_reader
 
-from pipelines import settings
-from pipelines.warehouse import connect_reader
+if TYPE_CHECKING:
+    from pipelines.cli.launch import ShardRun
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -28,20 +29,21 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print(fmt(row))
 
 
-def print_steps(result: dg.ExecuteInProcessResult) -> None:
-    """What each step of a run did, from its materialization's metadata."""
-    for materialization in result.get_asset_materialization_events():
-        meta = materialization.materialization.metadata
-        counts = ", ".join(f"{key.replace('_', ' ')} {value.value}" for key, value in meta.items()
-                           if isinstance(value.value, int | float | str)
-                           and not isinstance(value.value, bool))
-        key = materialization.asset_key.to_user_string() if materialization.asset_key else "?"
-        print(f"{key}: {counts or 'done'}")
+def print_steps(runs: list[ShardRun]) -> None:
+    """What each step of a run did, from its materialization's metadata; with customer shards
+    one run per shard, each line saying its shard."""
+    for number, run in enumerate(runs):
+        prefix = f"shard {number}: " if len(runs) > 1 else ""
+        for key, meta in run.metadata.items():
+            counts = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in meta.items()
+                               if isinstance(value, int | float | str)
+                               and not isinstance(value, bool))
+            print(f"{prefix}{key}: {counts or 'done'}")
 
 
 def print_open_alerts() -> None:
     """The open alerts, most severe first (at most 20 shown)."""
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         alerts = con.execute("""
             SELECT severity, alert_key, detail FROM health.alerts
             ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,

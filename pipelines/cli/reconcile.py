@@ -6,17 +6,17 @@ from __future__ import annotations
 import argparse
 
 from pipelines import settings
-from pipelines.cli.launch import run_job
+from pipelines.cli.launch import run_every_shard_numbered
 from pipelines.cli.output import print_open_alerts, print_steps, print_table
 from pipelines.jobs import RECONCILE_JOB
 from pipelines.run_context import now_tags
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def cmd_reconcile(args: argparse.Namespace) -> None:
-    result = run_job(RECONCILE_JOB, tags=now_tags(settings.now()))
+    runs = run_every_shard_numbered(RECONCILE_JOB, tags=now_tags(settings.now()))
     if args.verbose:
-        print_steps(result)
+        print_steps(runs)
     print_reconciliation_summary()
 
 
@@ -24,7 +24,7 @@ def print_reconciliation_summary() -> None:
     """Rows by match status for each reconciliation table, then the open alerts."""
     from pipelines.rating.money import quantum
 
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         rows = con.execute("""
             SELECT 'invoices' AS "table", provider, match_status, count(*) AS "rows",
                    count(*) FILTER (WHERE sla_breached) AS past_sla

@@ -11,13 +11,12 @@ import argparse
 
 import duckdb
 
-from pipelines import settings
 from pipelines.cli.output import print_table
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
-    with connect_reader(settings.warehouse_path()) as con:
+    with connect_finance_reader() as con:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         try:

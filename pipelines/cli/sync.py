@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-import dagster as dg
-
 from pipelines import settings
-from pipelines.cli.launch import run_job
+from pipelines.cli.launch import ShardRun, run_every_shard_numbered
 from pipelines.cli.output import print_open_alerts, print_steps, print_table
 from pipelines.jobs import SYNC_JOB
 from pipelines.run_context import now_tags
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
-    result = run_job(SYNC_JOB, tags=now_tags(settings.now()))
-    print_sync_summary(result)
+    runs = run_every_shard_numbered(SYNC_JOB, tags=now_tags(settings.now()))
+    print_sync_summary(runs)
 
 
-def print_sync_summary(result: dg.ExecuteInProcessResult) -> None:
+def print_sync_summary(runs: list[ShardRun]) -> None:
     """What each step of the sync did, then invoices by provider app and status, and the open
     alerts."""
-    print_steps(result)
-    with connect_reader(settings.warehouse_path()) as con:
+    print_steps(runs)
+    with connect_finance_reader() as con:
         statuses = con.execute("""
             SELECT app, status, count(*) FROM billing.invoices
             WHERE app <> 'none' AND status <> 'discarded'

@@ -20,6 +20,7 @@ import duckdb
 from pipelines.api.rules import CREDIT_NOTE_DOCUMENT, INVOICE_DOCUMENT
 from pipelines.api.store import ApiStore, PublishedInvoice, PublishedLine
 from pipelines.rating.money import round_money
+from pipelines.sharding import shard_of
 
 CREDIT_LINE = "credit"
 """The line type a credit note's lines are published with."""
@@ -105,11 +106,19 @@ def published_credit_notes(con: duckdb.DuckDBPyConnection) -> list[PublishedInvo
             in rows]
 
 
-def publish_to_api_store(con: duckdb.DuckDBPyConnection, store: ApiStore) -> int:
+def publish_to_api_store(con: duckdb.DuckDBPyConnection, store: ApiStore, *,
+                         shard: int | None = None, shards: int = 1) -> int:
     """Publish the invoices and credit notes integrations may act on into the API's store, and
     withdraw the ones that are gone (a discarded draft is deleted from the ledger): calls about
-    them get 404 from then on. Returns how many are published."""
+    them get 404 from then on. Returns how many are published. With customer shards, `shard`'s
+    run publishes its own customers' documents and withdraws only those (the store holds every
+    shard's)."""
     documents = [*published_invoices(con), *published_credit_notes(con)]
     store.publish_invoices(documents)
-    store.unpublish_invoices(sorted(store.published_ids() - {d.invoice_id for d in documents}))
+    if shard is None or shards == 1:
+        ours = store.published_ids()
+    else:
+        ours = {document_id for document_id, customer in store.published_customers().items()
+                if shard_of(customer, shards) == shard}
+    store.unpublish_invoices(sorted(ours - {d.invoice_id for d in documents}))
     return len(documents)

@@ -13,14 +13,31 @@ One item never holds up the others: an item whose applying fails (an error of th
 or of DuckDB) is rolled back alone, recorded and marked rejected with the error as its reason,
 and the run goes on with the next item. Only a warehouse that is itself unwell (I/O, memory, an
 interrupt) or an unexpected error fails the run, leaving the item pending for the next one.
+
+With customer shards (BILLING_SHARDS = N > 1) each shard's run applies the items about its own
+documents (`item_shard`): the invoice or credit note an item names is looked up among the
+documents published to the API's store (integrations act only on published documents), whose
+customer gives the shard; an item naming a document no shard published goes to shard 0, which
+rejects it as unknown as one warehouse does.
+
+Statements (a view of every shard's documents) and Stripe webhook events (ours only through a
+shard's own Stripe mapping) are shared (`SHARED_KINDS`): every shard's run takes its part and
+records its share in the API's store, once (`apply_share`); the item is decided when all N
+shards have recorded theirs (`ApiStore.record_share`). A shard applies the statement's invoices
+and credit notes of its documents (`statement_part`: by the published document's customer;
+what names no published document is shard 0's), so the shards' `sync.provider_invoices` and
+`sync.provider_credit_notes` together hold the rows one warehouse holds; it records a Stripe
+event when its mapping knows the event's object (`webhook_not_ours`), else its share is
+`not_ours`, and the item is not ours only once every shard has said so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -38,7 +55,8 @@ from pipelines.custom_invoicing.callbacks import (
 )
 from pipelines.custom_invoicing.invoice_updates import apply_update_invoice
 from pipelines.custom_invoicing.statement import STATEMENT, apply_statement, complete_record
-from pipelines.providers.stripe_sync.inbound import record_provider_events
+from pipelines.providers.stripe_sync.inbound import record_provider_events, webhook_not_ours
+from pipelines.sharding import shard_of
 from pipelines.warehouse import transaction
 
 STRIPE_EVENT = "stripe.event"
@@ -151,18 +169,114 @@ def _apply_item(con: duckdb.DuckDBPyConnection, item: InboxItem, *, now: datetim
     return result
 
 
+SHARED_KINDS = (STATEMENT, STRIPE_EVENT)
+"""Inbox items about no one document: with customer shards every shard takes its share."""
+
+
+def item_shard(store: ApiStore, item: InboxItem, shards: int) -> int | None:
+    """The shard whose run applies `item`: its document's customer's shard (the document as
+    published to the API's store); shard 0 for a document no shard published (it is rejected
+    there as unknown); None for an item every shard takes a share of (`SHARED_KINDS`). One
+    warehouse: 0 for every item."""
+    if shards == 1:
+        return 0
+    if item.kind in SHARED_KINDS:
+        return None
+    published = store.published_invoice(item.invoice_id) if item.invoice_id else None
+    return shard_of(published.customer_id, shards) if published is not None else 0
+
+
+def item_shards(store: ApiStore, item: InboxItem, shards: int) -> list[int]:
+    """The shards whose runs still have to act on a pending item: its document's shard, or, for
+    a shared item, every shard that has not recorded its share yet."""
+    shard = item_shard(store, item, shards)
+    if shard is not None:
+        return [shard]
+    recorded = store.item_shares(item.item_id, shards)
+    return [k for k in range(shards) if k not in recorded]
+
+
+def statement_part(store: ApiStore, body: Mapping[str, Any], shard: int,
+                   shards: int) -> dict[str, Any]:
+    """Shard `shard`'s part of a statement: the invoices and credit notes naming a document of
+    its customers (as published to the API's store; a credit note by itself, else by the
+    invoice it credits), and, for shard 0, every entry naming no published document (an orphan
+    of every shard, kept once, as one warehouse keeps it). Each entry is in exactly one part.
+    A body that is not a statement is left whole (every shard rejects it alike)."""
+    invoices, notes = body.get("invoices"), body.get("credit_notes")
+    if not isinstance(invoices, list) or not isinstance(notes, list | None):
+        return dict(body)
+    customers = store.published_customers()
+
+    def owner(*document_ids: object) -> int:
+        for document_id in document_ids:
+            if isinstance(document_id, str) and document_id in customers:
+                return shard_of(customers[document_id], shards)
+        return 0
+
+    def ids(entry: object, *keys: str) -> tuple[object, ...]:
+        return tuple(entry.get(key) for key in keys) if isinstance(entry, dict) else ()
+
+    part = dict(body)
+    part["invoices"] = [entry for entry in invoices
+                        if owner(*ids(entry, "invoice_id")) == shard]
+    if notes is not None:
+        part["credit_notes"] = [entry for entry in notes
+                                if owner(*ids(entry, "credit_note_id", "invoice_id")) == shard]
+    return part
+
+
+def apply_share(con: duckdb.DuckDBPyConnection, store: ApiStore, item: InboxItem, *, shard: int,
+                shards: int, now: datetime) -> tuple[str, str | None]:
+    """Take shard `shard`'s share of a shared item (`SHARED_KINDS`) in its own transaction and
+    say what it was: (`applied` | `not_ours` | `rejected`, the reason). A statement's part is
+    applied and recorded in the shard's `sync.provider_events` like a whole statement on one
+    warehouse (a part recorded before is only read back, never applied twice); a Stripe event
+    is recorded when the shard's mapping knows its object."""
+    if item.kind == STATEMENT:
+        part = replace(item, body=statement_part(store, item.body, shard, shards))
+        result = apply_item(con, part, now=now)
+        return ("applied" if result.outcome == "applied" else "rejected"), result.reason
+    try:
+        with transaction(con):
+            reason = webhook_not_ours(con, item.body, first_shard=shard == 0)
+            if reason is None:
+                record_provider_events(con, "stripe", [item.body], received_via="webhook",
+                                       now=now)
+    except ITEM_FAILURES as exc:
+        if isinstance(exc, WAREHOUSE_UNWELL):
+            raise
+        return "rejected", failure_reason(exc)
+    return ("applied", None) if reason is None else ("not_ours", reason)
+
+
 def apply_inbox(con: duckdb.DuckDBPyConnection, store: ApiStore, *, now: datetime,
-                catalog: CatalogLoader | None = None) -> InboxUpdate:
+                catalog: CatalogLoader | None = None, shard: int | None = None,
+                shards: int = 1) -> InboxUpdate:
     """Apply every pending inbox item in arrival order, read a page at a time; returns the
     counts. An item that fails to apply is rejected with its reason and the run goes on with
     the next (`apply_item`). `catalog` loads the catalog, once, if an item needs it (default:
-    BILLING_CATALOG). Then the store forgets decided items and stored answers older than the
-    retention period (BILLING_API_RETENTION_DAYS)."""
+    BILLING_CATALOG). With customer shards, `shard`'s run applies only the items routed to it
+    (`item_shard`), the others stay pending for their shard, and takes its share of each shared
+    item it has not taken yet (`apply_share`; counted applied or rejected by its share, a share
+    `not_ours` in neither). Then the store forgets decided items and stored answers older than
+    the retention period (BILLING_API_RETENTION_DAYS)."""
     from pipelines import settings
 
     applied = rejected = stripe_events = 0
     load_catalog_once = cache(catalog or _settings_catalog)
     for item in store.each_pending():
+        if shard is not None and shards > 1:
+            if shard not in item_shards(store, item, shards):
+                continue
+            if item.kind in SHARED_KINDS:
+                outcome, reason = apply_share(con, store, item, shard=shard, shards=shards,
+                                              now=now)
+                store.record_share(item.item_id, shard, shards, outcome, reason, now)
+                applied += outcome == "applied"
+                rejected += outcome == "rejected"
+                stripe_events += item.kind == STRIPE_EVENT and outcome == "applied"
+                continue
         result = apply_item(con, item, now=now, catalog=load_catalog_once)
         status = "applied" if result.outcome == "applied" else "rejected"
         store.mark_item(item.item_id, status, result.reason, now)

@@ -5,72 +5,29 @@ folder) or a path resolving outside the folder is refused with its reason, so a 
 the landing zone cannot make ingestion copy another file's lines into the warehouse. The
 integration API lands the events it receives as segment files (`pipelines.api.event_segments`),
 read once sealed; looking at the landing zone seals those whose API died.
+
+The landing zone may also be a bucket (`s3://bucket/prefix`): `pipelines.ingestion.object_store`
+lists it and copies each object a run reads to a local staging folder first (`readable_copies`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines.api.event_segments import seal_orphaned_segments, segment_folder
-
-FORMATS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".jsonl.gz": "jsonl",
-    ".ndjson.gz": "jsonl",
-    ".csv": "csv",
-    ".csv.gz": "csv",
-    ".parquet": "parquet",
-}
-# Files still being written by a producer that follows the write-then-rename convention.
-IN_PROGRESS_MARKERS = (".tmp", ".part", ".partial", ".crdownload")
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    """A file in the landing zone, identified by the hash of its bytes."""
-
-    path: str
-    format: str
-    size: int
-    mtime_ns: int
-
-    @property
-    def file_id(self) -> str:
-        return file_sha256(self.path)
-
-
-def file_format(path: str | Path) -> str | None:
-    """The ingestion format of a file by its name, or None when it is not an event file."""
-    name = Path(path).name.lower()
-    if name.startswith(".") or name.endswith(IN_PROGRESS_MARKERS):
-        return None
-    for suffix, fmt in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
-        if name.endswith(suffix):
-            return fmt
-    return None
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of the file's bytes: the same file landed twice, under any name, is one file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class LandingScan:
-    """What a look at the landing zone found: the event files to ingest, and the paths refused
-    (path -> reason), which are never read."""
-
-    files: list[LandedFile]
-    refused: dict[str, str] = field(default_factory=dict)
+from pipelines.ingestion.file_identity import (  # noqa: F401  (re-exported: the landing zone's types)
+    FORMATS,
+    IN_PROGRESS_MARKERS,
+    LandedFile,
+    LandingScan,
+    file_format,
+    file_sha256,
+)
+from pipelines.settings import is_object_store
 
 
 def refusal(root: str | Path, path: str | Path) -> str | None:
@@ -91,6 +48,10 @@ def scan_landing(landing: str | Path) -> LandingScan:
     """Every event file in the landing zone (recursively, not following links), in a stable
     order, and the event-file names refused. Segments of the integration API that died while
     writing them are sealed first, so the events it acknowledged are among the files."""
+    if is_object_store(landing):
+        from pipelines.ingestion.object_store import scan_objects
+
+        return scan_objects(str(landing))
     root = Path(landing)
     if not root.exists():
         return LandingScan([])
@@ -130,6 +91,10 @@ def selected_files(root: str | Path, files: list[str] | None) -> LandingScan:
     the landing zone is refused with its reason."""
     if files is None:
         return scan_landing(root)
+    if is_object_store(root):
+        from pipelines.ingestion.object_store import select_objects
+
+        return select_objects(str(root), files)
     selected = []
     refused: dict[str, str] = {}
     for path in files:
@@ -142,6 +107,22 @@ def selected_files(root: str | Path, files: list[str] | None) -> LandingScan:
         stat = Path(path).stat()
         selected.append(LandedFile(path, fmt, stat.st_size, stat.st_mtime_ns))
     return LandingScan(selected, refused)
+
+
+@contextmanager
+def readable_copies(location: str | Path,
+                    files: list[LandedFile]) -> Iterator[tuple[list[LandedFile], dict[str, str]]]:
+    """The files as DuckDB can read them, and those that could not be fetched (path -> error):
+    local files as they are; objects of an s3 landing zone copied to a local staging folder
+    (removed on exit). Call it before taking the warehouse's writer: the copying waits on the
+    network."""
+    if not is_object_store(location):
+        yield files, {}
+        return
+    from pipelines.ingestion.object_store import staged_objects
+
+    with staged_objects(files) as staged:
+        yield staged
 
 
 _GLOB_CHARACTERS = re.compile(r"([*?\[])")

@@ -8,9 +8,10 @@ and the log row (keyed by the file's sha256) makes landing the same file again a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -18,6 +19,9 @@ from pipelines.erasure.warehouse_erasure import pseudonymise_new_rows
 from pipelines.ingestion.canonical_payloads import settle_candidate_conflicts
 from pipelines.ingestion.landing import LandedFile, exact_path_pattern
 from pipelines.warehouse import run_sql, sql, transaction
+
+if TYPE_CHECKING:
+    from pipelines.ingestion.routing import RoutedPart
 
 # Columns understood in CSV and Parquet files: the native shape and CloudEvents.
 RECORD_COLUMNS = (
@@ -73,24 +77,26 @@ def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
                 "SELECT rowid + 1 AS line_number, raw FROM incoming_rows")
 
 
+def record_column_text(described: list[tuple[str, str]], column: str) -> str:
+    """A known column of a CSV or Parquet file as VARCHAR (NULL when absent; nested → JSON
+    text), from the file's described columns."""
+    by_name = {name.lower(): (name, typ) for name, typ in described}
+    if column not in by_name:
+        return "CAST(NULL AS VARCHAR)"
+    name, typ = by_name[column]
+    quoted = '"' + name.replace('"', '""') + '"'
+    if typ.startswith(("STRUCT", "MAP", "UNION")) or typ.endswith("]"):
+        return f"CAST(to_json({quoted}) AS VARCHAR)"
+    return f"CAST({quoted} AS VARCHAR)"
+
+
 def _record_projection(described: list[tuple[str, str]]) -> str:
     """SELECT list giving every known column as VARCHAR (NULL when absent); nested → JSON text."""
-    by_name = {name.lower(): (name, typ) for name, typ in described}
-    parts = []
-    for column in RECORD_COLUMNS:
-        if column not in by_name:
-            parts.append(f'CAST(NULL AS VARCHAR) AS "{column}"')
-            continue
-        name, typ = by_name[column]
-        quoted = '"' + name.replace('"', '""') + '"'
-        if typ.startswith(("STRUCT", "MAP", "UNION")) or typ.endswith("]"):
-            parts.append(f'CAST(to_json({quoted}) AS VARCHAR) AS "{column}"')
-        else:
-            parts.append(f'CAST({quoted} AS VARCHAR) AS "{column}"')
-    return ", ".join(parts)
+    return ", ".join(f'{record_column_text(described, column)} AS "{column}"'
+                     for column in RECORD_COLUMNS)
 
 
-def _describe(con: duckdb.DuckDBPyConnection, reader: str) -> list[tuple[str, str]]:
+def describe_columns(con: duckdb.DuckDBPyConnection, reader: str) -> list[tuple[str, str]]:
     return [(row[0], row[1])
             for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
 
@@ -101,7 +107,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
     reader = (f"read_csv({_literal(path)}, header = true, all_varchar = true, delim = ',', "
               f"quote = '\"', escape = '\"', store_rejects = true, rejects_table = 'csv_rejects', "
               f"rejects_scan = 'csv_reject_scans', max_line_size = {MAX_LINE_BYTES})")
-    projection = _record_projection(_describe(con, reader))
+    projection = _record_projection(describe_columns(con, reader))
     # materialized in file order: rowid + 1 is the record number (header excluded)
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming_rows AS SELECT {projection} FROM {reader}")
     con.execute("CREATE OR REPLACE TEMP VIEW file_records AS "
@@ -110,8 +116,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str) -> None:
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
     # Parquet numbers its rows itself, so the file is read straight into validation
-    reader = f"read_parquet({_literal(path)}, file_row_number = true)"
-    described = [(n, t) for n, t in _describe(con, reader) if n != "file_row_number"]
+    stage_parquet_records(con, f"read_parquet({_literal(path)}, file_row_number = true)")
+
+
+def stage_parquet_records(con: duckdb.DuckDBPyConnection, reader: str) -> None:
+    """Stage Parquet rows as `file_records`: the known columns as text, numbered by their
+    `file_row_number` column (the reader's own, or the one a routed part kept)."""
+    described = [(n, t) for n, t in describe_columns(con, reader) if n != "file_row_number"]
     con.execute(f"CREATE OR REPLACE TEMP VIEW file_records AS SELECT "
                 f"file_row_number + 1 AS line_number, {_record_projection(described)} "
                 f"FROM {reader}")
@@ -140,8 +151,8 @@ def validate_staged(con: duckdb.DuckDBPyConnection, file_format: str, *,
 
 
 def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) -> None:
-    """Records the CSV parser refused (known once the file was read): each is one received
-    line, rejected as malformed."""
+    """Records the CSV parser refused (known once the file was read, or from shard 0's routed
+    part: such a line has no customer): each is one received line, rejected as malformed."""
     if file_format != "csv":
         con.execute("CREATE OR REPLACE TEMP TABLE parser_rejects "
                     "(line_number BIGINT, raw VARCHAR, detail VARCHAR)")
@@ -157,6 +168,14 @@ def _collect_parser_rejects(con: duckdb.DuckDBPyConnection, file_format: str) ->
 STAGERS = {"jsonl": _stage_json_lines, "csv": _stage_csv, "parquet": _stage_parquet}
 
 
+def unchanged_stamps(con: duckdb.DuckDBPyConnection) -> set[tuple[str, int, int]]:
+    """(path, bytes, mtime_ns) of the local files logged: such a file, unchanged, is skipped
+    without being read."""
+    return {(path, size, mtime) for path, size, mtime in con.execute(
+        "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
+    ).fetchall()}
+
+
 def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
     return con.execute("SELECT count(*) FROM raw.ingestion_log WHERE file_id = $file_id",
                        {"file_id": file_id}).fetchall()[0][0] > 0
@@ -164,7 +183,8 @@ def already_ingested(con: duckdb.DuckDBPyConnection, file_id: str) -> bool:
 
 def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, file_id: str,
                 size: int, now: datetime, run_id: str | None,
-                mtime_ns: int | None = None) -> FileCounts | None:
+                mtime_ns: int | None = None, part: RoutedPart | None = None,
+                source: str | None = None) -> FileCounts | None:
     """Ingest one file; None when this content was ingested before.
 
     The file's identities are read first, to set aside the lines that may be duplicates or
@@ -173,14 +193,20 @@ def ingest_file(con: duckdb.DuckDBPyConnection, *, path: str, file_format: str, 
     go in, are then validated alone and deduplicated exactly. All writes (events, rejects, log
     row) commit together or not at all. The caller holds the warehouse's single writer, so
     history cannot change between dedup and commit. `prepare_session` must have run on the
-    connection (customers and clock).
+    connection (customers and clock). With a routed `part` (BILLING_SHARDS > 1), only that
+    customer shard's lines are read, from its part (`pipelines.ingestion.routing`), with the
+    file's id and line numbers. `source` is the local file DuckDB reads when it is not `path`
+    (an object's staged copy; `path` is logged).
     """
     if already_ingested(con, file_id):
         return None
     try:
         # Staging runs outside the transaction: DuckDB numbers a temp table's rows from 0 in file
         # order only once committed, and rowid + 1 is the line number every table keeps.
-        STAGERS[file_format](con, path)
+        if part is None:
+            STAGERS[file_format](con, source or path)
+        else:
+            part.stage(con)
         validate_staged(con, file_format)
         _collect_parser_rejects(con, file_format)
         with transaction(con):
@@ -279,12 +305,17 @@ class LandingIngestion:
 
 def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], *,
                         now: datetime, run_id: str | None,
-                        progress: Callable[[str], None] | None = None) -> LandingIngestion:
+                        progress: Callable[[str], None] | None = None,
+                        parts: Mapping[str, RoutedPart] | None = None) -> LandingIngestion:
     """Ingest each file once; a file that cannot be read is reported, not half-loaded.
 
-    A path logged with the same size and mtime is skipped without reading it; any other file is
-    identified by the sha256 of its bytes, so a copy or a touched file is still skipped.
+    A local path logged with the same size and mtime is skipped without reading it; any other
+    file (an object-store file always: its time is to the second) is identified by the sha256
+    of its bytes, so a copy or a touched file is still skipped.
     `progress` gets a line per file: its counts, time and rate, and the files and rows so far.
+    With `parts` (BILLING_SHARDS > 1: each file's routed part for this shard, by path), only
+    that customer shard's lines of each file are read; a file without a part was not routed
+    (this shard had logged it, or routing failed and reported it) and is not read.
     """
     files = list(files)
     started = time.monotonic()
@@ -292,21 +323,29 @@ def ingest_landed_files(con: duckdb.DuckDBPyConnection, files: Iterable[LandedFi
     ingested: list[FileCounts] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
-    unchanged = {(path, size, mtime) for path, size, mtime in con.execute(
-        "SELECT path, bytes, mtime_ns FROM raw.ingestion_log WHERE mtime_ns IS NOT NULL"
-    ).fetchall()}
+    unchanged = unchanged_stamps(con)
     for number, landed in enumerate(files, start=1):
-        if (landed.path, landed.size, landed.mtime_ns) in unchanged:
+        if landed.local_copy is None and (landed.path, landed.size, landed.mtime_ns) in unchanged:
             skipped.append(landed.path)
+            continue
+        part = None if parts is None else parts.get(landed.path)
+        if parts is not None and part is None:
+            if already_ingested(con, landed.file_id):
+                skipped.append(landed.path)
+            else:
+                failed[landed.path] = f"{landed.path}: not routed to this shard"
             continue
         file_started = time.monotonic()
         try:
             counts = ingest_file(con, path=landed.path, file_format=landed.format,
                                  file_id=landed.file_id, size=landed.size, now=now,
-                                 run_id=run_id, mtime_ns=landed.mtime_ns)
+                                 run_id=run_id, mtime_ns=landed.mtime_ns, part=part,
+                                 source=landed.local_copy)
         except (duckdb.Error, OSError) as exc:
             failed[landed.path] = f"{landed.path}: {type(exc).__name__}: {exc}".splitlines()[0]
             continue
+        if part is not None:
+            part.mark_logged()      # committed (or logged before): its part may go
         if counts is None:
             skipped.append(landed.path)
             continue

@@ -24,6 +24,7 @@ import duckdb
 from pipelines.catalog.models import Catalog
 from pipelines.invoicing.document_tax import fill_document_tax
 from pipelines.invoicing.next_invoice import bill_on_next_invoices
+from pipelines.invoicing.shard_numbering import numbering_deferred
 from pipelines.rating.corrections import (
     CorrectionStatus,
     LineAccount,
@@ -236,14 +237,15 @@ def issue_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence
     _fill_numbering(con, credit_note_ids)
     with scratch(con, tables=("numbering",)):
         run_sql(con, "billing/credit_notes_issue", {"now": now, "cause": cause, "actor": actor})
-        run_sql(con, "billing/credit_note_numbers")
+        if not numbering_deferred():
+            run_sql(con, "billing/credit_note_numbers")
 
 
 def number_credit_notes(con: duckdb.DuckDBPyConnection, credit_note_ids: Sequence[str]) -> None:
     """Give those of these credit notes that are issued without a number the next gap-free
     CN-YYYYMM-NNNNN of their billing month: the one numbering every app's credit notes share
     (custom invoicing calls it once its hooks took a credit note to `issued`)."""
-    if not credit_note_ids:
+    if not credit_note_ids or numbering_deferred():
         return
     _fill_numbering(con, credit_note_ids)
     with scratch(con, tables=("numbering",)):

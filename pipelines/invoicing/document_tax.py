@@ -29,7 +29,7 @@ import polars as pl
 
 from pipelines.catalog.models import Catalog
 from pipelines.rating.tax import TaxDecision, line_tax, tax_for
-from pipelines.warehouse import scratch
+from pipelines.warehouse import run_sql, scratch, sql
 
 MONEY = pl.Decimal(38, 12)
 INVOICE_TAX_SCHEMA = {
@@ -71,78 +71,17 @@ def invoice_tax_fields(tax: TaxDecision, tax_total: Decimal, total: Decimal) -> 
     }
 
 
-_UNTAXED_INVOICE_LINES = """
-    SELECT l.line_id, l.amount, i.currency, i.tax_rate_key, i.tax_rate_percent,
-           coalesce(i.tax_inclusive, false)
-    FROM billing.invoice_lines l
-    JOIN billing.invoices i USING (invoice_id)
-    WHERE l.tax_amount IS NULL
-"""
-_UNTAXED_CREDIT_NOTE_LINES = """
-    SELECT cl.credit_note_line_id, cl.amount, i.currency, i.tax_rate_key, i.tax_rate_percent,
-           coalesce(i.tax_inclusive, false)
-    FROM billing.credit_note_lines cl
-    JOIN billing.credit_notes c USING (credit_note_id)
-    JOIN billing.invoices i ON i.invoice_id = c.invoice_id
-    WHERE cl.tax_amount IS NULL
-"""
-
-
 def fill_document_tax(con: duckdb.DuckDBPyConnection) -> int:
     """Tax every invoice and credit note line written without it, at its invoice's rate, and
     bring the documents' ``tax_total`` / ``total_including_tax`` up to date (those whose lines
     or total changed). Runs inside the caller's transaction; returns how many lines it taxed."""
-    taxed = 0
-    for query, table, key in ((_UNTAXED_INVOICE_LINES, "billing.invoice_lines", "line_id"),
-                              (_UNTAXED_CREDIT_NOTE_LINES, "billing.credit_note_lines",
-                               "credit_note_line_id")):
-        rows = con.execute(query).fetchall()
-        if not rows:
-            continue
-        frame = pl.DataFrame(
-            [(ident, rate_key, percent, inclusive,
-              line_tax(amount, percent, inclusive, currency))
-             for ident, amount, currency, rate_key, percent, inclusive in rows],
-            schema={"id": pl.String, **LINE_TAX_SCHEMA}, orient="row")
-        with scratch(con, frames=("line_tax_frame",)):
-            con.register("line_tax_frame", frame.to_arrow())
-            con.execute(f"""
-                UPDATE {table} AS l
-                SET tax_rate_key = t.tax_rate_key, tax_rate_percent = t.tax_rate_percent,
-                    tax_inclusive = t.tax_inclusive, tax_amount = t.tax_amount
-                FROM line_tax_frame t
-                WHERE l.{key} = t.id""").fetchall()
-        taxed += len(rows)
-    con.execute("""
-        UPDATE billing.invoices AS i
-        SET tax_total = t.tax_total, total_including_tax = i.total + t.exclusive_tax
-        FROM (
-            SELECT i.invoice_id,
-                   coalesce(sum(l.tax_amount), 0) AS tax_total,
-                   coalesce(sum(l.tax_amount) FILTER (WHERE NOT l.tax_inclusive), 0)
-                       AS exclusive_tax
-            FROM billing.invoices i
-            LEFT JOIN billing.invoice_lines l USING (invoice_id)
-            GROUP BY i.invoice_id
-        ) t
-        WHERE i.invoice_id = t.invoice_id
-          AND (i.tax_total IS DISTINCT FROM t.tax_total
-               OR i.total_including_tax IS DISTINCT FROM i.total + t.exclusive_tax)
-    """).fetchall()
-    con.execute("""
-        UPDATE billing.credit_notes AS c
-        SET tax_total = t.tax_total, total_including_tax = c.total + t.exclusive_tax
-        FROM (
-            SELECT c.credit_note_id,
-                   -coalesce(sum(l.tax_amount), 0) AS tax_total,
-                   -coalesce(sum(l.tax_amount) FILTER (WHERE NOT l.tax_inclusive), 0)
-                       AS exclusive_tax
-            FROM billing.credit_notes c
-            LEFT JOIN billing.credit_note_lines l USING (credit_note_id)
-            GROUP BY c.credit_note_id
-        ) t
-        WHERE c.credit_note_id = t.credit_note_id
-          AND (c.tax_total IS DISTINCT FROM t.tax_total
-               OR c.total_including_tax IS DISTINCT FROM c.total + t.exclusive_tax)
-    """).fetchall()
-    return taxed
+    rows = con.execute(sql("billing/document_tax_untaxed_lines")).fetchall()
+    frame = pl.DataFrame(
+        [(kind, ident, rate_key, percent, inclusive,
+          line_tax(amount, percent, inclusive, currency))
+         for kind, ident, amount, currency, rate_key, percent, inclusive in rows],
+        schema={"kind": pl.String, "id": pl.String, **LINE_TAX_SCHEMA}, orient="row")
+    with scratch(con, frames=("line_tax_frame",)):
+        con.register("line_tax_frame", frame.to_arrow())
+        run_sql(con, "billing/document_tax_apply")
+    return len(rows)

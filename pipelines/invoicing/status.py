@@ -21,6 +21,7 @@ from typing import Literal
 import duckdb
 import polars as pl
 
+from pipelines.invoicing.shard_numbering import numbering_deferred
 from pipelines.rating.lifecycle import ISSUED, payment_path, transition_path
 from pipelines.warehouse import run_sql, scratch
 
@@ -142,7 +143,10 @@ def apply_status_changes(con: duckdb.DuckDBPyConnection, changes: Sequence[Statu
 
 def number_invoices(con: duckdb.DuckDBPyConnection, invoice_ids: Sequence[str]) -> None:
     """Give the listed invoices that have no number yet the next gap-free INV-YYYYMM-NNNNN
-    numbers of their billing months (in boundary, customer, invoice order)."""
+    numbers of their billing months (in boundary, customer, invoice order). With customer
+    shards the global numbering step numbers them instead (`shard_numbering`)."""
+    if numbering_deferred():
+        return
     con.execute("CREATE OR REPLACE TEMP TABLE numbering (invoice_id VARCHAR)")
     with scratch(con, tables=("numbering",)):
         con.execute("INSERT INTO numbering SELECT unnest($ids)", {"ids": list(invoice_ids)})

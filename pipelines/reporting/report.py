@@ -27,7 +27,7 @@ from pipelines import settings
 from pipelines.reporting.exports import write_exports
 from pipelines.reporting.page import render_page
 from pipelines.reporting.report_data import load_report_data, parse_month
-from pipelines.warehouse import connect_reader
+from pipelines.sharding import connect_finance_reader
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def build_report(month: str, out_dir: str | Path | None = None, *,
     month = month.strip()
     target = Path(out_dir) if out_dir is not None else Path.cwd() / "reports" / month
     target.mkdir(parents=True, exist_ok=True)
-    with connect_reader(warehouse or settings.warehouse_path()) as con:
+    with connect_finance_reader(warehouse) as con:
         data = load_report_data(con, month, now or settings.now())
         exports, skipped = write_exports(con, target)
     page = target / f"billing-report-{month}.html"

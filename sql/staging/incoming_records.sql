@@ -16,7 +16,7 @@ SELECT
     is_cloudevent,
     nullif(CASE WHEN is_cloudevent THEN id ELSE event_id END, '') AS event_id,
     nullif(CASE WHEN is_cloudevent THEN "type" ELSE event_name END, '') AS event_name,
-    nullif(CASE WHEN is_cloudevent THEN subject ELSE customer_id END, '') AS customer_id,
+    record_customer_id(specversion, subject, customer_id) AS customer_id,
     nullif(source, '') AS source,
     nullif(subscription_id, '') AS subscription_id,
     nullif(CASE WHEN is_cloudevent THEN "time" ELSE "timestamp" END, '') AS timestamp_text,

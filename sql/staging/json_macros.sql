@@ -10,3 +10,8 @@ CREATE OR REPLACE TEMP MACRO json_text(j) AS
         WHEN contains(CAST(j AS VARCHAR), '\') THEN j ->> '$'
         ELSE substr(CAST(j AS VARCHAR), 2, length(CAST(j AS VARCHAR)) - 2)
     END;
+
+-- The customer of a CSV or Parquet record (text columns): a CloudEvent's subject, else its
+-- customer_id; empty is none. The normalizer and the routing by shard both read it here.
+CREATE OR REPLACE TEMP MACRO record_customer_id(specversion, subject, customer_id) AS
+    nullif(CASE WHEN coalesce(trim(specversion), '') <> '' THEN subject ELSE customer_id END, '');

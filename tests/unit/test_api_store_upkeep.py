@@ -236,7 +236,7 @@ def test_a_store_of_schema_version_4_learns_token_ids(tmp_path: Path) -> None:
     store.accept(_payment("inv_new", "k4", token_id=7))
     assert [i.actor for i in store.pending_items()] == ["api:erp", "api:erp#7"]
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
 
 
 def test_a_store_of_schema_version_5_learns_tax(tmp_path: Path) -> None:

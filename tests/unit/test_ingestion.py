@@ -168,7 +168,7 @@ def test_relanding_a_file_changes_nothing(billing_env, ingest):
 
 
 def test_an_unchanged_logged_file_is_not_read_again(billing_env, ingest, monkeypatch):
-    from pipelines.ingestion import landing as landing_module
+    from pipelines.ingestion import file_identity as landing_module
 
     path = write_lines(billing_env["landing"] / "a.jsonl", [event("evt_1")])
     ingest()

@@ -26,7 +26,7 @@ from pipelines.api.store.catalog_versions import (
     EntryVersion,
     PutResult,
 )
-from pipelines.api.store.inbox import InboxItem, InboxStore, Pruned
+from pipelines.api.store.inbox import InboxItem, InboxStore, Pruned, Share
 from pipelines.api.store.publication import PublicationStore, PublishedInvoice, PublishedLine
 from pipelines.api.store.schema import SCHEMA, SCHEMA_VERSION
 from pipelines.api.store.tokens import TokenInfo, TokenStore, hash_token
@@ -48,6 +48,7 @@ __all__ = [
     "PublishedInvoice",
     "PublishedLine",
     "PutResult",
+    "Share",
     "TokenInfo",
     "canonical_json",
     "error_body",

@@ -1,6 +1,10 @@
 """The inbox as the pipeline sees it: accepted calls waiting, in arrival order, to be applied
 to the warehouse or rejected, and the outcome it records for each; read a page at a time, and
 pruned once decided and older than the retention period.
+
+With customer shards, an item about several shards' documents is decided from the shares each
+shard records (`record_share`): once every shard has recorded its own, the item is applied if
+any shard applied its part, else rejected with every shard's reason.
 """
 
 from __future__ import annotations
@@ -42,6 +46,39 @@ class InboxItem:
         if self.token_id is None:
             return f"api:{self.token_name}"
         return f"api:{self.token_name}#{self.token_id}"
+
+
+ShareOutcome = Literal["applied", "not_ours", "rejected"]
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one customer shard did with its part of an item about several shards' documents."""
+
+    shard: int
+    outcome: ShareOutcome
+    detail: str | None
+
+
+def item_decision(shares: list[Share]) -> tuple[Literal["applied", "rejected"], str | None]:
+    """An item's outcome from every shard's share: applied when any shard applied its part
+    (the reason then names the shards that refused theirs, if any), else rejected; the reason
+    names each shard's reason, once when they all gave the same. Pure."""
+    refused = [share for share in sorted(shares, key=lambda s: s.shard)
+               if share.outcome != "applied"]
+    status: Literal["applied", "rejected"] = (
+        "applied" if len(refused) < len(shares) else "rejected")
+    if not refused:
+        return status, None
+    said = {(share.outcome, share.detail) for share in refused}
+    if status == "rejected" and len(said) == 1:
+        outcome, detail = said.pop()
+        if outcome == "rejected":
+            return status, detail
+        return status, f"not ours in any of the {len(shares)} customer shards: {detail}"
+    return status, "; ".join(f"shard {share.shard}: {share.outcome.replace('_', ' ')}"
+                             + (f" ({share.detail})" if share.detail else "")
+                             for share in refused)
 
 
 @dataclass(frozen=True)
@@ -101,6 +138,41 @@ class InboxStore(StoreFile):
                     "SELECT 1 FROM inbox WHERE item_id = ?", (item_id,)).fetchone() is None:
                 raise KeyError(f"no inbox item {item_id}")
 
+    def item_shares(self, item_id: int, shards: int) -> dict[int, Share]:
+        """The shares recorded for an item by the shards of a `shards`-shard warehouse, by
+        shard."""
+        with self._read() as con:
+            rows = con.execute("SELECT shard, outcome, detail FROM inbox_item_shares "
+                               "WHERE item_id = ? AND shards = ?", (item_id, shards)).fetchall()
+        return {shard: Share(shard, outcome, detail) for shard, outcome, detail in rows}
+
+    def record_share(self, item_id: int, shard: int, shards: int, outcome: ShareOutcome,
+                     detail: str | None, at: datetime) -> Literal["applied", "rejected"] | None:
+        """Record shard `shard`'s share of a pending item (the first recorded stays) and, when
+        every one of the `shards` shards has recorded its own, decide the item
+        (`item_decision`), in the same transaction. Returns the item's status when it was
+        decided now, else None."""
+        if outcome not in ("applied", "not_ours", "rejected"):
+            raise ValueError(f"share outcome {outcome!r}")
+        if not 0 <= shard < shards:
+            raise ValueError(f"shard {shard} of {shards}")
+        with self._write() as con:
+            if con.execute("SELECT 1 FROM inbox WHERE item_id = ?",
+                           (item_id,)).fetchone() is None:
+                raise KeyError(f"no inbox item {item_id}")
+            con.execute("INSERT OR IGNORE INTO inbox_item_shares (item_id, shard, shards, "
+                        "outcome, detail, decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (item_id, shard, shards, outcome, detail, stored_instant(at)))
+            rows = con.execute("SELECT shard, outcome, detail FROM inbox_item_shares "
+                               "WHERE item_id = ? AND shards = ?", (item_id, shards)).fetchall()
+            if len(rows) < shards:
+                return None
+            status, reason = item_decision([Share(*row) for row in rows])
+            decided = con.execute("UPDATE inbox SET status = ?, reason = ?, applied_at = ? "
+                                  "WHERE item_id = ? AND status = 'pending'",
+                                  (status, reason, stored_instant(at), item_id)).rowcount
+            return status if decided else None
+
     def pending_count(self) -> int:
         """How many items wait to be applied (one indexed count)."""
         with self._read() as con:
@@ -128,6 +200,8 @@ class InboxStore(StoreFile):
                         WHERE p.invoice_id = inbox.invoice_id
                           AND p.settled_through < inbox.item_id))""",
                                 (cutoff,)).rowcount
+            con.execute("DELETE FROM inbox_item_shares WHERE item_id NOT IN "
+                        "(SELECT item_id FROM inbox)")
         return Pruned(items=items, responses=responses)
 
 

@@ -124,6 +124,12 @@ class PublicationStore(StoreFile):
         with self._read() as con:
             return {row[0] for row in con.execute("SELECT invoice_id FROM published_invoices")}
 
+    def published_customers(self) -> dict[str, str]:
+        """The customer of every published invoice and credit note, by document id (with
+        customer shards, which shard's run publishes and withdraws it)."""
+        with self._read() as con:
+            return dict(con.execute("SELECT invoice_id, customer_id FROM published_invoices"))
+
     def published_invoice(self, invoice_id: str) -> PublishedInvoice | None:
         """The invoice as last published, or None."""
         with self._read() as con:

@@ -9,7 +9,7 @@ import sqlite3
 
 from pipelines.api import rules
 
-SCHEMA_VERSION = 8      # 2: inbox kinds include custom_invoicing.statement
+SCHEMA_VERSION = 9      # 2: inbox kinds include custom_invoicing.statement
 #                         3: credit note callbacks; published documents carry their type
 #                         4: inbox kinds include custom_invoicing.update_invoice
 #                         5: inbox items name their token's id (a name can be reused)
@@ -17,6 +17,8 @@ SCHEMA_VERSION = 8      # 2: inbox kinds include custom_invoicing.statement
 #                         7: customers and subscriptions put by a CRM, every version kept
 #                         8: erased customers (their pseudonym and salt), so later puts stay
 #                            erased
+#                         9: each customer shard's share of an item about several shards'
+#                            documents (statements, Stripe webhook events)
 
 INBOX_COLUMNS = ("item_id", "kind", "invoice_id", "event_id", "body", "token_name", "token_id",
                  "request_key", "received_at", "status", "reason", "applied_at")
@@ -89,6 +91,22 @@ CREATE TABLE IF NOT EXISTS erased_customers (
 );
 """
 
+# With customer shards (BILLING_SHARDS = N > 1), an item about documents of several shards (a
+# statement) or about a document no one can name before looking (a Stripe webhook event: ours
+# only through a shard's own Stripe mapping) is offered to every shard; each records here what
+# it did with its part, once, and the item is decided when all `shards` shards have recorded.
+SHARE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox_item_shares (
+    item_id     INTEGER NOT NULL,                    -- inbox.item_id
+    shard       INTEGER NOT NULL,                    -- 0 .. shards - 1
+    shards      INTEGER NOT NULL,                    -- BILLING_SHARDS when it was recorded
+    outcome     TEXT NOT NULL CHECK (outcome IN ('applied', 'not_ours', 'rejected')),
+    detail      TEXT,                                -- why not applied
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (item_id, shard, shards)
+);
+"""
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tokens (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -128,7 +146,8 @@ CREATE TABLE IF NOT EXISTS published_invoices (
     {", ".join((*PUBLISHED_DOCUMENT_COLUMNS, *PUBLISHED_TAX_COLUMNS))}
 );
 {CATALOG_SCHEMA}
-{ERASURE_SCHEMA}"""
+{ERASURE_SCHEMA}
+{SHARE_SCHEMA}"""
 
 
 def set_up(con: sqlite3.Connection) -> None:
@@ -188,6 +207,11 @@ def _migrate(con: sqlite3.Connection) -> None:
         if version < 8:
             # 7 -> 8: erased customers
             for statement in ERASURE_SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+        if version < 9:
+            # 8 -> 9: shards' shares of items about several shards' documents
+            for statement in SHARE_SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
         if version < SCHEMA_VERSION:

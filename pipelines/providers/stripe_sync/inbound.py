@@ -211,6 +211,38 @@ def _resolve_invoices(con: duckdb.DuckDBPyConnection,
     return pending, unmapped
 
 
+def webhook_not_ours(con: duckdb.DuckDBPyConnection, event: dict[str, Any], *,
+                     first_shard: bool) -> str | None:
+    """With customer shards, whether a Stripe webhook event is this shard's to record (None) or
+    why not: it is when the shard's own mapping knows the Stripe invoice it names (or the Stripe
+    credit note it is about), or when that object is unmapped but claims one of the shard's
+    documents in flight (it waits here, as on one warehouse). A refund naming no invoice is
+    every shard's (each shard's sync finds the charge's invoice at Stripe and keeps the event
+    only where the mapping knows it, `not_billing` elsewhere); an event about no invoice at all
+    is the first shard's (recorded `not_billing` there, as on one warehouse)."""
+    obj = event_object(event)
+    link = stripe_invoice_of(event)
+    note = obj.get("id") if obj.get("object") == "credit_note" else None
+    if link is None and note is None:
+        if event.get("type") == "charge.refunded" or first_shard:
+            return None
+        return "not about an invoice"
+    if link is not None and mapped_ids(con, "invoice", [link]):
+        return None
+    if note and mapped_ids(con, "credit_note", [note]):
+        return None
+    claims = [("invoice", _invoice_claim(event)),
+              ("credit_note", claim_of("credit_note", obj.get("metadata")) if note else None)]
+    for object_type, claim in claims:
+        if claim and claimed_in_ledger(con, object_type, [claim]).get(claim):
+            return None       # the sync's own object, not mapped yet: it waits here
+    named = next((f"; its metadata names {kind.replace('_', ' ')} {claim}"
+                  for kind, claim in claims if claim), "")
+    what = (f"stripe invoice {link} is not mapped to an invoice" if link
+            else f"stripe credit note {note} is not mapped to a credit note")
+    return f"{what} of ours{named}"
+
+
 def _invoice_claim(event: dict[str, Any]) -> str | None:
     obj = event_object(event)
     return claim_of("invoice", obj.get("metadata")) if obj.get("object") == "invoice" else None
