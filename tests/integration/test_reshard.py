@@ -6,7 +6,6 @@ holds a writer, and an interrupted move leaves the source as it was and can be r
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,32 +17,18 @@ import pytest
 from pipelines import resharding
 from pipelines.sharding import warehouse_paths
 from pipelines.warehouse import warehouse_lock
-from tests.integration.test_shards import CATALOG, CUSTOMERS, TABLES, billing, january, late
-from tests.support.landing import event, write_lines
+from tests.integration.test_shards import (
+    CUSTOMERS,
+    TABLES,
+    billing,
+    golden_setup,
+    late,
+)
+from tests.support.landing import write_lines
 
 PER_SHARD = {**TABLES,
              "raw.ingestion_log": "SELECT file_id, accepted, rejected, conflicts "
                                   "FROM raw.ingestion_log"}
-
-
-def _setup(root: Path, shards: int) -> dict[str, str]:
-    landing, catalog = root / "landing", root / "catalog"
-    landing.mkdir(parents=True)
-    shutil.copytree(Path(__file__).resolve().parents[2] / "catalog", catalog)
-    (catalog / "customers.yaml").write_text(CATALOG)
-    lines: list[object] = []
-    for index, (customer, _) in enumerate(CUSTOMERS):
-        lines += january(customer, index)
-    lines += ["{not json", {"event_id": "no_customer", "event_name": "api.request",
-                            "timestamp": "2026-01-03T00:00:00Z"},
-              event("stranger_1", customer="nobody_999", ts="2026-01-04T00:00:00Z"),
-              event("acme_corp_001_api_1", customer="acme_corp_001", ts="2026-01-02T01:00:00Z")]
-    write_lines(landing / "january.jsonl", lines)
-    env = {**os.environ, "BILLING_SHARDS": str(shards),
-           "BILLING_WAREHOUSE": str(root / "warehouse.duckdb"), "BILLING_LANDING": str(landing),
-           "BILLING_CATALOG": str(catalog), "BILLING_NOW": "2026-02-03T00:00:00Z"}
-    env.pop("DAGSTER_HOME", None)
-    return env
 
 
 def _first_half(env: dict[str, str]) -> None:
@@ -75,11 +60,11 @@ def _shard_tables(root: Path, shards: int) -> list[dict[str, list[tuple]]]:
 
 def test_reshard_one_to_four_equals_four_shards_from_the_start(tmp_path):
     four_root, moved_root = tmp_path / "four", tmp_path / "moved"
-    four = _setup(four_root, 4)
+    four = golden_setup(four_root, 4)
     _first_half(four)
     four_before = _shard_tables(four_root, 4)
 
-    moved = _setup(moved_root, 1)
+    moved = golden_setup(moved_root, 1)
     _first_half(moved)
     source = moved_root / "warehouse.duckdb"
     source_bytes = source.read_bytes()
@@ -132,7 +117,7 @@ def test_reshard_one_to_four_equals_four_shards_from_the_start(tmp_path):
 
 
 def test_an_interrupted_reshard_leaves_the_source_and_runs_again(tmp_path, monkeypatch):
-    env = _setup(tmp_path, 1)
+    env = golden_setup(tmp_path, 1)
     billing(env, "ingest")
     source = tmp_path / "warehouse.duckdb"
     before = source.read_bytes()

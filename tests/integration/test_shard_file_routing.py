@@ -14,8 +14,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from pipelines.ingestion.routing import (
     with_identity,
 )
 from pipelines.sharding import connect_finance_reader, shard_of
+from tests.integration.test_shards import billing
 from tests.support.landing import event, write_lines
 from tests.support.object_store import s3_landing, s3_server
 
@@ -86,13 +85,6 @@ def environment(root: Path, shards: int) -> dict[str, str]:
     env.pop("DAGSTER_HOME", None)
     env.pop("BILLING_ROUTING", None)
     return env
-
-
-def billing(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def tables(root: Path, shards: int) -> dict[str, list[tuple]]:

@@ -62,8 +62,9 @@ def billing(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def golden_month(root: Path, shards: int) -> dict[str, list[tuple]]:
-    """The month run through `billing` with `shards` shards; every table, sorted."""
+def golden_setup(root: Path, shards: int) -> dict[str, str]:
+    """The golden month's catalog and January file in `root`, and the environment `billing`
+    runs them with `shards` shards in (the clock at 2026-02-03)."""
     landing, catalog = root / "landing", root / "catalog"
     landing.mkdir(parents=True)
     shutil.copytree(Path(__file__).resolve().parents[2] / "catalog", catalog)
@@ -80,6 +81,13 @@ def golden_month(root: Path, shards: int) -> dict[str, list[tuple]]:
            "BILLING_WAREHOUSE": str(root / "warehouse.duckdb"), "BILLING_LANDING": str(landing),
            "BILLING_CATALOG": str(catalog), "BILLING_NOW": "2026-02-03T00:00:00Z"}
     env.pop("DAGSTER_HOME", None)
+    return env
+
+
+def golden_month(root: Path, shards: int) -> dict[str, list[tuple]]:
+    """The month run through `billing` with `shards` shards; every table, sorted."""
+    env = golden_setup(root, shards)
+    landing = root / "landing"
     billing(env, "ingest")
     billing(env, "run", "--month", "2026-02")
     late_lines: list[object] = []
