@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -178,26 +179,41 @@ def test_a_file_routed_by_another_worker_is_ingested_by_every_shard(tmp_path):
     assert part_sets(routing) == []
 
 
-def _route_in_worker(landing: str, routing: str, barrier) -> int:
-    """A worker process's routing pass over the landing zone: how many files it routed."""
-    barrier.wait()
+def _route_in_worker(landing: str, routing: str, gate: str, number: int) -> None:
+    """A worker process's routing pass over the landing zone; writes how many files it routed.
+    Both workers start routing together: each says it is ready and waits (at most a minute)
+    for the other, so their passes overlap."""
+    Path(gate, f"ready-{number}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path(gate).glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     files = landed_files(landing)
     done = route_landed_files(files, 0, SHARDS, LoggedFiles(set(), set()), root=Path(routing))
-    assert not done.failed
-    return done.routed_here
+    assert not done.failed, done.failed
+    Path(gate, f"routed-{number}").write_text(str(done.routed_here))
 
 
 def test_two_workers_routing_the_same_files_make_one_complete_part_set_each(tmp_path):
-    landing, routing = tmp_path / "landing", tmp_path / "routing"
+    landing, routing, gate = tmp_path / "landing", tmp_path / "routing", tmp_path / "gate"
     landing.mkdir()
+    gate.mkdir()
     physical = land(landing)
     for copy in range(3):      # more files, each big enough for the workers to overlap
         write_lines(landing / f"big{copy}.jsonl",
                     [event(f"b{copy}_{i}", customer=CUSTOMERS[i % 6]) for i in range(40_000)])
     context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(2)
-    with context.Pool(2) as pool:
-        routed = pool.starmap(_route_in_worker, [(str(landing), str(routing), barrier)] * 2)
+    # two plain processes (no pool, no manager): one that dies fails the test, never hangs it
+    workers = [context.Process(target=_route_in_worker,
+                               args=(str(landing), str(routing), str(gate), number))
+               for number in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+        if worker.is_alive():
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    routed = [int((gate / f"routed-{number}").read_text()) for number in range(2)]
     # every file routed by exactly one of the two
     assert sum(routed) == 6
     sets = part_sets(routing)
