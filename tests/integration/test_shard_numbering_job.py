@@ -14,8 +14,7 @@ import sys
 
 import dagster as dg
 
-from tests.integration.test_reshard import _setup
-from tests.integration.test_shards import billing
+from tests.integration.test_shards import billing, golden_setup
 from tests.support.environment import REPO
 
 SCRIPT = """
@@ -61,7 +60,7 @@ print(json.dumps({"before": before, "after": after, "requests": requests,
 
 
 def test_the_numbering_job_after_any_shard_run_numbers_gap_free_and_once(tmp_path):
-    env = _setup(tmp_path, 2)
+    env = golden_setup(tmp_path, 2)
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
