@@ -713,8 +713,11 @@ def test_module_entry_point_serves_until_stopped():
         line = proc.stdout.readline()
         base = line.split("listening on ")[1].split()[0]
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        assert httpx.get(f"{base}/v1/customers", headers=headers).status_code == 429
-        assert httpx.get(f"{base}/v1/customers", headers=headers).status_code == 200
+        # a generous timeout: a loaded CI machine may be slow to answer the first request
+        assert httpx.get(f"{base}/v1/customers", headers=headers,
+                         timeout=60).status_code == 429
+        assert httpx.get(f"{base}/v1/customers", headers=headers,
+                         timeout=60).status_code == 200
     finally:
         proc.terminate()
         proc.wait(timeout=10)
