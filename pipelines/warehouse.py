@@ -93,7 +93,7 @@ def _drops(con: duckdb.DuckDBPyConnection, tables: Sequence[str],
             + [partial(con.execute, f"DROP TABLE IF EXISTS {table}") for table in tables])
 
 
-def _configure(con: duckdb.DuckDBPyConnection) -> None:
+def configure_session(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET memory_limit = '2GB'")
 
@@ -131,7 +131,7 @@ def connect_writer(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     with warehouse_lock(path, exclusive=True):
         con = duckdb.connect(path)
         try:
-            _configure(con)
+            configure_session(con)
             for schema_file in SCHEMA_FILES:
                 con.execute(sql(schema_file))
             _rename_v1_columns(con)
@@ -185,7 +185,7 @@ def connect_reader(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     with warehouse_lock(path, exclusive=False):
         con = duckdb.connect(path, read_only=True)
         try:
-            _configure(con)
+            configure_session(con)
             yield con
         finally:
             con.close()

@@ -53,7 +53,7 @@ from pipelines.ingestion.load import (
     unchanged_stamps,
 )
 from pipelines.sharding import shard_of_sql
-from pipelines.warehouse import _configure, run_sql, sql
+from pipelines.warehouse import configure_session, run_sql, sql
 
 MANIFEST = "manifest.json"
 # parts are read once, locally, then removed: written uncompressed, a quarter faster than snappy
@@ -231,7 +231,7 @@ def _write_part_set(landed: LandedFile, shards: int, folder: Path) -> None:
     staged, relation, normalizer = NORMALIZERS[landed.format]
     con = duckdb.connect()
     try:
-        _configure(con)      # the warehouse's settings: values are cast to text alike
+        configure_session(con)      # the warehouse's settings: values are cast to text alike
         con.execute(f"SET temp_directory = {_literal(str(folder / 'spill'))}")
         run_sql(con, "staging/json_macros")
         STAGERS[landed.format](con, landed.readable_path)
